@@ -1,0 +1,5 @@
+"""Compression methods as Lightning callbacks."""
+
+from lightning_compress.callbacks.pruning import GradualMagnitudePruning
+
+__all__ = ["GradualMagnitudePruning"]
