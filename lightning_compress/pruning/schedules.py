@@ -27,9 +27,11 @@ def cubic_sparsity(event: int, n_events: int, initial_sparsity: float, final_spa
         >>> cubic_sparsity(0, 4, 0.0, 0.8), cubic_sparsity(4, 4, 0.0, 0.8)
         (0.0, 0.8)
     """
-    if n_events == 0:
+    if n_events == 0 or event >= n_events:
         return final_sparsity
-    fraction = min(max(event / n_events, 0.0), 1.0)
+    if event <= 0:
+        return initial_sparsity
+    fraction = event / n_events
     return final_sparsity + (initial_sparsity - final_sparsity) * (1.0 - fraction) ** 3
 
 
