@@ -1,0 +1,194 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from pytorch_lightning import Callback, Trainer, seed_everything
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from lightning_compress.callbacks import GradualMagnitudePruning
+from lightning_compress.pruning import sparsity_report
+from tests.tiny import UserModule, loader
+
+
+def make_trainer(callbacks, max_epochs=3, **kwargs):
+    kwargs.setdefault("logger", False)
+    kwargs.setdefault("enable_checkpointing", False)
+    return Trainer(
+        max_epochs=max_epochs,
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+        **kwargs,
+    )
+
+
+class PrunedStayZero(Callback):
+    """Checks after every optimizer step that every masked weight and its grad are exactly zero."""
+
+    def __init__(self, pruning):
+        self.pruning, self.checked = pruning, 0
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        params = dict(pl_module.named_parameters())
+        for name, mask in self.pruning.masks.items():
+            assert not params[name].grad[~mask].any()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        params = dict(pl_module.named_parameters())
+        for name, mask in self.pruning.masks.items():
+            assert not params[name][~mask].any(), name
+            self.checked += 1
+
+
+def test_reaches_final_sparsity_and_keeps_pruned_weights_zero_under_adamw():
+    seed_everything(0)
+    module = UserModule(weight_decay=0.1)
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    pruning = GradualMagnitudePruning(final_sparsity=0.9, start=0.1, end=0.6, frequency=2)
+    probe = PrunedStayZero(pruning)
+    make_trainer([pruning, probe]).fit(module, loader(), loader(16))
+
+    report = sparsity_report(module, pruning.target_names)
+    assert report["prunable"] == pytest.approx(0.9, abs=1e-3)
+    assert pruning.sparsity == pytest.approx(0.9, abs=1e-3)
+    assert probe.checked > 0
+    for name, value in report["layers"].items():  # layer-wise: every matrix at 0.9 up to one element
+        assert abs(value - 0.9) * before[name].numel() <= 0.5
+    # embeddings, LayerNorm, biases, pooler and head are trained but never masked
+    params = dict(module.named_parameters())
+    for name in set(params) - set(pruning.target_names):
+        assert int((params[name] == 0).sum()) <= int((before[name] == 0).sum()), name
+
+
+def test_global_scope_reaches_pooled_sparsity_with_uneven_layers():
+    seed_everything(0)
+    module = UserModule()
+    pruning = GradualMagnitudePruning(final_sparsity=0.8, scope="global", schedule="one_shot", start=4)
+    make_trainer([pruning], max_epochs=1).fit(module, loader())
+    report = sparsity_report(module, pruning.target_names)
+    assert report["prunable"] == pytest.approx(0.8, abs=1e-4)
+    assert len({round(v, 3) for v in report["layers"].values()}) > 1
+
+
+def test_schedule_counts_optimizer_steps_under_gradient_accumulation():
+    seed_everything(0)
+    module = UserModule()
+    pruning = GradualMagnitudePruning(final_sparsity=0.5, schedule="iterative", step_fraction=0.5, frequency=2, start=0, end=1.0)
+    make_trainer([pruning], max_epochs=2, accumulate_grad_batches=2).fit(module, loader(64, batch_size=4))
+    # 16 batches / epoch, 2 epochs, 2 batches per step: 16 optimizer steps; events at steps 2 (0.5 reached)
+    assert [e.step for e in pruning.events] == [2]
+    assert pruning.sparsity == pytest.approx(0.5, abs=1e-3)
+
+
+def test_epoch_frequency_prunes_at_epoch_boundaries_after_validation():
+    seed_everything(0)
+    module = UserModule()
+    pruning = GradualMagnitudePruning(final_sparsity=0.5, schedule="iterative", step_fraction=0.3, frequency="epoch", start=0, end=1.0)
+    make_trainer([pruning], max_epochs=3).fit(module, loader(), loader(16))
+    assert [e.step for e in pruning.events] == [8, 16]  # 8 steps per epoch; events at the start of epochs 2 and 3
+    assert pruning.events[0].sparsity == pytest.approx(0.3)
+    assert "val/loss" in pruning.metrics_before_pruning
+
+
+def _fit_with_checkpoints(tmp_path, ckpt_path=None, max_epochs=4):
+    seed_everything(0)
+    module = UserModule(dropout=0.0)
+    pruning = GradualMagnitudePruning(final_sparsity=0.8, start=0.1, end=0.8, frequency=3)
+    checkpoints = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1, filename="{epoch}")
+    trainer = make_trainer([pruning, checkpoints], max_epochs=max_epochs, enable_checkpointing=True)
+    trainer.fit(module, loader(), ckpt_path=ckpt_path)
+    return module, pruning
+
+
+@pytest.mark.parametrize("resume_epoch", [0, 1, 2])
+def test_resume_from_any_epoch_checkpoint_is_exact(tmp_path, resume_epoch):
+    full_module, full_pruning = _fit_with_checkpoints(tmp_path / "full")
+    resumed_module, resumed_pruning = _fit_with_checkpoints(
+        tmp_path / "resumed", ckpt_path=tmp_path / "full" / f"epoch={resume_epoch}.ckpt"
+    )
+    assert resumed_pruning.last_event_step == full_pruning.last_event_step
+    for name, mask in full_pruning.masks.items():
+        assert torch.equal(resumed_pruning.masks[name], mask)
+    for (name, a), (_, b) in zip(full_module.named_parameters(), resumed_module.named_parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_warns_once_when_the_users_model_trains_in_eval_mode():
+    seed_everything(0)
+    module = UserModule(train_mode=False)
+    with pytest.warns(UserWarning, match="dropout module\\(s\\) of the model being trained are in eval mode"):
+        make_trainer([GradualMagnitudePruning(final_sparsity=0.5)], max_epochs=1).fit(module, loader())
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"final_sparsity": 1.0}, ValueError, r"final_sparsity=1.0\)` is invalid: expected a float in \[0, 1\)"),
+        ({"final_sparsity": -0.1}, ValueError, r"final_sparsity=-0.1\)` is invalid"),
+        ({"final_sparsity": "0.5"}, TypeError, r"final_sparsity='0.5'\)` is invalid"),
+        ({"initial_sparsity": 0.6, "final_sparsity": 0.5}, ValueError, "initial_sparsity must not exceed"),
+        ({"criterion": "magnitud"}, ValueError, r"criterion='magnitud'\)` is invalid: expected one of"),
+        ({"schedule": "linear"}, ValueError, r"schedule='linear'\)` is invalid"),
+        ({"scope": "row"}, ValueError, r"scope='row'\)` is invalid"),
+        ({"start": 1.5}, ValueError, "must lie in \\[0, 1\\]; use an int for an absolute optimizer step"),
+        ({"start": 0.8, "end": 0.2}, ValueError, "end must not come before start"),
+        ({"frequency": 0}, ValueError, r"frequency=0\)` is invalid: expected an int > 0 or 'epoch'"),
+        ({"step_fraction": 1.0}, ValueError, r"step_fraction=1.0\)` is invalid"),
+        ({"targets": ["("]}, ValueError, "not a valid regular expression"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        GradualMagnitudePruning(**kwargs)
+
+
+def test_target_pattern_matching_nothing_fails_at_setup():
+    pruning = GradualMagnitudePruning(targets=["decoder\\.weight"])
+    with pytest.raises(ValueError, match=r"`targets` pattern 'decoder.*' matched no parameter; first parameter names are"):
+        make_trainer([pruning], max_epochs=1).fit(UserModule(), loader())
+
+
+def test_unbounded_run_is_rejected():
+    pruning = GradualMagnitudePruning()
+    trainer = make_trainer([pruning], max_epochs=-1, max_steps=-1)
+    with pytest.raises(ValueError, match="needs a bounded run"):
+        trainer.fit(UserModule(), loader())
+
+
+DDP_SCRIPT = """
+import sys, torch
+from pytorch_lightning import Trainer, seed_everything
+from lightning_compress.callbacks import GradualMagnitudePruning
+from tests.tiny import UserModule, loader
+
+out = sys.argv[1]
+seed_everything(0)
+module = UserModule()
+pruning = GradualMagnitudePruning(final_sparsity=0.7, start=0.0, end=0.7, frequency=2, scope="global")
+trainer = Trainer(strategy="ddp", accelerator="cpu", devices=2, max_epochs=2, callbacks=[pruning], logger=False,
+                  enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+trainer.fit(module, loader(64, batch_size=4))
+torch.save({"masks": pruning.masks, "weights": module.state_dict()}, f"{out}/rank{trainer.global_rank}.pt")
+"""
+
+
+def test_ddp_two_processes_have_identical_masks_and_weights(tmp_path):
+    script = tmp_path / "ddp_pruning.py"
+    script.write_text(DDP_SCRIPT)
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], cwd=root, capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(root)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert rank0["masks"].keys() == rank1["masks"].keys() and rank0["masks"]
+    for name in rank0["masks"]:
+        assert torch.equal(rank0["masks"][name], rank1["masks"][name])
+    for name in rank0["weights"]:
+        assert torch.equal(rank0["weights"][name], rank1["weights"][name]), name
+    sparsity = 1 - sum(int(m.sum()) for m in rank0["masks"].values()) / sum(m.numel() for m in rank0["masks"].values())
+    assert sparsity == pytest.approx(0.7, abs=1e-4)
