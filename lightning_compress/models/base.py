@@ -152,6 +152,19 @@ class TransformerTaskModule(pl.LightningModule):
         task_spec = task_spec_to_dict(spec)  # type: ignore[assignment]
         self.save_hyperparameters()
 
+        # Metrics first: a task naming an unknown metric fails before the model is loaded.
+        #: Stage -> one MetricCollection per evaluation set (index = dataloader_idx).
+        try:
+            self.eval_metrics = nn.ModuleDict({stage: build_metric_collections(spec) for stage in EVAL_STAGES})
+        except ValueError as error:
+            raise ValueError(_invalid(owner, "task_spec", spec, f"metrics that apply to the task ({error})")) from None
+        #: Stage -> mean loss per evaluation set.
+        self.eval_losses = nn.ModuleDict(
+            {stage: nn.ModuleList(MeanMetric() for _ in spec.eval_names) for stage in EVAL_STAGES}
+        )
+        #: Stage -> mean loss over all evaluation sets (logged as ``<stage>/loss``).
+        self.eval_total_loss = nn.ModuleDict({stage: MeanMetric() for stage in EVAL_STAGES})
+
         #: The Hugging Face model with its head; parameter names start with ``model.``.
         self.model = self.auto_model_class.from_pretrained(
             resolve_pretrained(pretrained), **self.model_kwargs(spec, classifier_dropout)
@@ -161,15 +174,6 @@ class TransformerTaskModule(pl.LightningModule):
         # in `on_fit_start`, in case the module was switched to eval in between).
         self.model.train()
         self._model_input_names = self._forward_argument_names(self.model)
-
-        #: Stage -> one MetricCollection per evaluation set (index = dataloader_idx).
-        self.eval_metrics = nn.ModuleDict({stage: build_metric_collections(spec) for stage in EVAL_STAGES})
-        #: Stage -> mean loss per evaluation set.
-        self.eval_losses = nn.ModuleDict(
-            {stage: nn.ModuleList(MeanMetric() for _ in spec.eval_names) for stage in EVAL_STAGES}
-        )
-        #: Stage -> mean loss over all evaluation sets (logged as ``<stage>/loss``).
-        self.eval_total_loss = nn.ModuleDict({stage: MeanMetric() for stage in EVAL_STAGES})
 
     # ------------------------------------------------------------------ task and model construction
 
