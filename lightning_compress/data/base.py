@@ -128,6 +128,13 @@ class TokenizedDataModule(pl.LightningDataModule):
         return DataCollatorWithPadding(self.hf_tokenizer)
 
     # ----------------------------------------------------------------- setup
+    def prepare_data(self) -> None:
+        """Runs on one process per node before :meth:`setup`: downloads (hub) and fills the tokenization cache, so
+        that ``setup`` on the other ranks only loads files. Builds what the running trainer stage needs."""
+        trainer = self.trainer
+        stage = trainer.state.fn.value if trainer is not None and trainer.state.fn is not None else None
+        self.setup(stage)
+
     def setup(self, stage: str | None = None) -> None:
         """Read and tokenize what ``stage`` needs (``fit``: train + validation; ``validate``; ``test``)."""
         if stage in (None, "fit") and self.train_dataset is None:
@@ -143,7 +150,10 @@ class TokenizedDataModule(pl.LightningDataModule):
         names = self.task_spec.eval_names
         if len(sets) != len(names):
             raise RuntimeError(f"{type(self).__name__}.eval_examples returned {len(sets)} sets for eval_names {names}")
-        return [self._dataset(first_n(e, self.max_eval_samples), f"{split} {n}".strip()) for e, n in zip(sets, names)]
+        return [
+            self._dataset(first_n(examples, self.max_eval_samples), f"{split} {name}".strip())
+            for examples, name in zip(sets, names, strict=True)
+        ]
 
     def _dataset(self, examples: Examples, tag: str) -> TokenizedDataset:
         """Tokenized dataset for ``examples``, from memory, the disk cache, or by tokenizing (then cached)."""

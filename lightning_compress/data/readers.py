@@ -44,7 +44,7 @@ class TsvTable:
             position = self.header.index(column)
         else:
             position = column
-        for row, line in zip(self.rows, self.lines):
+        for row, line in zip(self.rows, self.lines, strict=True):
             if len(row) <= position:
                 raise ValueError(
                     f"'{self.path}', line {line}: {len(row)} tab-separated fields, expected at least {position + 1} "
@@ -82,7 +82,7 @@ def parse_labels(
     """Map raw label strings to ids (their position in ``label_values``), or to floats when it is ``None``."""
     if label_values is None:
         values: list[float] = []
-        for text, line in zip(raw, lines):
+        for text, line in zip(raw, lines, strict=True):
             try:
                 values.append(float(text))
             except ValueError:
@@ -90,7 +90,7 @@ def parse_labels(
         return values
     ids = {value: i for i, value in enumerate(label_values)}
     out: list[int] = []
-    for text, line in zip(raw, lines):
+    for text, line in zip(raw, lines, strict=True):
         label = ids.get(text.strip())
         if label is None:
             raise ValueError(f"'{path}', line {line}: label {text!r} is not one of {list(label_values)}")
