@@ -13,11 +13,12 @@ from typing import TypeVar
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from lightning_compress.data.checks import check_int, check_path, check_str
 from lightning_compress.data.examples import Examples, first_n, seeded_subset
+from lightning_compress.data.sampling import EpochSeededRandomSampler
 from lightning_compress.data.tokenized import (
     TokenizedDataset,
     cache_key,
@@ -172,10 +173,9 @@ class TokenizedDataModule(pl.LightningDataModule):
 
     # ----------------------------------------------------------------- dataloaders
     def train_dataloader(self) -> DataLoader:
-        """Shuffled with a generator seeded by ``seed``: the same order sequence in every run."""
+        """Shuffled by an :class:`EpochSeededRandomSampler`: each epoch's order depends only on (``seed``, epoch)."""
         dataset = self._ready(self.train_dataset, "fit")
-        generator = torch.Generator().manual_seed(self.seed)
-        return self._loader(dataset, self.batch_size, shuffle=True, generator=generator)
+        return self._loader(dataset, self.batch_size, sampler=EpochSeededRandomSampler(dataset, seed=self.seed))
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         """One loader per ``task_spec.eval_names`` entry (a single loader when there is one)."""
@@ -186,17 +186,14 @@ class TokenizedDataModule(pl.LightningDataModule):
         return self._eval_loaders(self._ready(self.test_datasets, "test"))
 
     def _eval_loaders(self, datasets: list[TokenizedDataset]) -> DataLoader | list[DataLoader]:
-        loaders = [self._loader(d, self.eval_batch_size, shuffle=False) for d in datasets]
+        loaders = [self._loader(d, self.eval_batch_size) for d in datasets]
         return loaders[0] if len(loaders) == 1 else loaders
 
-    def _loader(
-        self, dataset: TokenizedDataset, batch_size: int, shuffle: bool, generator: torch.Generator | None = None
-    ) -> DataLoader:
+    def _loader(self, dataset: TokenizedDataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
-            generator=generator,
+            sampler=sampler,
             collate_fn=self.collator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

@@ -1,0 +1,40 @@
+# The two set-up commands of the README. Both create .venv when it is missing and install the package.
+#   make quickstart   a real compression run (MiniLM-L6 pruned to 50 % on BBC News, CPU, a few minutes)
+#   make test         the test suite (what CI runs)
+# TORCH pins a CPU build so a CPU machine never pulls a multi-GB CUDA wheel; on a platform whose default
+# torch wheel is a CUDA build, add the CPU index: make quickstart PIP_TORCH_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+PIP_TORCH_ARGS ?=
+BIN := $(VENV)/bin
+SHARED_DATA := $(abspath ../shared/data)
+export LIGHTNING_COMPRESS_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: quickstart test test-slow benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install $(PIP_TORCH_ARGS) "$(TORCH)"
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $@
+
+quickstart: $(VENV)/.installed
+	$(BIN)/lightning-compress fit --config configs/quickstart.yaml
+
+test: $(VENV)/.installed
+	$(BIN)/pytest
+
+test-slow: $(VENV)/.installed
+	$(BIN)/pytest -m slow
+
+benchmark: $(VENV)/.installed
+	$(BIN)/python benchmarks/step_overhead.py
+
+clean:
+	rm -rf $(VENV) runs lightning_logs .pytest_cache

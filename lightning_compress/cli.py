@@ -1,0 +1,91 @@
+"""The ``lightning-compress`` command.
+
+* ``lightning-compress fit|validate|test --config CONFIG.yaml`` — LightningCLI: model, data, trainer and
+  callbacks (``class_path``/``init_args``) declared in YAML. After ``fit`` with a pruning callback, the model
+  is exported compressed to ``<log_dir>/compressed`` and a summary table is printed.
+* ``lightning-compress export CHECKPOINT OUTDIR`` — compressed export of a Lightning checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from pytorch_lightning import LightningDataModule, LightningModule
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+from lightning_compress.data.base import TokenizedDataModule
+from lightning_compress.models.base import TransformerTaskModule
+from lightning_compress.reporting.summary import print_fit_summary, summarize_fit
+
+
+class CompressCLI(LightningCLI):
+    """LightningCLI with the model's ``pretrained`` feeding the tokenizer and the data's task feeding the model."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("model.init_args.pretrained", "data.init_args.tokenizer", apply_on="parse")
+        parser.link_arguments("data", "model.init_args.task_spec", compute_fn=_task_spec_dict, apply_on="instantiate")
+        parser.add_argument(
+            "--export_dir",
+            type=str | None,
+            default=None,
+            help="Where `fit` writes the compressed model (default: <log_dir>/compressed; 'none' to skip).",
+        )
+
+    def after_fit(self) -> None:
+        export_dir = self.config.get(self.subcommand, {}).get("export_dir")
+        if export_dir is None:
+            export_dir = str(Path(self.trainer.log_dir or ".") / "compressed")
+        if export_dir.lower() == "none":
+            export_dir = None
+        if self.trainer.is_global_zero:
+            summary = summarize_fit(self.trainer, self.model, export_dir)
+            if summary is not None:
+                print_fit_summary(summary)
+
+
+def _task_spec_dict(datamodule: LightningDataModule) -> dict:
+    return asdict(datamodule.task_spec)
+
+
+def export_main(argv: list[str]) -> None:
+    """``lightning-compress export CHECKPOINT OUTDIR``: write a compressed Hugging Face folder."""
+    from lightning_compress.export import save_compressed
+
+    parser = argparse.ArgumentParser(prog="lightning-compress export", description=export_main.__doc__)
+    parser.add_argument("checkpoint", type=Path, help="Lightning checkpoint (.ckpt) written by `lightning-compress fit`.")
+    parser.add_argument("outdir", type=Path, help="Output folder.")
+    parser.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="Storage dtype of the values.")
+    args = parser.parse_args(argv)
+    if not args.checkpoint.is_file():
+        parser.error(f"checkpoint {args.checkpoint} does not exist")
+    module = LightningModule.load_from_checkpoint(args.checkpoint, map_location="cpu", weights_only=False)
+    if not hasattr(getattr(module, "model", None), "config"):
+        parser.error(f"{type(module).__name__} keeps no Hugging Face model at `.model`; use `save_compressed` from Python.")
+    summary = save_compressed(module.model, args.outdir, dtype=args.dtype)
+    print(
+        f"wrote {summary.path} ({summary.compressed_bytes / 2**20:.1f} MiB, {summary.ratio:.3f}x the dense fp32 "
+        f"safetensors; prunable weights {summary.prunable_ratio:.3f}x)"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``lightning-compress``; ``argv`` defaults to the command line."""
+    command = sys.argv[1:] if argv is None else argv
+    if command and command[0] == "export":
+        export_main(command[1:])
+        return
+    CompressCLI(
+        TransformerTaskModule,
+        TokenizedDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=argv,
+        save_config_kwargs={"overwrite": True},
+    )
+
+
+if __name__ == "__main__":
+    main()

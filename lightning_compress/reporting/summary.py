@@ -1,0 +1,87 @@
+"""End-of-run summary of a compression run: metric before/after pruning, sparsity, exported size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytorch_lightning import LightningModule, Trainer
+from rich.console import Console
+from rich.table import Table
+
+from lightning_compress.callbacks.pruning import GradualMagnitudePruning
+from lightning_compress.export import ExportSummary, save_compressed
+from lightning_compress.pruning.masks import sparsity_report
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    """What a pruning run achieved, measured at the end of ``Trainer.fit``."""
+
+    metric: str
+    dense_metric: float | None
+    pruned_metric: float | None
+    prunable_sparsity: float
+    model_sparsity: float
+    export: ExportSummary | None
+
+
+def _main_metric(pl_module: LightningModule, trainer: Trainer) -> str:
+    spec = getattr(pl_module, "task_spec", None)
+    if spec is not None:
+        return spec.main_metric
+    return "val/loss" if "val/loss" in trainer.callback_metrics else next(iter(trainer.callback_metrics), "val/loss")
+
+
+def summarize_fit(trainer: Trainer, pl_module: LightningModule, export_dir: str | Path | None = None) -> FitSummary | None:
+    """Summarize the :class:`GradualMagnitudePruning` run of ``trainer`` (``None`` if it has none).
+
+    The dense metric is the last validation before the first pruning event (the dense fine-tuned model);
+    the pruned metric is the last validation of the run. With ``export_dir``, the model is exported with
+    :func:`~lightning_compress.export.save_compressed` and the measured sizes are included.
+    """
+    pruning = next((cb for cb in trainer.callbacks if isinstance(cb, GradualMagnitudePruning)), None)
+    if pruning is None:
+        return None
+    metric = _main_metric(pl_module, trainer)
+    final = trainer.callback_metrics.get(metric)
+    report = sparsity_report(pl_module, pruning.target_names)
+    export = None
+    hf_model = getattr(pl_module, "model", None)  # the project's modules keep the HF model at `.model`
+    if export_dir is not None and hasattr(hf_model, "config"):
+        prunable = [name.removeprefix("model.") for name in pruning.target_names]
+        tokenizer = getattr(trainer.datamodule, "hf_tokenizer", None)
+        export = save_compressed(hf_model, export_dir, tokenizer=tokenizer, prunable=prunable)
+    return FitSummary(
+        metric=metric,
+        dense_metric=pruning.metrics_before_pruning.get(metric),
+        pruned_metric=None if final is None else float(final),
+        prunable_sparsity=report["prunable"],
+        model_sparsity=report["model"],
+        export=export,
+    )
+
+
+def print_fit_summary(summary: FitSummary, console: Console | None = None) -> None:
+    """Print ``summary`` as a table."""
+    console = console or Console()
+    table = Table(title="lightning_compress: pruning summary")
+    table.add_column("quantity", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    table.add_row(f"dense {summary.metric} (before pruning)", fmt(summary.dense_metric))
+    table.add_row(f"pruned {summary.metric} (end of run)", fmt(summary.pruned_metric))
+    table.add_row("sparsity of prunable weights", f"{summary.prunable_sparsity:.4f}")
+    table.add_row("sparsity of the whole model", f"{summary.model_sparsity:.4f}")
+    if summary.export is not None:
+        mib = 2**20
+        export = summary.export
+        table.add_row("dense fp32 safetensors", f"{export.dense_bytes / mib:.1f} MiB")
+        table.add_row("compressed export", f"{export.compressed_bytes / mib:.1f} MiB ({export.ratio:.3f}x dense)")
+        table.add_row("prunable weights: compressed / dense", f"{export.prunable_ratio:.3f}x")
+    console.print(table)
+    if summary.export is not None:
+        console.print(f"compressed model: {summary.export.path.parent}")
