@@ -44,6 +44,10 @@ ZERO_SHOT_EXCLUDED = "en"
 _CONTRACT_MODEL_KEYS = frozenset({"input_ids", "attention_mask", "token_type_ids", "labels"})
 
 
+#: Checkpoint key of the random state saved by :class:`TransformerTaskModule`.
+RNG_STATE_KEY = "lightning_compress_rng_state"
+
+
 def task_spec_to_dict(spec: TaskSpec) -> dict[str, Any]:
     """Plain-dict form of ``spec`` (tuples as lists), safe for YAML and ``torch.load(weights_only=True)``."""
     return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(spec).items()}
@@ -274,10 +278,26 @@ class TransformerTaskModule(pl.LightningModule):
         self._log_evaluation("test")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep ``task_spec`` a plain dict in checkpoints, even if a subclass saved the dataclass as hparam."""
+        """Keep ``task_spec`` a plain dict in checkpoints and save the CPU random state.
+
+        Lightning checkpoints do not hold the global RNG state, so a resumed run would draw different dropout
+        masks than the uninterrupted one; restoring it in :meth:`on_load_checkpoint` makes resume exact.
+        """
         hparams = checkpoint.get(self.CHECKPOINT_HYPER_PARAMS_KEY)
         if isinstance(hparams, dict) and isinstance(hparams.get("task_spec"), TaskSpec):
             hparams["task_spec"] = task_spec_to_dict(hparams["task_spec"])
+        checkpoint[RNG_STATE_KEY] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            checkpoint[RNG_STATE_KEY]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the random state saved by :meth:`on_save_checkpoint` (absent in older checkpoints)."""
+        state = checkpoint.get(RNG_STATE_KEY)
+        if state is None:
+            return
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
     def on_fit_start(self) -> None:
         """Make sure every submodule (dropout included) trains in train mode; see ``__init__``."""
