@@ -66,16 +66,32 @@ def run(variant: str, datamodule: TextFolderDataModule, steps: int) -> list[floa
     module = SequenceClassificationModule(task_spec=datamodule.task_spec, lr=5e-5)
     timer = StepTimer()
     trainer = Trainer(
-        max_steps=steps + 2, callbacks=[timer, *build(variant, module)], logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, accelerator="cpu",
+        max_steps=steps + 2,
+        callbacks=[timer, *build(variant, module)],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        accelerator="cpu",
     )
     trainer.fit(module, datamodule)
     return timer.step_times(skip=2)  # drop the first step (warm-up) and the pruning event at step 0
 
 
 def peak_rss_mib(variant: str, args: argparse.Namespace) -> float:
-    command = [sys.executable, __file__, "--child", variant, "--steps", str(args.steps), "--batch-size",
-               str(args.batch_size), "--max-seq-length", str(args.max_seq_length)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        variant,
+        "--steps",
+        str(args.steps),
+        "--batch-size",
+        str(args.batch_size),
+        "--max-seq-length",
+        str(args.max_seq_length),
+    ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     return json.loads(output)["peak_rss_mib"]
 
@@ -101,12 +117,17 @@ def main() -> None:
             times[variant] += run(variant, datamodule, args.steps)
     median = {variant: statistics.median(values) for variant, values in times.items()}
     memory = {variant: peak_rss_mib(variant, args) for variant in VARIANTS}
-    print(f"\nMiniLM-L6, BBC News, batch {args.batch_size} x {args.max_seq_length} tokens, {torch.get_num_threads()} CPU threads, "
-          f"{args.rounds} rounds x {args.steps} steps per variant, masks at 50 % sparsity")
+    print(
+        f"\nMiniLM-L6, BBC News, batch {args.batch_size} x {args.max_seq_length} tokens, "
+        f"{torch.get_num_threads()} CPU threads, {args.rounds} rounds x {args.steps} steps per variant, "
+        "masks at 50 % sparsity"
+    )
     print(f"{'variant':<12} {'median step (s)':>16} {'step ratio':>11} {'peak RSS (MiB)':>15} {'memory ratio':>13}")
     for variant in VARIANTS:
-        print(f"{variant:<12} {median[variant]:>16.4f} {median[variant] / median['plain']:>11.3f} "
-              f"{memory[variant]:>15.0f} {memory[variant] / memory['plain']:>13.3f}")
+        print(
+            f"{variant:<12} {median[variant]:>16.4f} {median[variant] / median['plain']:>11.3f} "
+            f"{memory[variant]:>15.0f} {memory[variant] / memory['plain']:>13.3f}"
+        )
 
 
 if __name__ == "__main__":

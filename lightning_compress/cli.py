@@ -55,15 +55,21 @@ def export_main(argv: list[str]) -> None:
     from lightning_compress.export import save_compressed
 
     parser = argparse.ArgumentParser(prog="lightning-compress export", description=export_main.__doc__)
-    parser.add_argument("checkpoint", type=Path, help="Lightning checkpoint (.ckpt) written by `lightning-compress fit`.")
+    parser.add_argument(
+        "checkpoint", type=Path, help="Lightning checkpoint (.ckpt) written by `lightning-compress fit`."
+    )
     parser.add_argument("outdir", type=Path, help="Output folder.")
-    parser.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="Storage dtype of the values.")
+    parser.add_argument(
+        "--dtype", choices=["float32", "float16"], default="float32", help="Storage dtype of the values."
+    )
     args = parser.parse_args(argv)
     if not args.checkpoint.is_file():
         parser.error(f"checkpoint {args.checkpoint} does not exist")
     module = LightningModule.load_from_checkpoint(args.checkpoint, map_location="cpu", weights_only=False)
     if not hasattr(getattr(module, "model", None), "config"):
-        parser.error(f"{type(module).__name__} keeps no Hugging Face model at `.model`; use `save_compressed` from Python.")
+        parser.error(
+            f"{type(module).__name__} keeps no Hugging Face model at `.model`; use `save_compressed` from Python."
+        )
     summary = save_compressed(module.model, args.outdir, dtype=args.dtype)
     print(
         f"wrote {summary.path} ({summary.compressed_bytes / 2**20:.1f} MiB, {summary.ratio:.3f}x the dense fp32 "

@@ -41,7 +41,9 @@ def validate_patterns(argument: str, patterns: str | Sequence[str] | None) -> li
 
 def linear_weight_names(module: nn.Module) -> list[str]:
     """FQNs of the ``weight`` of every ``nn.Linear`` in ``module``, in registration order."""
-    return [f"{name}.weight" if name else "weight" for name, sub in module.named_modules() if isinstance(sub, nn.Linear)]
+    return [
+        f"{name}.weight" if name else "weight" for name, sub in module.named_modules() if isinstance(sub, nn.Linear)
+    ]
 
 
 def resolve_targets(
@@ -71,7 +73,8 @@ def resolve_targets(
         if not selected:
             raise ValueError(
                 "The default targets (every nn.Linear weight inside `encoder.layer.N`) matched no parameter; "
-                f"first parameter names are {names[:8]}. HINT: pass `targets=[...]` regexes naming the weights to compress."
+                f"first parameter names are {names[:8]}. "
+                "HINT: pass `targets=[...]` regexes naming the weights to compress."
             )
     else:
         selected = _select(names, validate_patterns("targets", targets), "targets")

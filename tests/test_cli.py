@@ -25,7 +25,9 @@ def tiny_minilm(tmp_path_factory) -> str:
     """A 2-layer, 32-wide BERT with the real MiniLM tokenizer files, saved as a local model folder."""
     folder = tmp_path_factory.mktemp("tiny_minilm")
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    config = BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+    )
     BertModel(config).save_pretrained(folder)
     packaged = Path(resolve_pretrained("sentence-transformers/all-MiniLM-L6-v2"))
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
@@ -47,13 +49,21 @@ def corpus(tmp_path_factory) -> str:
 
 
 def test_fit_with_the_quickstart_config_prunes_exports_and_prints_the_summary(tiny_minilm, corpus, tmp_path, capsys):
-    main([
-        "fit", "--config", str(ROOT / "configs/quickstart.yaml"),
-        f"--model.init_args.pretrained={tiny_minilm}", f"--data.init_args.root={corpus}",
-        f"--data.init_args.cache_dir={tmp_path / 'cache'}", f"--trainer.default_root_dir={tmp_path}",
-        "--trainer.max_epochs=3", "--trainer.enable_progress_bar=false", "--model.init_args.lr=0.001",
-        "--data.init_args.batch_size=8",
-    ])
+    main(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "configs/quickstart.yaml"),
+            f"--model.init_args.pretrained={tiny_minilm}",
+            f"--data.init_args.root={corpus}",
+            f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.max_epochs=3",
+            "--trainer.enable_progress_bar=false",
+            "--model.init_args.lr=0.001",
+            "--data.init_args.batch_size=8",
+        ]
+    )
     output = capsys.readouterr().out
     assert "pruning summary" in output and "dense val/accuracy (before pruning)" in output
     assert "sparsity of prunable weights" in output and "0.5000" in output
@@ -78,8 +88,15 @@ def test_fit_with_the_quickstart_config_prunes_exports_and_prints_the_summary(ti
 @pytest.mark.slow
 def test_quickstart_on_bbc_news(tmp_path, capsys):
     """The real quickstart (MiniLM-L6, BBC News, ~4 minutes on 2 CPU cores): dense > 90 %, 50 % sparsity."""
-    main(["fit", "--config", str(ROOT / "configs/quickstart.yaml"), f"--trainer.default_root_dir={tmp_path}",
-          "--trainer.enable_progress_bar=false"])
+    main(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "configs/quickstart.yaml"),
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
     output = capsys.readouterr().out
     dense = float(output.split("dense val/accuracy (before pruning)")[1].split()[1])
     pruned = float(output.split("pruned val/accuracy (end of run)")[1].split()[1])

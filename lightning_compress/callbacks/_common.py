@@ -23,7 +23,8 @@ def warn_if_training_in_eval_mode(pl_module: LightningModule, callback_name: str
         rank_zero_warn(
             f"{callback_name}: {len(frozen)} dropout module(s) of the model being trained are in eval mode "
             f"(e.g. {frozen[0]!r}), so dropout is off during fit. Hugging Face `from_pretrained` returns models in "
-            "eval mode; call `.train()` on the wrapped model (e.g. in `__init__` or `on_fit_start`) if that is not intended."
+            "eval mode; call `.train()` on the wrapped model (e.g. in `__init__` or `on_fit_start`) "
+            "if that is not intended."
         )
 
 

@@ -53,24 +53,46 @@ class CrossLingualTask:
 _NLI = ("entailment", "neutral", "contradiction")
 
 #: The supported tasks. XNLI labels follow MNLI/XNLI on the hub (0 entailment, 1 neutral, 2 contradiction).
-CROSSLINGUAL_TASKS: Mapping[str, CrossLingualTask] = MappingProxyType({
-    "xnli": CrossLingualTask(
-        name="xnli",
-        languages=("en", "ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh"),
-        label_values=_NLI, label_names=_NLI,
-        hub_id="facebook/xnli", hub_columns=("premise", "hypothesis"),
-        train_sources=MappingProxyType({"local": ("snli", "dev_en"), "hub": ("mnli", "dev_en")}),
-        local_test_languages=("en", "ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh"),
-    ),
-    "pawsx": CrossLingualTask(
-        name="pawsx",
-        languages=("en", "de", "es", "fr", "ja", "ko", "zh"),
-        label_values=("0", "1"), label_names=("not_paraphrase", "paraphrase"),
-        hub_id="google-research-datasets/paws-x", hub_columns=("sentence1", "sentence2"),
-        train_sources=MappingProxyType({"local": ("dev_en",), "hub": ("train", "dev_en")}),
-        local_test_languages=("de", "zh"),
-    ),
-})
+CROSSLINGUAL_TASKS: Mapping[str, CrossLingualTask] = MappingProxyType(
+    {
+        "xnli": CrossLingualTask(
+            name="xnli",
+            languages=("en", "ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh"),
+            label_values=_NLI,
+            label_names=_NLI,
+            hub_id="facebook/xnli",
+            hub_columns=("premise", "hypothesis"),
+            train_sources=MappingProxyType({"local": ("snli", "dev_en"), "hub": ("mnli", "dev_en")}),
+            local_test_languages=(
+                "en",
+                "ar",
+                "bg",
+                "de",
+                "el",
+                "es",
+                "fr",
+                "hi",
+                "ru",
+                "sw",
+                "th",
+                "tr",
+                "ur",
+                "vi",
+                "zh",
+            ),
+        ),
+        "pawsx": CrossLingualTask(
+            name="pawsx",
+            languages=("en", "de", "es", "fr", "ja", "ko", "zh"),
+            label_values=("0", "1"),
+            label_names=("not_paraphrase", "paraphrase"),
+            hub_id="google-research-datasets/paws-x",
+            hub_columns=("sentence1", "sentence2"),
+            train_sources=MappingProxyType({"local": ("dev_en",), "hub": ("train", "dev_en")}),
+            local_test_languages=("de", "zh"),
+        ),
+    }
+)
 
 LOCAL_LAYOUT = {
     "xnli": "<data_dir>/snli/snli_1.0_train_subset.jsonl.gz, <data_dir>/xnli/dev-<lang>.tsv (sentence1, sentence2, "
@@ -108,12 +130,21 @@ def resolve_languages(
         chosen = list(languages)
         unknown = [lang for lang in chosen if lang not in task.languages]
         if unknown or len(set(chosen)) != len(chosen) or not chosen:
-            raise ValueError(invalid(OWNER, "languages", languages,
-                                     f"distinct codes from {list(task.languages)} for task {task.name!r}"))
+            raise ValueError(
+                invalid(
+                    OWNER, "languages", languages, f"distinct codes from {list(task.languages)} for task {task.name!r}"
+                )
+            )
         if english_is_train and "en" in chosen:
-            raise ValueError(invalid(OWNER, "languages", languages,
-                                     "no 'en' with train_source='dev_en' and eval_split='dev': English dev is the "
-                                     "training set (evaluate English with eval_split='test' or drop it)"))
+            raise ValueError(
+                invalid(
+                    OWNER,
+                    "languages",
+                    languages,
+                    "no 'en' with train_source='dev_en' and eval_split='dev': English dev is the "
+                    "training set (evaluate English with eval_split='test' or drop it)",
+                )
+            )
     return tuple(sorted(chosen, key=lambda lang: lang != "en"))
 
 
@@ -167,9 +198,16 @@ class CrossLingualDataModule(TokenizedDataModule):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__(
-            tokenizer=tokenizer, max_seq_length=max_seq_length, batch_size=batch_size, eval_batch_size=eval_batch_size,
-            num_workers=num_workers, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, seed=seed,
-            text_prefix=text_prefix, cache_dir=cache_dir,
+            tokenizer=tokenizer,
+            max_seq_length=max_seq_length,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            max_train_samples=max_train_samples,
+            max_eval_samples=max_eval_samples,
+            seed=seed,
+            text_prefix=text_prefix,
+            cache_dir=cache_dir,
         )
         self.task = crosslingual_task_name(task)
         check_path(OWNER, "data_dir", data_dir)
@@ -180,9 +218,15 @@ class CrossLingualDataModule(TokenizedDataModule):
         sources = self.xtask.train_sources[where]
         check_str(OWNER, "train_source", train_source, allow_none=True)
         if train_source is not None and train_source not in sources:
-            raise ValueError(invalid(OWNER, "train_source", train_source,
-                                     f"one of {list(sources)} for {self.task} from {where} data "
-                                     f"(hub: data_dir=None; local: data_dir set)"))
+            raise ValueError(
+                invalid(
+                    OWNER,
+                    "train_source",
+                    train_source,
+                    f"one of {list(sources)} for {self.task} from {where} data "
+                    f"(hub: data_dir=None; local: data_dir set)",
+                )
+            )
         self.train_source = train_source or sources[0]
         self.eval_split = eval_split
         self.languages = resolve_languages(
@@ -191,8 +235,12 @@ class CrossLingualDataModule(TokenizedDataModule):
         if self.train_source == "dev_en" and eval_split == "dev" and languages is None:
             rank_zero_info(f"{OWNER}: training on English dev data, so English is left out of dev evaluation")
         self.task_spec = TaskSpec(
-            name=self.xtask.name, num_labels=len(self.xtask.label_names), kind="classification",
-            metrics=("accuracy",), eval_names=self.languages, label_names=self.xtask.label_names,
+            name=self.xtask.name,
+            num_labels=len(self.xtask.label_names),
+            kind="classification",
+            metrics=("accuracy",),
+            eval_names=self.languages,
+            label_names=self.xtask.label_names,
         )
 
     # ----------------------------------------------------------------- train
@@ -208,8 +256,14 @@ class CrossLingualDataModule(TokenizedDataModule):
     def _train_from_hub(self) -> Examples:
         if self.train_source == "mnli":
             dataset, source = load_hub_split("nyu-mll/glue", "mnli", "train"), "nyu-mll/glue/mnli[train]"
-            return examples_from_hub(dataset, source=source, text="premise", pair="hypothesis", label="label",
-                                     num_labels=len(self.xtask.label_names))
+            return examples_from_hub(
+                dataset,
+                source=source,
+                text="premise",
+                pair="hypothesis",
+                label="label",
+                num_labels=len(self.xtask.label_names),
+            )
         return self._hub_split("en", "train" if self.train_source == "train" else "validation")
 
     # ----------------------------------------------------------------- evaluation
@@ -224,23 +278,38 @@ class CrossLingualDataModule(TokenizedDataModule):
         if self.eval_split == "dev":
             return self._local_tsv(folder / f"dev-{lang}.tsv")
         if self.xtask.name == "xnli":
-            return read_tsv_with_label_file(folder / f"test-{lang}.tsv", folder / "test-labels.txt",
-                                            label_values=self.xtask.label_values, layout=self._layout())
-        return read_tsv_examples(folder / "labeled_test" / f"test-{lang}.tsv", has_header=True, text="sentence1",
-                                 pair="sentence2", label="label", label_values=self.xtask.label_values,
-                                 layout=self._layout())
+            return read_tsv_with_label_file(
+                folder / f"test-{lang}.tsv",
+                folder / "test-labels.txt",
+                label_values=self.xtask.label_values,
+                layout=self._layout(),
+            )
+        return read_tsv_examples(
+            folder / "labeled_test" / f"test-{lang}.tsv",
+            has_header=True,
+            text="sentence1",
+            pair="sentence2",
+            label="label",
+            label_values=self.xtask.label_values,
+            layout=self._layout(),
+        )
 
     # ----------------------------------------------------------------- readers
     def _local_tsv(self, path: Path) -> Examples:
         """XTREME format: no header, ``sentence1 \\t sentence2 \\t label``."""
-        return read_tsv_examples(path, has_header=False, text=0, pair=1, label=2,
-                                 label_values=self.xtask.label_values, layout=self._layout())
+        return read_tsv_examples(
+            path, has_header=False, text=0, pair=1, label=2, label_values=self.xtask.label_values, layout=self._layout()
+        )
 
     def _hub_split(self, lang: str, split: str) -> Examples:
         text, pair = self.xtask.hub_columns
         return examples_from_hub(
-            load_hub_split(self.xtask.hub_id, lang, split), source=f"{self.xtask.hub_id}/{lang}[{split}]",
-            text=text, pair=pair, label="label", num_labels=len(self.xtask.label_names),
+            load_hub_split(self.xtask.hub_id, lang, split),
+            source=f"{self.xtask.hub_id}/{lang}[{split}]",
+            text=text,
+            pair=pair,
+            label="label",
+            num_labels=len(self.xtask.label_names),
         )
 
     def _layout(self) -> str:

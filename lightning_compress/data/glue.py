@@ -44,34 +44,83 @@ class GlueTask:
 
 
 def _spec(name: str, label_names: tuple[str, ...], metrics: tuple[str, ...] = ("accuracy",)) -> TaskSpec:
-    return TaskSpec(name=name, num_labels=len(label_names), kind="classification", metrics=metrics,
-                    label_names=label_names)
+    return TaskSpec(
+        name=name, num_labels=len(label_names), kind="classification", metrics=metrics, label_names=label_names
+    )
 
 
 _NLI2 = ("entailment", "not_entailment")
 _NLI3 = ("entailment", "neutral", "contradiction")
 
 #: The nine GLUE tasks by canonical (hub config) name. Label ids follow ``nyu-mll/glue``.
-GLUE_TASKS: Mapping[str, GlueTask] = MappingProxyType({
-    "cola": GlueTask(_spec("cola", ("unacceptable", "acceptable"), ("matthews",)), "CoLA",
-                     (3, None, 1), False, ("0", "1"), ("sentence", None)),
-    "sst2": GlueTask(_spec("sst2", ("negative", "positive")), "SST-2",
-                     ("sentence", None, "label"), True, ("0", "1"), ("sentence", None)),
-    "mrpc": GlueTask(_spec("mrpc", ("not_equivalent", "equivalent"), ("f1", "accuracy")), "MRPC",
-                     ("#1 String", "#2 String", "Quality"), True, ("0", "1"), ("sentence1", "sentence2")),
-    "qqp": GlueTask(_spec("qqp", ("not_duplicate", "duplicate"), ("f1", "accuracy")), "QQP",
-                    ("question1", "question2", "is_duplicate"), True, ("0", "1"), ("question1", "question2")),
-    "stsb": GlueTask(TaskSpec("stsb", 1, "regression", ("pearson", "spearman")), "STS-B",
-                     ("sentence1", "sentence2", "score"), True, None, ("sentence1", "sentence2")),
-    "mnli": GlueTask(_spec("mnli", _NLI3), "MNLI", ("sentence1", "sentence2", "gold_label"), True, _NLI3,
-                     ("premise", "hypothesis"), dev_file="dev_matched.tsv", hub_validation="validation_matched"),
-    "qnli": GlueTask(_spec("qnli", _NLI2), "QNLI", ("question", "sentence", "label"), True, _NLI2,
-                     ("question", "sentence")),
-    "rte": GlueTask(_spec("rte", _NLI2), "RTE", ("sentence1", "sentence2", "label"), True, _NLI2,
-                    ("sentence1", "sentence2")),
-    "wnli": GlueTask(_spec("wnli", ("not_entailment", "entailment")), "WNLI",
-                     ("sentence1", "sentence2", "label"), True, ("0", "1"), ("sentence1", "sentence2")),
-})
+GLUE_TASKS: Mapping[str, GlueTask] = MappingProxyType(
+    {
+        "cola": GlueTask(
+            _spec("cola", ("unacceptable", "acceptable"), ("matthews",)),
+            "CoLA",
+            (3, None, 1),
+            False,
+            ("0", "1"),
+            ("sentence", None),
+        ),
+        "sst2": GlueTask(
+            _spec("sst2", ("negative", "positive")),
+            "SST-2",
+            ("sentence", None, "label"),
+            True,
+            ("0", "1"),
+            ("sentence", None),
+        ),
+        "mrpc": GlueTask(
+            _spec("mrpc", ("not_equivalent", "equivalent"), ("f1", "accuracy")),
+            "MRPC",
+            ("#1 String", "#2 String", "Quality"),
+            True,
+            ("0", "1"),
+            ("sentence1", "sentence2"),
+        ),
+        "qqp": GlueTask(
+            _spec("qqp", ("not_duplicate", "duplicate"), ("f1", "accuracy")),
+            "QQP",
+            ("question1", "question2", "is_duplicate"),
+            True,
+            ("0", "1"),
+            ("question1", "question2"),
+        ),
+        "stsb": GlueTask(
+            TaskSpec("stsb", 1, "regression", ("pearson", "spearman")),
+            "STS-B",
+            ("sentence1", "sentence2", "score"),
+            True,
+            None,
+            ("sentence1", "sentence2"),
+        ),
+        "mnli": GlueTask(
+            _spec("mnli", _NLI3),
+            "MNLI",
+            ("sentence1", "sentence2", "gold_label"),
+            True,
+            _NLI3,
+            ("premise", "hypothesis"),
+            dev_file="dev_matched.tsv",
+            hub_validation="validation_matched",
+        ),
+        "qnli": GlueTask(
+            _spec("qnli", _NLI2), "QNLI", ("question", "sentence", "label"), True, _NLI2, ("question", "sentence")
+        ),
+        "rte": GlueTask(
+            _spec("rte", _NLI2), "RTE", ("sentence1", "sentence2", "label"), True, _NLI2, ("sentence1", "sentence2")
+        ),
+        "wnli": GlueTask(
+            _spec("wnli", ("not_entailment", "entailment")),
+            "WNLI",
+            ("sentence1", "sentence2", "label"),
+            True,
+            ("0", "1"),
+            ("sentence1", "sentence2"),
+        ),
+    }
+)
 
 
 def glue_task_name(task: str, owner: str = "GlueDataModule") -> str:
@@ -119,9 +168,16 @@ class GlueDataModule(TokenizedDataModule):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__(
-            tokenizer=tokenizer, max_seq_length=max_seq_length, batch_size=batch_size, eval_batch_size=eval_batch_size,
-            num_workers=num_workers, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, seed=seed,
-            text_prefix=text_prefix, cache_dir=cache_dir,
+            tokenizer=tokenizer,
+            max_seq_length=max_seq_length,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            max_train_samples=max_train_samples,
+            max_eval_samples=max_eval_samples,
+            seed=seed,
+            text_prefix=text_prefix,
+            cache_dir=cache_dir,
         )
         self.task = glue_task_name(task)
         check_path("GlueDataModule", "data_dir", data_dir)
@@ -144,13 +200,20 @@ class GlueDataModule(TokenizedDataModule):
             return examples_from_hub(
                 load_hub_split(GLUE_HUB_ID, self.task, hub_split),
                 source=f"{GLUE_HUB_ID}/{self.task}[{hub_split}]",
-                text=text, pair=pair, label="label",
+                text=text,
+                pair=pair,
+                label="label",
                 num_labels=None if glue.label_values is None else len(glue.label_values),
             )
         text, pair, label = glue.columns
         return read_tsv_examples(
-            self._task_dir() / file_name, has_header=glue.has_header, text=text, pair=pair, label=label,
-            label_values=glue.label_values, layout=self._layout(),
+            self._task_dir() / file_name,
+            has_header=glue.has_header,
+            text=text,
+            pair=pair,
+            label=label,
+            label_values=glue.label_values,
+            layout=self._layout(),
         )
 
     def _task_dir(self) -> Path:

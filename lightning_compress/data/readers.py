@@ -57,9 +57,7 @@ class TsvTable:
         named = [c for c in columns if isinstance(c, str)]
         missing = [c for c in named if self.header is None or c not in self.header]
         if missing:
-            raise ValueError(
-                f"'{self.path}' lacks columns {missing}: expected columns {named}, found {self.header}"
-            )
+            raise ValueError(f"'{self.path}' lacks columns {missing}: expected columns {named}, found {self.header}")
 
 
 def read_tsv(path: Path, has_header: bool) -> TsvTable:
@@ -121,9 +119,7 @@ def read_tsv_examples(
     )
 
 
-def read_tsv_with_label_file(
-    path: Path, labels_path: Path, *, label_values: Sequence[str], layout: str
-) -> Examples:
+def read_tsv_with_label_file(path: Path, labels_path: Path, *, label_values: Sequence[str], layout: str) -> Examples:
     """Examples from an unlabelled ``sentence1 \\t sentence2`` file plus a row-aligned file of one label per line."""
     table = read_tsv(require_file(path, layout), has_header=False)
     with require_file(labels_path, layout).open(encoding="utf-8") as handle:

@@ -115,9 +115,16 @@ class TextFolderDataModule(TokenizedDataModule):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__(
-            tokenizer=tokenizer, max_seq_length=max_seq_length, batch_size=batch_size, eval_batch_size=eval_batch_size,
-            num_workers=num_workers, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, seed=seed,
-            text_prefix=text_prefix, cache_dir=cache_dir,
+            tokenizer=tokenizer,
+            max_seq_length=max_seq_length,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            max_train_samples=max_train_samples,
+            max_eval_samples=max_eval_samples,
+            seed=seed,
+            text_prefix=text_prefix,
+            cache_dir=cache_dir,
         )
         check_path(OWNER, "root", root)
         check_fraction(OWNER, "val_fraction", val_fraction)
@@ -125,8 +132,11 @@ class TextFolderDataModule(TokenizedDataModule):
         self.val_fraction = float(val_fraction)
         self.classes = tuple(folder.name for folder in class_folders(self.root))
         self.task_spec = TaskSpec(
-            name="bbcnews" if root is None else self.root.name, num_labels=len(self.classes), kind="classification",
-            metrics=("accuracy",), label_names=self.classes,
+            name="bbcnews" if root is None else self.root.name,
+            num_labels=len(self.classes),
+            kind="classification",
+            metrics=("accuracy",),
+            label_names=self.classes,
         )
         self._splits: tuple[Examples, Examples] | None = None
 

@@ -60,8 +60,10 @@ def tokenize_examples(
             if field in encoded:
                 columns.setdefault(field, []).extend(encoded[field])
     ids = columns.get("input_ids", [])
-    out = {field: torch.tensor(list(itertools.chain.from_iterable(rows)), dtype=torch.int32)
-           for field, rows in columns.items()}
+    out = {
+        field: torch.tensor(list(itertools.chain.from_iterable(rows)), dtype=torch.int32)
+        for field, rows in columns.items()
+    }
     out["lengths"] = torch.tensor([len(row) for row in ids], dtype=torch.int64)
     out["labels"] = torch.tensor(examples.labels, dtype=torch.float32 if regression else torch.int64)
     return out

@@ -233,9 +233,7 @@ class TransformerTaskModule(pl.LightningModule):
     def _forward_argument_names(model: nn.Module) -> frozenset[str]:
         """Names of the batch keys that ``model.forward`` accepts explicitly."""
         parameters = inspect.signature(model.forward).parameters.values()
-        named = {
-            p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
-        }
+        named = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
         return frozenset(named) if named else _CONTRACT_MODEL_KEYS
 
     # ------------------------------------------------------------------ forward and steps

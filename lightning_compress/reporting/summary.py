@@ -33,7 +33,9 @@ def _main_metric(pl_module: LightningModule, trainer: Trainer) -> str:
     return "val/loss" if "val/loss" in trainer.callback_metrics else next(iter(trainer.callback_metrics), "val/loss")
 
 
-def summarize_fit(trainer: Trainer, pl_module: LightningModule, export_dir: str | Path | None = None) -> FitSummary | None:
+def summarize_fit(
+    trainer: Trainer, pl_module: LightningModule, export_dir: str | Path | None = None
+) -> FitSummary | None:
     """Summarize the :class:`GradualMagnitudePruning` run of ``trainer`` (``None`` if it has none).
 
     The dense metric is the last validation before the first pruning event (the dense fine-tuned model);

@@ -9,11 +9,11 @@ from pathlib import Path
 
 #: GLUE folder -> (header or None, row builder(i, label) -> fields, label values, dev file name)
 _GLUE_FORMATS = {
-    "CoLA": (None, lambda i, y: ["gj04", y, "", f"The {i} sailor rode \"the breeze ."], ("0", "1"), "dev.tsv"),
+    "CoLA": (None, lambda i, y: ["gj04", y, "", f'The {i} sailor rode "the breeze .'], ("0", "1"), "dev.tsv"),
     "SST-2": (["sentence", "label"], lambda i, y: [f"it 's a \"charming {i} journey . ", y], ("0", "1"), "dev.tsv"),
     "MRPC": (
         ["\ufeffQuality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
-        lambda i, y: [y, str(1000 + i), str(2000 + i), f"He said \" {i} pies .", f"The {i} pies \" ."],
+        lambda i, y: [y, str(1000 + i), str(2000 + i), f'He said " {i} pies .', f'The {i} pies " .'],
         ("0", "1"),
         "dev.tsv",
     ),
@@ -25,8 +25,18 @@ _GLUE_FORMATS = {
     ),
     "STS-B": (
         ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2", "score"],
-        lambda i, y: [str(i), "main-captions", "MSRvid", "2012test", f"{i:04d}", "none", "none",
-                      f"A man {i} is dancing.", "A man is dancing.", y],
+        lambda i, y: [
+            str(i),
+            "main-captions",
+            "MSRvid",
+            "2012test",
+            f"{i:04d}",
+            "none",
+            "none",
+            f"A man {i} is dancing.",
+            "A man is dancing.",
+            y,
+        ],
         ("5.000", "3.800", "0.250"),
         "dev.tsv",
     ),
@@ -88,13 +98,20 @@ def write_xnli(root: Path, languages: Sequence[str] = ("en", "de", "fr"), n_dev:
     with gzip.open(snli, "wt", encoding="utf-8") as handle:
         for i in range(12):
             gold = "-" if i in (3, 7) else labels[i % 3]
-            handle.write(json.dumps({"gold_label": gold, "sentence1": f"A person {i}.", "sentence2": f"He {i}.",
-                                     "pairID": str(i)}) + "\n")
+            handle.write(
+                json.dumps(
+                    {"gold_label": gold, "sentence1": f"A person {i}.", "sentence2": f"He {i}.", "pairID": str(i)}
+                )
+                + "\n"
+            )
     for lang in languages:
-        write_tsv(root / "xnli" / f"dev-{lang}.tsv", [[f"{lang} premise {i}", f"{lang} hypo {i}", labels[i % 3]]
-                                                      for i in range(n_dev)])
-        write_tsv(root / "xnli" / f"test-{lang}.tsv", [[f"{lang} premise {i}", f"{lang} hypo {i}"]
-                                                       for i in range(n_test)])
+        write_tsv(
+            root / "xnli" / f"dev-{lang}.tsv",
+            [[f"{lang} premise {i}", f"{lang} hypo {i}", labels[i % 3]] for i in range(n_dev)],
+        )
+        write_tsv(
+            root / "xnli" / f"test-{lang}.tsv", [[f"{lang} premise {i}", f"{lang} hypo {i}"] for i in range(n_test)]
+        )
     (root / "xnli" / "test-labels.txt").write_text("".join(labels[(i + 1) % 3] + "\n" for i in range(n_test)))
     return root
 
@@ -102,13 +119,16 @@ def write_xnli(root: Path, languages: Sequence[str] = ("en", "de", "fr"), n_dev:
 def write_pawsx(root: Path, languages: Sequence[str] = ("en", "de", "zh", "fr"), n: int = 6) -> Path:
     """A tiny PAWS-X layout: pawsx/dev-<lang>.tsv, unlabelled test-<lang>.tsv and labeled_test/test-{de,zh}.tsv."""
     for lang in languages:
-        write_tsv(root / "pawsx" / f"dev-{lang}.tsv", [[f"{lang} s1 {i}", f"{lang} s2 {i}", str(i % 2)]
-                                                       for i in range(n)])
+        write_tsv(
+            root / "pawsx" / f"dev-{lang}.tsv", [[f"{lang} s1 {i}", f"{lang} s2 {i}", str(i % 2)] for i in range(n)]
+        )
         write_tsv(root / "pawsx" / f"test-{lang}.tsv", [[f"{lang} s1 {i}", f"{lang} s2 {i}"] for i in range(n)])
     for lang in ("de", "zh"):
-        write_tsv(root / "pawsx" / "labeled_test" / f"test-{lang}.tsv",
-                  [[str(i), f"{lang} t1 {i}", f"{lang} t2 {i}", str((i + 1) % 2)] for i in range(n)],
-                  header=["id", "sentence1", "sentence2", "label"])
+        write_tsv(
+            root / "pawsx" / "labeled_test" / f"test-{lang}.tsv",
+            [[str(i), f"{lang} t1 {i}", f"{lang} t2 {i}", str((i + 1) % 2)] for i in range(n)],
+            header=["id", "sentence1", "sentence2", "label"],
+        )
     return root
 
 

@@ -118,8 +118,9 @@ def test_train_shuffle_is_seeded(tmp_path: Path, cache_dir: str) -> None:
 
 def test_max_samples(tmp_path: Path, cache_dir: str) -> None:
     write_glue_task(tmp_path / "glue", "SST-2", n_train=40, n_dev=10)
-    dm = GlueDataModule("sst2", data_dir=str(tmp_path / "glue"), max_train_samples=7, max_eval_samples=3,
-                        cache_dir=cache_dir)
+    dm = GlueDataModule(
+        "sst2", data_dir=str(tmp_path / "glue"), max_train_samples=7, max_eval_samples=3, cache_dir=cache_dir
+    )
     dm.setup("fit")
     assert len(dm.train_dataset) == 7 and len(dm.val_datasets[0]) == 3
 
@@ -198,12 +199,20 @@ class _Probe(pl.LightningModule):
 
 def test_trainer_fit_with_one_val_loader_per_language(tmp_path: Path, cache_dir: str) -> None:
     write_xnli(tmp_path, ("en", "de", "fr"), n_dev=5)
-    dm = CrossLingualDataModule("xnli", data_dir=str(tmp_path), languages=["en", "de", "fr"], batch_size=4,
-                                num_workers=1, cache_dir=cache_dir)
+    dm = CrossLingualDataModule(
+        "xnli", data_dir=str(tmp_path), languages=["en", "de", "fr"], batch_size=4, num_workers=1, cache_dir=cache_dir
+    )
     probe = _Probe(vocab_size=dm.hf_tokenizer.vocab_size)
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                         default_root_dir=str(tmp_path))
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(tmp_path),
+    )
     trainer.fit(probe, datamodule=dm)
     assert trainer.global_step == 3  # 10 SNLI pairs / batch 4
     assert dm.test_datasets is None  # prepare_data/setup built only what `fit` needs

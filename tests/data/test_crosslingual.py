@@ -17,7 +17,11 @@ XNLI_ALL = ("en", "ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "t
 
 def test_default_task_specs() -> None:
     assert CrossLingualDataModule("xnli").task_spec == TaskSpec(
-        "xnli", 3, "classification", ("accuracy",), eval_names=XNLI_ALL,
+        "xnli",
+        3,
+        "classification",
+        ("accuracy",),
+        eval_names=XNLI_ALL,
         label_names=("entailment", "neutral", "contradiction"),
     )
     spec = CrossLingualDataModule("PAWS-X").task_spec
@@ -27,8 +31,9 @@ def test_default_task_specs() -> None:
 
 def test_xnli_local_trains_on_snli_and_evaluates_every_language(tmp_path: Path, cache_dir: str) -> None:
     write_xnli(tmp_path, ("en", "de", "fr"))
-    dm = CrossLingualDataModule("xnli", data_dir=str(tmp_path), languages=["fr", "en", "de"], batch_size=4,
-                                cache_dir=cache_dir)
+    dm = CrossLingualDataModule(
+        "xnli", data_dir=str(tmp_path), languages=["fr", "en", "de"], batch_size=4, cache_dir=cache_dir
+    )
     assert dm.task_spec.eval_names == ("en", "fr", "de")  # English first, then as given
     dm.setup("fit")
     assert len(dm.train_dataset) == 10  # 12 SNLI rows minus two "-"
@@ -43,8 +48,9 @@ def test_xnli_local_trains_on_snli_and_evaluates_every_language(tmp_path: Path, 
 
 def test_xnli_local_test_split_uses_the_label_file(tmp_path: Path, cache_dir: str) -> None:
     write_xnli(tmp_path, ("en", "de"))
-    dm = CrossLingualDataModule("xnli", data_dir=str(tmp_path), languages=["de", "en"], eval_split="test",
-                                cache_dir=cache_dir)
+    dm = CrossLingualDataModule(
+        "xnli", data_dir=str(tmp_path), languages=["de", "en"], eval_split="test", cache_dir=cache_dir
+    )
     dm.setup("test")
     assert [len(d) for d in dm.test_datasets] == [9, 9]
     assert dm.test_datasets[1].labels.tolist()[:3] == [1, 2, 0]
@@ -52,8 +58,9 @@ def test_xnli_local_test_split_uses_the_label_file(tmp_path: Path, cache_dir: st
 
 def test_xnli_train_on_english_dev_leaves_english_out(tmp_path: Path, cache_dir: str) -> None:
     write_xnli(tmp_path, XNLI_ALL, n_dev=3, n_test=3)
-    dm = CrossLingualDataModule("xnli", data_dir=str(tmp_path), train_source="dev_en", cache_dir=cache_dir,
-                                text_prefix="query: ")
+    dm = CrossLingualDataModule(
+        "xnli", data_dir=str(tmp_path), train_source="dev_en", cache_dir=cache_dir, text_prefix="query: "
+    )
     assert dm.task_spec.eval_names == XNLI_ALL[1:]
     dm.setup("fit")
     assert len(dm.train_dataset) == 3 and len(dm.val_datasets) == 14
@@ -63,8 +70,11 @@ def test_xnli_train_on_english_dev_leaves_english_out(tmp_path: Path, cache_dir:
 
 
 def test_english_dev_eval_with_english_dev_training_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"`CrossLingualDataModule\(languages=\['de', 'en'\]\)` is invalid: "
-                                         r"expected no 'en' with train_source='dev_en' and eval_split='dev'"):
+    with pytest.raises(
+        ValueError,
+        match=r"`CrossLingualDataModule\(languages=\['de', 'en'\]\)` is invalid: "
+        r"expected no 'en' with train_source='dev_en' and eval_split='dev'",
+    ):
         CrossLingualDataModule("pawsx", data_dir=str(tmp_path), languages=["de", "en"])
 
 
@@ -83,15 +93,21 @@ def test_pawsx_local(tmp_path: Path, cache_dir: str) -> None:
 def test_pawsx_test_for_a_language_without_labels(tmp_path: Path) -> None:
     write_pawsx(tmp_path, ("en", "fr"))
     dm = CrossLingualDataModule("pawsx", data_dir=str(tmp_path), languages=["fr"], eval_split="test")
-    with pytest.raises(FileNotFoundError, match=r"No file at '.*pawsx/labeled_test/test-fr\.tsv'; expected the "
-                                                r"pawsx layout .*unlabelled"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"No file at '.*pawsx/labeled_test/test-fr\.tsv'; expected the "
+        r"pawsx layout .*unlabelled",
+    ):
         dm.setup("test")
 
 
 def test_missing_snli_file_names_path_and_layout(tmp_path: Path) -> None:
     dm = CrossLingualDataModule("xnli", data_dir=str(tmp_path), languages=["de"])
-    with pytest.raises(FileNotFoundError, match=r"No file at '.*snli/snli_1\.0_train_subset\.jsonl\.gz'; expected "
-                                                r"the xnli layout <data_dir>/snli/"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"No file at '.*snli/snli_1\.0_train_subset\.jsonl\.gz'; expected "
+        r"the xnli layout <data_dir>/snli/",
+    ):
         dm.setup("fit")
 
 
@@ -107,15 +123,22 @@ def test_bad_label_in_a_language_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"task": "mlqa"}, ValueError, r"`CrossLingualDataModule\(task='mlqa'\)` is invalid: expected one of "
-                                       r"\['xnli', 'pawsx'\]"),
+        (
+            {"task": "mlqa"},
+            ValueError,
+            r"`CrossLingualDataModule\(task='mlqa'\)` is invalid: expected one of "
+            r"\['xnli', 'pawsx'\]",
+        ),
         ({"languages": ["de", "xx"]}, ValueError, r"languages=\['de', 'xx'\]\)` is invalid: expected distinct codes"),
         ({"languages": ["de", "de"]}, ValueError, r"expected distinct codes"),
         ({"languages": []}, ValueError, r"languages=\[\]"),
         ({"languages": "de"}, TypeError, r"languages='de'"),
         ({"eval_split": "train"}, ValueError, r"eval_split='train'\)` is invalid: expected one of \['dev', 'test'\]"),
-        ({"train_source": "mnli", "data_dir": "/x"}, ValueError,
-         r"train_source='mnli'\)` is invalid: expected one of \['snli', 'dev_en'\] for xnli from local data"),
+        (
+            {"train_source": "mnli", "data_dir": "/x"},
+            ValueError,
+            r"train_source='mnli'\)` is invalid: expected one of \['snli', 'dev_en'\] for xnli from local data",
+        ),
         ({"train_source": "snli"}, ValueError, r"expected one of \['mnli', 'dev_en'\] for xnli from hub data"),
     ],
 )
@@ -124,8 +147,9 @@ def test_bad_arguments(kwargs: dict, error: type, message: str) -> None:
         CrossLingualDataModule(**kwargs)
 
 
-def test_hub_xnli_trains_on_mnli_and_evaluates_on_facebook_xnli(monkeypatch: pytest.MonkeyPatch,
-                                                                 cache_dir: str) -> None:
+def test_hub_xnli_trains_on_mnli_and_evaluates_on_facebook_xnli(
+    monkeypatch: pytest.MonkeyPatch, cache_dir: str
+) -> None:
     nli = {"premise": ["p1", "p2"], "hypothesis": ["h1", "h2"], "label": [2, 0]}
     tables = {("nyu-mll/glue", "mnli"): {"train": nli}}
     tables.update({("facebook/xnli", lang): {"validation": nli, "test": nli} for lang in ("en", "sw")})
@@ -139,8 +163,12 @@ def test_hub_xnli_trains_on_mnli_and_evaluates_on_facebook_xnli(monkeypatch: pyt
 
 def test_hub_pawsx(monkeypatch: pytest.MonkeyPatch, cache_dir: str) -> None:
     pairs = {"id": [1, 2], "sentence1": ["a", "b"], "sentence2": ["c", "d"], "label": [1, 0]}
-    hub = FakeHub({("google-research-datasets/paws-x", lang): {"train": pairs, "validation": pairs, "test": pairs}
-                   for lang in ("en", "ja")})
+    hub = FakeHub(
+        {
+            ("google-research-datasets/paws-x", lang): {"train": pairs, "validation": pairs, "test": pairs}
+            for lang in ("en", "ja")
+        }
+    )
     monkeypatch.setattr(datasets, "load_dataset", hub)
     dm = CrossLingualDataModule("pawsx", languages=["ja", "en"], eval_split="test", cache_dir=cache_dir)
     assert dm.train_source == "train"

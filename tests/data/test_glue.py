@@ -12,8 +12,17 @@ from lightning_compress.data import GLUE_TASKS, GlueDataModule
 from lightning_compress.tasks import TaskSpec
 from tests.data.fixtures import GLUE_FOLDERS, glue_label_values, write_glue_task, write_tsv
 
-FOLDER_TO_TASK = {"CoLA": "cola", "SST-2": "sst2", "MRPC": "mrpc", "QQP": "qqp", "STS-B": "stsb", "MNLI": "mnli",
-                  "QNLI": "qnli", "RTE": "rte", "WNLI": "wnli"}
+FOLDER_TO_TASK = {
+    "CoLA": "cola",
+    "SST-2": "sst2",
+    "MRPC": "mrpc",
+    "QQP": "qqp",
+    "STS-B": "stsb",
+    "MNLI": "mnli",
+    "QNLI": "qnli",
+    "RTE": "rte",
+    "WNLI": "wnli",
+}
 
 
 class FakeHub:
@@ -30,8 +39,9 @@ class FakeHub:
 
 def test_task_specs() -> None:
     assert list(GLUE_TASKS) == ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"]
-    assert GlueDataModule("cola").task_spec == TaskSpec("cola", 2, "classification", ("matthews",),
-                                                        label_names=("unacceptable", "acceptable"))
+    assert GlueDataModule("cola").task_spec == TaskSpec(
+        "cola", 2, "classification", ("matthews",), label_names=("unacceptable", "acceptable")
+    )
     assert GlueDataModule("STS-B").task_spec == TaskSpec("stsb", 1, "regression", ("pearson", "spearman"))
     for task in ("mrpc", "qqp"):
         assert GlueDataModule(task).task_spec.metrics == ("f1", "accuracy")
@@ -48,8 +58,11 @@ def test_task_spellings(spelling: str) -> None:
 
 
 def test_unknown_task_lists_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match=r"`GlueDataModule\(task='foo'\)` is invalid: expected one of \['cola', "
-                                         r"'sst2', 'mrpc', 'qqp', 'stsb', 'mnli', 'qnli', 'rte', 'wnli'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"`GlueDataModule\(task='foo'\)` is invalid: expected one of \['cola', "
+        r"'sst2', 'mrpc', 'qqp', 'stsb', 'mnli', 'qnli', 'rte', 'wnli'\]",
+    ):
         GlueDataModule("foo")
     with pytest.raises(TypeError, match=r"task=2"):
         GlueDataModule(2)
@@ -82,8 +95,11 @@ def test_glue_subfolder_layout_is_accepted(tmp_path: Path, cache_dir: str) -> No
 
 def test_missing_task_folder_names_both_places_and_layout(tmp_path: Path) -> None:
     dm = GlueDataModule("mrpc", data_dir=str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=r"No MRPC folder for GLUE task 'mrpc': looked at '.*MRPC' and "
-                                                r"'.*glue/MRPC'; expected the GLUE layout <data_dir>/MRPC/train\.tsv"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"No MRPC folder for GLUE task 'mrpc': looked at '.*MRPC' and "
+        r"'.*glue/MRPC'; expected the GLUE layout <data_dir>/MRPC/train\.tsv",
+    ):
         dm.setup("fit")
 
 
@@ -96,23 +112,39 @@ def test_missing_dev_file_names_the_path(tmp_path: Path) -> None:
 
 def test_wrong_columns_are_named(tmp_path: Path) -> None:
     write_tsv(tmp_path / "SST-2" / "train.tsv", [["good", "1"]], header=["text", "label"])
-    with pytest.raises(ValueError, match=r"lacks columns \['sentence'\]: expected columns \['sentence', 'label'\], "
-                                         r"found \['text', 'label'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"lacks columns \['sentence'\]: expected columns \['sentence', 'label'\], "
+        r"found \['text', 'label'\]",
+    ):
         GlueDataModule("sst2", data_dir=str(tmp_path)).train_examples()
 
 
 def test_label_outside_the_label_set(tmp_path: Path) -> None:
-    write_tsv(tmp_path / "RTE" / "train.tsv", [["0", "a", "b", "entailment"], ["1", "a", "b", "contradiction"]],
-              header=["index", "sentence1", "sentence2", "label"])
-    with pytest.raises(ValueError, match=r"RTE/train\.tsv', line 3: label 'contradiction' is not one of "
-                                         r"\['entailment', 'not_entailment'\]"):
+    write_tsv(
+        tmp_path / "RTE" / "train.tsv",
+        [["0", "a", "b", "entailment"], ["1", "a", "b", "contradiction"]],
+        header=["index", "sentence1", "sentence2", "label"],
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"RTE/train\.tsv', line 3: label 'contradiction' is not one of "
+        r"\['entailment', 'not_entailment'\]",
+    ):
         GlueDataModule("rte", data_dir=str(tmp_path)).train_examples()
 
 
 def test_hub_path_loads_nyu_glue(monkeypatch: pytest.MonkeyPatch, cache_dir: str) -> None:
     columns = {"premise": ["p1", "p2", "p3"], "hypothesis": ["h1", "h2", "h3"], "label": [0, 2, 1], "idx": [0, 1, 2]}
-    hub = FakeHub({("nyu-mll/glue", "mnli"): {"train": columns, "validation_matched": columns,
-                                              "test_matched": {**columns, "label": [-1, -1, -1]}}})
+    hub = FakeHub(
+        {
+            ("nyu-mll/glue", "mnli"): {
+                "train": columns,
+                "validation_matched": columns,
+                "test_matched": {**columns, "label": [-1, -1, -1]},
+            }
+        }
+    )
     monkeypatch.setattr(datasets, "load_dataset", hub)
     dm = GlueDataModule("MNLI", batch_size=2, cache_dir=cache_dir)
     dm.setup("fit")
@@ -135,6 +167,9 @@ def test_hub_regression_and_bad_labels(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_hub_missing_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(datasets, "load_dataset", FakeHub({("nyu-mll/glue", "qnli"): {"train": {"text": ["a"]}}}))
-    with pytest.raises(ValueError, match=r"lacks columns \['question', 'sentence', 'label'\]: expected columns "
-                                         r"\['question', 'sentence', 'label'\], found \['text'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"lacks columns \['question', 'sentence', 'label'\]: expected columns "
+        r"\['question', 'sentence', 'label'\], found \['text'\]",
+    ):
         GlueDataModule("qnli").train_examples()

@@ -41,10 +41,14 @@ def test_missing_file_names_path_and_layout(tmp_path: Path) -> None:
 
 def test_missing_columns_name_expected_and_found(tmp_path: Path) -> None:
     path = write_tsv(tmp_path / "a.tsv", [["x", "1"]], header=["text", "label"])
-    with pytest.raises(ValueError, match=r"lacks columns \['sentence'\]: expected columns \['sentence', 'label'\], "
-                                         r"found \['text', 'label'\]"):
-        read_tsv_examples(path, has_header=True, text="sentence", pair=None, label="label", label_values=("0", "1"),
-                          layout="L")
+    with pytest.raises(
+        ValueError,
+        match=r"lacks columns \['sentence'\]: expected columns \['sentence', 'label'\], "
+        r"found \['text', 'label'\]",
+    ):
+        read_tsv_examples(
+            path, has_header=True, text="sentence", pair=None, label="label", label_values=("0", "1"), layout="L"
+        )
 
 
 def test_short_row_names_line_and_field_count(tmp_path: Path) -> None:
@@ -56,8 +60,9 @@ def test_short_row_names_line_and_field_count(tmp_path: Path) -> None:
 def test_unknown_label_names_label_file_and_line(tmp_path: Path) -> None:
     path = write_tsv(tmp_path / "a.tsv", [["x", "1"], ["y", "2"]], header=["sentence", "label"])
     with pytest.raises(ValueError, match=r"a\.tsv', line 3: label '2' is not one of \['0', '1'\]"):
-        read_tsv_examples(path, has_header=True, text="sentence", pair=None, label="label", label_values=("0", "1"),
-                          layout="L")
+        read_tsv_examples(
+            path, has_header=True, text="sentence", pair=None, label="label", label_values=("0", "1"), layout="L"
+        )
 
 
 def test_regression_scores_must_be_numbers(tmp_path: Path) -> None:
@@ -65,8 +70,9 @@ def test_regression_scores_must_be_numbers(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"line 3: label 'high' is not a number"):
         read_tsv_examples(path, has_header=True, text="s1", pair="s2", label="score", label_values=None, layout="L")
     path.write_text("s1\ts2\tscore\na\tb\t4.5\n")
-    examples = read_tsv_examples(path, has_header=True, text="s1", pair="s2", label="score", label_values=None,
-                                 layout="L")
+    examples = read_tsv_examples(
+        path, has_header=True, text="s1", pair="s2", label="score", label_values=None, layout="L"
+    )
     assert examples.labels == [4.5] and isinstance(examples.labels[0], float)
 
 
@@ -99,8 +105,10 @@ def _write_jsonl_gz(path: Path, records: list[dict]) -> Path:
 
 
 def test_snli_drops_no_consensus_pairs(tmp_path: Path) -> None:
-    records = [{"gold_label": g, "sentence1": f"p{i}", "sentence2": f"h{i}"}
-               for i, g in enumerate(["neutral", "-", "contradiction", "entailment"])]
+    records = [
+        {"gold_label": g, "sentence1": f"p{i}", "sentence2": f"h{i}"}
+        for i, g in enumerate(["neutral", "-", "contradiction", "entailment"])
+    ]
     examples = read_snli_jsonl(_write_jsonl_gz(tmp_path / "s.jsonl.gz", records), label_values=NLI, layout="L")
     assert examples.texts == ["p0", "p2", "p3"] and examples.labels == [1, 2, 0]
 
@@ -109,7 +117,8 @@ def test_snli_errors_name_fields_and_labels(tmp_path: Path) -> None:
     path = _write_jsonl_gz(tmp_path / "s.jsonl.gz", [{"gold_label": "neutral", "premise": "p", "sentence2": "h"}])
     with pytest.raises(ValueError, match=r"line 1: missing fields \['sentence1'\]; expected .*found \['gold_label'"):
         read_snli_jsonl(path, label_values=NLI, layout="L")
-    path = _write_jsonl_gz(tmp_path / "t.jsonl.gz", [{"gold_label": "contradictory", "sentence1": "p",
-                                                      "sentence2": "h"}])
+    path = _write_jsonl_gz(
+        tmp_path / "t.jsonl.gz", [{"gold_label": "contradictory", "sentence1": "p", "sentence2": "h"}]
+    )
     with pytest.raises(ValueError, match=r"t\.jsonl\.gz', line 1: label 'contradictory' is not one of"):
         read_snli_jsonl(path, label_values=NLI, layout="L")

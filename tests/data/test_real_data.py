@@ -17,8 +17,14 @@ XNLI_ALL = ("en", "ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "t
 
 @pytest.mark.parametrize(
     ("task", "n_train", "n_dev"),
-    [("cola", 8551, 1043), ("sst2", 67349, 872), ("mrpc", 3667, 408), ("stsb", 5749, 1500), ("rte", 2490, 277),
-     ("wnli", 635, 71)],
+    [
+        ("cola", 8551, 1043),
+        ("sst2", 67349, 872),
+        ("mrpc", 3667, 408),
+        ("stsb", 5749, 1500),
+        ("rte", 2490, 277),
+        ("wnli", 635, 71),
+    ],
 )
 def test_glue_sizes(data_root: Path, task: str, n_train: int, n_dev: int) -> None:
     dm = GlueDataModule(task, data_dir=str(data_root / "glue"))
@@ -53,8 +59,9 @@ def test_stsb_scores_are_floats(data_root: Path) -> None:
 
 
 def test_sst2_end_to_end_subset(data_root: Path, cache_dir: str) -> None:
-    dm = GlueDataModule("sst2", data_dir=str(data_root / "glue"), max_train_samples=2000, batch_size=16,
-                        cache_dir=cache_dir)
+    dm = GlueDataModule(
+        "sst2", data_dir=str(data_root / "glue"), max_train_samples=2000, batch_size=16, cache_dir=cache_dir
+    )
     dm.setup("fit")
     assert len(dm.train_dataset) == 2000 and len(dm.val_datasets[0]) == 872
     assert 0.45 < dm.train_dataset.labels.float().mean().item() < 0.65  # SST-2 train is 55.8 % positive
@@ -74,8 +81,9 @@ def test_xnli_dev_languages_are_parallel(data_root: Path) -> None:
 
 
 def test_xnli_test_with_label_file(data_root: Path) -> None:
-    sets = CrossLingualDataModule("xnli", data_dir=str(data_root), eval_split="test",
-                                  languages=["en", "sw"]).eval_examples("test")
+    sets = CrossLingualDataModule(
+        "xnli", data_dir=str(data_root), eval_split="test", languages=["en", "sw"]
+    ).eval_examples("test")
     assert [len(e) for e in sets] == [5010, 5010]
     assert collections.Counter(sets[0].labels) == {0: 1670, 1: 1670, 2: 1670}
 
@@ -87,8 +95,14 @@ def test_xnli_snli_train_drops_no_consensus(data_root: Path) -> None:
 
 
 def test_xnli_end_to_end_subset(data_root: Path, cache_dir: str) -> None:
-    dm = CrossLingualDataModule("xnli", data_dir=str(data_root), train_source="dev_en", languages=["de", "zh"],
-                                max_eval_samples=100, cache_dir=cache_dir)
+    dm = CrossLingualDataModule(
+        "xnli",
+        data_dir=str(data_root),
+        train_source="dev_en",
+        languages=["de", "zh"],
+        max_eval_samples=100,
+        cache_dir=cache_dir,
+    )
     dm.setup("fit")
     assert len(dm.train_dataset) == 2490 and [len(d) for d in dm.val_datasets] == [100, 100]
     loaders = dm.val_dataloader()

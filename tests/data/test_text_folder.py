@@ -27,8 +27,9 @@ def test_labels_follow_sorted_folder_names(tmp_path: Path, cache_dir: str) -> No
     write_text_folder(tmp_path / "news", {"tech": 5, "business": 10, "sport": 5})
     (tmp_path / "news" / ".hidden").mkdir()
     dm = TextFolderDataModule(str(tmp_path / "news"), val_fraction=0.2, batch_size=4, cache_dir=cache_dir)
-    assert dm.task_spec == TaskSpec("news", 3, "classification", ("accuracy",),
-                                    label_names=("business", "sport", "tech"))
+    assert dm.task_spec == TaskSpec(
+        "news", 3, "classification", ("accuracy",), label_names=("business", "sport", "tech")
+    )
     train, (val,) = dm.train_examples(), dm.eval_examples("validation")
     assert collections.Counter(val.labels) == {0: 2, 1: 1, 2: 1}
     assert collections.Counter(train.labels) == {0: 8, 1: 4, 2: 4}
