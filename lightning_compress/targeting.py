@@ -17,6 +17,21 @@ from torch import nn
 #: biases, pooler and task head are left alone.
 DEFAULT_ENCODER_PATTERN = r"(^|\.)encoder\.layers?\.\d+\..*\.weight$"
 
+#: Default parameters of the gradient-dropout family (METHODS §0.2, O'Neill §10.3.4: "every layer apart from the
+#: input embedding layers and the task-specific classification layer"): every parameter of the encoder stack
+#: (Linear weights and biases, LayerNorm) and of the pooler; :data:`EMBEDDINGS_PATTERN` names are left out.
+ENCODER_PARAMETERS_PATTERN = r"(^|\.)(encoder|pooler)\."
+
+#: The attention projections of every block (query, key, value and attention output, weights and biases): the
+#: narrower reading of O'Neill §10.3.1 (METHODS §5.1, ``scope="attention"``).
+ATTENTION_PROJECTIONS_PATTERN = r"(^|\.)encoder\.layers?\.\d+\.attention\.(self\.(query|key|value)|output\.dense)\."
+
+#: Input embeddings (word, position, token type and their LayerNorm).
+EMBEDDINGS_PATTERN = r"(^|\.)embeddings\."
+
+#: One transformer block; group 2 is its index (``bert.encoder.layer.3.`` -> 3).
+ENCODER_LAYER_PATTERN = r"(^|\.)encoder\.layers?\.(\d+)\."
+
 
 def _as_pattern_list(patterns: str | Sequence[str] | None) -> list[str]:
     if patterns is None:
@@ -70,14 +85,59 @@ def resolve_targets(
     if targets is None:
         linear = set(linear_weight_names(module))
         selected = [name for name in names if name in linear and re.search(DEFAULT_ENCODER_PATTERN, name)]
-        if not selected:
-            raise ValueError(
-                "The default targets (every nn.Linear weight inside `encoder.layer.N`) matched no parameter; "
-                f"first parameter names are {names[:8]}. "
-                "HINT: pass `targets=[...]` regexes naming the weights to compress."
-            )
+        _require_default(selected, names, "every nn.Linear weight inside `encoder.layer.N`", "the weights to compress")
     else:
         selected = _select(names, validate_patterns("targets", targets), "targets")
+    return _exclude(selected, names, exclude)
+
+
+def resolve_encoder_parameters(
+    module: nn.Module,
+    targets: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
+) -> list[str]:
+    """Like :func:`resolve_targets`, with every encoder and pooler parameter as the default (gradient dropout).
+
+    ``targets=None`` selects :data:`ENCODER_PARAMETERS_PATTERN` minus :data:`EMBEDDINGS_PATTERN`: all parameters
+    apart from the input embeddings and the task head, biases and LayerNorm included (METHODS §0.2).
+
+    Example:
+        >>> resolve_encoder_parameters(hf_classifier)[:2]  # doctest: +SKIP
+        ['bert.encoder.layer.0.attention.self.query.weight', 'bert.encoder.layer.0.attention.self.query.bias']
+    """
+    names = [name for name, _ in module.named_parameters()]
+    if targets is None:
+        selected = [
+            name
+            for name in names
+            if re.search(ENCODER_PARAMETERS_PATTERN, name) and not re.search(EMBEDDINGS_PATTERN, name)
+        ]
+        _require_default(selected, names, "every parameter of `encoder.` and `pooler.`", "the parameters to mask")
+    else:
+        selected = _select(names, validate_patterns("targets", targets), "targets")
+    return _exclude(selected, names, exclude)
+
+
+def encoder_layer_index(name: str) -> int | None:
+    """Index of the transformer block holding parameter ``name``, or ``None`` outside the block stack.
+
+    Example:
+        >>> encoder_layer_index("model.bert.encoder.layer.11.output.dense.weight")
+        11
+    """
+    match = re.search(ENCODER_LAYER_PATTERN, name)
+    return None if match is None else int(match.group(2))
+
+
+def _require_default(selected: list[str], names: list[str], description: str, what: str) -> None:
+    if not selected:
+        raise ValueError(
+            f"The default targets ({description}) matched no parameter; first parameter names are {names[:8]}. "
+            f"HINT: pass `targets=[...]` regexes naming {what}."
+        )
+
+
+def _exclude(selected: list[str], names: list[str], exclude: str | Sequence[str] | None) -> list[str]:
     exclude_list = validate_patterns("exclude", exclude)
     if exclude_list:
         excluded = set(_select(selected, exclude_list, "exclude", universe=names))

@@ -2,7 +2,7 @@ import pytest
 from torch import nn
 from transformers import BertForSequenceClassification
 
-from lightning_compress.targeting import resolve_targets
+from lightning_compress.targeting import encoder_layer_index, resolve_encoder_parameters, resolve_targets
 from tests.tiny import tiny_bert_config
 
 
@@ -40,3 +40,25 @@ def test_plain_module_without_encoder_needs_explicit_targets():
     with pytest.raises(ValueError, match="HINT: pass `targets="):
         resolve_targets(nn.Sequential(nn.Linear(2, 2)))
     assert resolve_targets(nn.Sequential(nn.Linear(2, 2)), targets=r"0\.weight") == ["0.weight"]
+
+
+def test_gradient_dropout_defaults_take_every_encoder_and_pooler_parameter():
+    model = BertForSequenceClassification(tiny_bert_config())
+    names = resolve_encoder_parameters(model)
+    encoder = [n for n, _ in model.named_parameters() if ".encoder." in n or ".pooler." in n]
+    assert names == encoder and len(names) == 2 * 16 + 2  # 16 tensors per block (biases, LayerNorm), pooler
+    assert not any("embeddings" in n or "classifier" in n for n in names)
+    assert resolve_encoder_parameters(model, exclude="pooler") == encoder[:-2]
+    layer_norm_biases = [n for n, _ in model.named_parameters() if n.endswith("LayerNorm.bias")]
+    assert resolve_encoder_parameters(model, targets=r"LayerNorm\.bias$") == layer_norm_biases  # explicit: any name
+    with pytest.raises(ValueError, match=r"`targets` pattern 'decoder' matched no parameter"):
+        resolve_encoder_parameters(model, targets="decoder")
+    with pytest.raises(ValueError, match="HINT: pass `targets="):
+        resolve_encoder_parameters(nn.Sequential(nn.Linear(2, 2)))
+
+
+def test_encoder_layer_index():
+    assert encoder_layer_index("model.bert.encoder.layer.11.output.dense.weight") == 11
+    assert encoder_layer_index("model.encoder.layers.2.fc1.bias") == 2
+    assert encoder_layer_index("bert.pooler.dense.weight") is None
+    assert encoder_layer_index("bert.embeddings.word_embeddings.weight") is None

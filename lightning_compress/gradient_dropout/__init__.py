@@ -1,0 +1,24 @@
+"""Gradient-dropout core: seeded masks and schedules (pure tensor functions, METHODS §5)."""
+
+from lightning_compress.gradient_dropout.masks import (
+    PROBABILITY_RESOLUTION,
+    element_drop_mask,
+    epoch_chunk_bounds,
+    epoch_drop_mask,
+    group_drops,
+    mask_generator,
+    mask_seed,
+)
+from lightning_compress.gradient_dropout.schedules import annealed_drop_probability, unfrozen_count
+
+__all__ = [
+    "PROBABILITY_RESOLUTION",
+    "annealed_drop_probability",
+    "element_drop_mask",
+    "epoch_chunk_bounds",
+    "epoch_drop_mask",
+    "group_drops",
+    "mask_generator",
+    "mask_seed",
+    "unfrozen_count",
+]
