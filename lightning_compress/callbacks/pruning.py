@@ -1,24 +1,45 @@
-"""Gradual magnitude pruning during fine-tuning (METHODS §1)."""
+"""Gradual pruning during fine-tuning with any criterion of METHODS §1.2, unstructured or N:M (METHODS §1)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_info
-from torch import Tensor
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 from lightning_compress.callbacks._common import named_parameters, warn_if_training_in_eval_mode
-from lightning_compress.pruning.criteria import CRITERIA, score
+from lightning_compress.pruning.criteria import (
+    CRITERIA,
+    GradStats,
+    PruningCriterion,
+    ScoreInputs,
+    compute_scores,
+    event_generator,
+    needs_gradients,
+)
+from lightning_compress.pruning.l0 import (
+    expected_l0,
+    gate_weight_,
+    hard_concrete_eval,
+    hard_concrete_sample,
+    init_log_alpha,
+)
 from lightning_compress.pruning.masks import apply_masks_, global_masks, layerwise_masks, mask_sparsity
+from lightning_compress.pruning.nm import check_nm_shape, nm_eligible_scores
 from lightning_compress.pruning.schedules import PruningEvent, pruning_events
 from lightning_compress.targeting import resolve_targets, validate_patterns
 
 _SCHEDULES = ("cubic", "iterative", "one_shot")
 _SCOPES = {"layer": layerwise_masks, "global": global_masks}
+_PATTERNS = ("unstructured", "n:m")
+#: METHODS §1.2-1.3 defaults of the loss terms: λ1 on Σ|W|, and λ0 = 5e-4 / N_targeted on Σ P(z != 0)
+_DEFAULT_L1_PENALTY = 5e-4
+_DEFAULT_L0_PENALTY_ON_MEAN = 5e-4
 
 
 class GradualMagnitudePruning(Callback):
@@ -30,6 +51,15 @@ class GradualMagnitudePruning(Callback):
     FQN. After every optimizer step the pruned weights are set back to exactly zero, and before it their
     gradients are zeroed, so AdamW's weight decay and moments can never revive them (METHODS §1.1).
     Between pruning events the cost is one in-place masked multiply per target per step.
+
+    Criteria (METHODS §1.2; ``docs/pruning.md``): ``magnitude``, ``global_magnitude``, ``random``,
+    ``global_random``, ``gradient`` (``|G|``) and ``taylor`` (``|G ⊙ W|``) with ``G`` the gradient summed over the
+    optimizer steps since the last event (one float32 buffer per target, no extra backward), ``lamp`` (global),
+    ``lookahead``, and the two trained-sparsity baselines: ``l1`` adds ``penalty · Σ|W|`` to the loss and prunes by
+    magnitude; ``l0`` puts a hard-concrete gate on every target weight (in the forward), adds
+    ``penalty · Σ P(z ≠ 0)`` to the loss, trains the gates with its own Adam (``gate_lr``), prunes the lowest keep
+    probabilities and folds the gates into the weights at the end of training. Any object with a
+    ``score(name, weight, grad_stats)`` method is accepted too (:class:`~lightning_compress.pruning.criteria.PruningCriterion`).
 
     Args:
         final_sparsity: Fraction of target weights pruned at the end of the schedule, in ``[0, 1)``.
@@ -44,11 +74,20 @@ class GradualMagnitudePruning(Callback):
         frequency: Optimizer steps between events, or ``"epoch"`` for one event per epoch (at epoch boundaries,
             after that epoch's validation, as in the O'Neill protocols).
         step_fraction: Fraction of the remaining weights pruned per event by ``schedule="iterative"``.
-        scope: ``"layer"`` (every matrix to the same sparsity) or ``"global"`` (one threshold over all targets).
-        criterion: Score name from :data:`lightning_compress.pruning.criteria.CRITERIA` (``"magnitude"``,
-            ``"global_magnitude"``).
+        scope: ``"layer"`` (every matrix to the same sparsity) or ``"global"`` (one threshold over all targets);
+            ``None`` takes the criterion's scope (``global`` for ``global_*`` and ``lamp``, else ``layer``).
+        criterion: A name from :data:`~lightning_compress.pruning.criteria.CRITERIA` or a
+            :class:`~lightning_compress.pruning.criteria.PruningCriterion` object.
         targets: Regexes over parameter names; default every ``nn.Linear`` weight inside the transformer encoder.
         exclude: Regexes removing parameters from the targets.
+        pattern: ``"unstructured"`` or ``"n:m"``: every event keeps at least ``n`` of each group of ``m``
+            consecutive input weights, and the last event reaches exactly ``n:m`` (needs
+            ``final_sparsity = 1 - n/m``).
+        n, m: The N:M pattern (``pattern="n:m"``), e.g. ``n=2, m=4``.
+        seed: Seed of the random criteria (scores drawn from ``(seed, event index)``) and of the L0 gates.
+        penalty: Strength of the ``l1`` / ``l0`` loss term; ``None`` gives METHODS' defaults (``5e-4`` on
+            ``Σ|W|``; ``5e-4 / N_targeted`` on ``Σ P(z ≠ 0)``). Only for those two criteria.
+        gate_lr: Adam learning rate of the L0 gate parameters ``log α`` (``criterion="l0"``).
 
     Example::
 
@@ -65,14 +104,34 @@ class GradualMagnitudePruning(Callback):
         end: int | float = 0.75,
         frequency: int | Literal["epoch"] = 10,
         step_fraction: float = 0.1,
-        scope: Literal["layer", "global"] = "layer",
-        criterion: str = "magnitude",
+        scope: Literal["layer", "global"] | None = None,
+        criterion: str | PruningCriterion = "magnitude",
         targets: str | list[str] | None = None,
         exclude: str | list[str] | None = None,
+        pattern: Literal["unstructured", "n:m"] = "unstructured",
+        n: int = 2,
+        m: int = 4,
+        seed: int = 0,
+        penalty: float | None = None,
+        gate_lr: float = 0.01,
     ) -> None:
         super().__init__()
         self._validate_init_arguments(
-            final_sparsity, initial_sparsity, schedule, start, end, frequency, step_fraction, scope, criterion
+            final_sparsity=final_sparsity,
+            initial_sparsity=initial_sparsity,
+            schedule=schedule,
+            start=start,
+            end=end,
+            frequency=frequency,
+            step_fraction=step_fraction,
+            scope=scope,
+            criterion=criterion,
+            pattern=pattern,
+            n=n,
+            m=m,
+            seed=seed,
+            penalty=penalty,
+            gate_lr=gate_lr,
         )
         self.final_sparsity = float(final_sparsity)
         self.initial_sparsity = float(initial_sparsity)
@@ -82,32 +141,39 @@ class GradualMagnitudePruning(Callback):
         self.frequency = frequency
         self.step_fraction = float(step_fraction)
         self.criterion = criterion
-        self.scope = CRITERIA[criterion][1] or scope
+        implied = CRITERIA[criterion].scope if isinstance(criterion, str) else None
+        self.scope = scope or implied or "layer"
         self.targets = validate_patterns("targets", targets)
         self.exclude = validate_patterns("exclude", exclude)
+        self.pattern = pattern
+        self.n, self.m = n, m
+        self.seed = seed
+        self.penalty = penalty
+        self.gate_lr = float(gate_lr)
 
         self.target_names: list[str] = []
         self.masks: dict[str, Tensor] = {}
         self.events: list[PruningEvent] = []
         self.last_event_step = -1
         self.metrics_before_pruning: dict[str, float] = {}
+        # gradient criteria: sum of the gradients since the last event, per target
+        self.grad_sums: dict[str, Tensor] = {}
+        self.grad_steps = 0
+        # criterion="l0": gate parameters per target, their optimizer and noise generator
+        self.log_alphas: dict[str, Tensor] = {}
+        self._gate_optimizer: torch.optim.Optimizer | None = None
+        self._gate_generator: torch.Generator | None = None
+        self._gate_handles: list[RemovableHandle] = []
+        self._restored_gate_state: dict[str, Any] = {}
         self._masked_at_step = -1
         self._eval_mode_checked = False
 
     @staticmethod
-    def _validate_init_arguments(
-        final_sparsity: Any,
-        initial_sparsity: Any,
-        schedule: Any,
-        start: Any,
-        end: Any,
-        frequency: Any,
-        step_fraction: Any,
-        scope: Any,
-        criterion: Any,
-    ) -> None:
+    def _validate_init_arguments(**arguments: Any) -> None:
         name = "GradualMagnitudePruning"
-        for arg, value in (("final_sparsity", final_sparsity), ("initial_sparsity", initial_sparsity)):
+        final_sparsity, initial_sparsity = arguments["final_sparsity"], arguments["initial_sparsity"]
+        for arg in ("final_sparsity", "initial_sparsity"):
+            value = arguments[arg]
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"`{name}({arg}={value!r})` is invalid: expected a float in [0, 1).")
             if not 0.0 <= value < 1.0 or math.isnan(value):
@@ -120,9 +186,13 @@ class GradualMagnitudePruning(Callback):
                 f"`{name}(initial_sparsity={initial_sparsity}, final_sparsity={final_sparsity})` is invalid: "
                 "initial_sparsity must not exceed final_sparsity."
             )
-        if schedule not in _SCHEDULES:
-            raise ValueError(f"`{name}(schedule={schedule!r})` is invalid: expected one of {list(_SCHEDULES)}.")
-        for arg, value in (("start", start), ("end", end)):
+        if arguments["schedule"] not in _SCHEDULES:
+            raise ValueError(
+                f"`{name}(schedule={arguments['schedule']!r})` is invalid: expected one of {list(_SCHEDULES)}."
+            )
+        start, end = arguments["start"], arguments["end"]
+        for arg in ("start", "end"):
+            value = arguments[arg]
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(
                     f"`{name}({arg}={value!r})` is invalid: expected a float fraction in [0, 1] or an int step >= 0."
@@ -136,24 +206,88 @@ class GradualMagnitudePruning(Callback):
                 raise ValueError(f"`{name}({arg}={value!r})` is invalid: an int step must be >= 0.")
         if type(start) is type(end) and end < start:
             raise ValueError(f"`{name}(start={start!r}, end={end!r})` is invalid: end must not come before start.")
+        frequency = arguments["frequency"]
         if frequency != "epoch" and (isinstance(frequency, bool) or not isinstance(frequency, int) or frequency <= 0):
             raise ValueError(f"`{name}(frequency={frequency!r})` is invalid: expected an int > 0 or 'epoch'.")
+        step_fraction = arguments["step_fraction"]
         if isinstance(step_fraction, bool) or not isinstance(step_fraction, (int, float)) or not 0 < step_fraction < 1:
             raise ValueError(f"`{name}(step_fraction={step_fraction!r})` is invalid: expected a float in (0, 1).")
-        if scope not in _SCOPES:
-            raise ValueError(f"`{name}(scope={scope!r})` is invalid: expected one of {list(_SCOPES)}.")
-        if criterion not in CRITERIA:
-            raise ValueError(f"`{name}(criterion={criterion!r})` is invalid: expected one of {sorted(CRITERIA)}.")
+
+        criterion, scope = arguments["criterion"], arguments["scope"]
+        if isinstance(criterion, str):
+            if criterion not in CRITERIA:
+                raise ValueError(f"`{name}(criterion={criterion!r})` is invalid: expected one of {sorted(CRITERIA)}.")
+        elif not callable(getattr(criterion, "score", None)):
+            raise TypeError(
+                f"`{name}(criterion=...)` is invalid: expected a criterion name or an object with a "
+                f"`score(name, weight, grad_stats)` method, got {type(criterion).__name__}."
+            )
+        if scope is not None and scope not in _SCOPES:
+            raise ValueError(f"`{name}(scope={scope!r})` is invalid: expected one of {list(_SCOPES)} or None.")
+        implied = CRITERIA[criterion].scope if isinstance(criterion, str) else None
+        if scope is not None and implied is not None and scope != implied:
+            raise ValueError(
+                f"`{name}(criterion={criterion!r}, scope={scope!r})` is invalid: {criterion!r} is a {implied} "
+                f"criterion; leave `scope` unset or use scope={implied!r}."
+            )
+
+        pattern, n, m = arguments["pattern"], arguments["n"], arguments["m"]
+        if pattern not in _PATTERNS:
+            raise ValueError(f"`{name}(pattern={pattern!r})` is invalid: expected one of {list(_PATTERNS)}.")
+        for arg, value in (("n", n), ("m", m)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"`{name}({arg}={value!r})` is invalid: expected an int.")
+        if not 1 <= n < m:
+            raise ValueError(f"`{name}(n={n}, m={m})` is invalid: expected 1 <= n < m (keep n of every m weights).")
+        if pattern == "n:m" and abs(final_sparsity - (1 - n / m)) > 1e-6:
+            raise ValueError(
+                f"`{name}(pattern='n:m', n={n}, m={m}, final_sparsity={final_sparsity})` is invalid: the last event "
+                f"reaches exactly {n}:{m}, so final_sparsity must be 1 - n/m = {1 - n / m:g}."
+            )
+        seed = arguments["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"`{name}(seed={seed!r})` is invalid: expected an int.")
+        penalty = arguments["penalty"]
+        if penalty is not None:
+            if isinstance(penalty, bool) or not isinstance(penalty, (int, float)):
+                raise TypeError(f"`{name}(penalty={penalty!r})` is invalid: expected a float >= 0 or None.")
+            if not penalty >= 0:
+                raise ValueError(f"`{name}(penalty={penalty!r})` is invalid: expected a float >= 0 or None.")
+            if criterion not in ("l0", "l1"):
+                raise ValueError(
+                    f"`{name}(criterion={criterion!r}, penalty={penalty!r})` is invalid: `penalty` is the strength "
+                    "of the loss term of criterion='l0' or 'l1'."
+                )
+        gate_lr = arguments["gate_lr"]
+        if isinstance(gate_lr, bool) or not isinstance(gate_lr, (int, float)) or not gate_lr > 0:
+            raise ValueError(f"`{name}(gate_lr={gate_lr!r})` is invalid: expected a float > 0.")
+
+    @property
+    def criterion_name(self) -> str:
+        """The criterion's name, or the class name of a custom criterion object."""
+        return self.criterion if isinstance(self.criterion, str) else type(self.criterion).__qualname__
 
     @property
     def state_key(self) -> str:
         return self._generate_state_key(
-            criterion=self.criterion, final_sparsity=self.final_sparsity, targets=self.targets, exclude=self.exclude
+            criterion=self.criterion_name, final_sparsity=self.final_sparsity, targets=self.targets, exclude=self.exclude
         )
 
     # ------------------------------------------------------------------ hooks
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self.target_names = resolve_targets(pl_module, self.targets or None, self.exclude or None)
+        params = named_parameters(pl_module)
+        if self.pattern == "n:m":
+            for name in self.target_names:
+                check_nm_shape(name, params[name].shape, self.m)
+        if self.criterion == "l0" and stage == "fit":
+            self._linear_modules(pl_module)  # validates before any state is set
+            generator = torch.Generator().manual_seed(self.seed)
+            self.log_alphas = {name: init_log_alpha(params[name].shape, generator) for name in self.target_names}
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.criterion == "l0":
+            self._start_gates(pl_module)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.events = self._compute_events(trainer)
@@ -162,11 +296,18 @@ class GradualMagnitudePruning(Callback):
                 f"GradualMagnitudePruning: the schedule reaches only {self.events[-1].sparsity:.3f} sparsity "
                 f"(final_sparsity={self.final_sparsity}) within this run; more steps or a larger step_fraction are needed."
             )
+        if needs_gradients(self.criterion) and self.events and self.events[0].step == 0:
+            raise ValueError(
+                f"GradualMagnitudePruning(criterion={self.criterion_name!r}) scores "
+                "gradients summed over the optimizer steps before each event, but the first event is at step 0: "
+                "start the schedule at step >= 1 (e.g. `start=1` or a fraction > 0)."
+            )
         params = named_parameters(pl_module)
-        missing = [name for name in self.masks if name not in params]
+        missing = [name for name in {**self.masks, **self.grad_sums} if name not in params]
         if missing:
-            raise RuntimeError(f"GradualMagnitudePruning: the checkpoint has masks for parameters the model lacks: {missing[:5]}.")
+            raise RuntimeError(f"GradualMagnitudePruning: the checkpoint has state for parameters the model lacks: {missing[:5]}.")
         self.masks = {name: mask.to(params[name].device) for name, mask in self.masks.items()}
+        self.grad_sums = {name: total.to(params[name].device) for name, total in self.grad_sums.items()}
         apply_masks_(params, self.masks)
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
@@ -176,13 +317,29 @@ class GradualMagnitudePruning(Callback):
         step = trainer.global_step
         if step <= self.last_event_step:
             return
-        for event in self.events:
+        for index, event in enumerate(self.events):
             if event.step == step:
-                self._prune(trainer, pl_module, event)
+                self._prune(trainer, pl_module, index, event)
+
+    def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: Tensor) -> None:
+        if self.criterion not in ("l0", "l1") or not loss.requires_grad:
+            return
+        term = self._penalty_term(pl_module)
+        if pl_module.automatic_optimization:
+            term = term / trainer.accumulate_grad_batches  # Lightning has divided the loss the same way
+        scaler = getattr(trainer.precision_plugin, "scaler", None)
+        if scaler is not None:
+            term = scaler.scale(term)  # the AMP loss is already scaled here
+        loss.add_(term.to(device=loss.device, dtype=loss.dtype))
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
+        params = named_parameters(pl_module)
         if self.masks:
-            apply_masks_(named_parameters(pl_module), self.masks, grads=True)
+            apply_masks_(params, self.masks, grads=True)
+        if needs_gradients(self.criterion) and any(event.step > trainer.global_step for event in self.events):
+            self._accumulate_gradients(params)
+        if self._gate_optimizer is not None:
+            self._step_gates(trainer)
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -190,6 +347,16 @@ class GradualMagnitudePruning(Callback):
         if self.masks and trainer.global_step != self._masked_at_step:
             apply_masks_(named_parameters(pl_module), self.masks)
             self._masked_at_step = trainer.global_step
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._gate_handles:
+            self._fold_gates(pl_module)
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._remove_gate_hooks()
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self._remove_gate_hooks()
 
     # ------------------------------------------------------------------ logic
     def _compute_events(self, trainer: Trainer) -> list[PruningEvent]:
@@ -217,19 +384,148 @@ class GradualMagnitudePruning(Callback):
         )
 
     @torch.no_grad()
-    def _prune(self, trainer: Trainer, pl_module: LightningModule, event: PruningEvent) -> None:
+    def _prune(self, trainer: Trainer, pl_module: LightningModule, index: int, event: PruningEvent) -> None:
         if self.last_event_step < 0:
             self.metrics_before_pruning = {
                 key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val")
             }
         params = named_parameters(pl_module)
-        scores = {name: score(self.criterion, params[name]) for name in self.target_names}
+        inputs = ScoreInputs(
+            weights={name: params[name] for name in self.target_names},
+            grad_stats=self._grad_stats(params) if needs_gradients(self.criterion) else None,
+            generator=event_generator(self.seed, index),
+            log_alphas=self.log_alphas or None,
+        )
+        scores = compute_scores(self.criterion, inputs)
+        if self.pattern == "n:m":
+            scores = {
+                name: nm_eligible_scores(score, self.n, self.m, self.masks.get(name)) for name, score in scores.items()
+            }
         self.masks = _SCOPES[self.scope](scores, event.sparsity, previous=self.masks or None)
         apply_masks_(params, self.masks)
         self.last_event_step = event.step
+        for total in self.grad_sums.values():
+            total.zero_()
+        self.grad_steps = 0
+        if not any(later.step > event.step for later in self.events):
+            self.grad_sums = {}  # no event left to score: free the buffers
         sparsity = mask_sparsity(self.masks.values())
         pl_module.log("compress/pruning/sparsity", sparsity, on_step=True, on_epoch=False, rank_zero_only=True)
+        if self.log_alphas:
+            density = float(expected_l0(self.log_alphas, self.masks)) / sum(mask.numel() for mask in self.masks.values())
+            pl_module.log("compress/pruning/l0_expected_density", density, on_step=True, on_epoch=False, rank_zero_only=True)
         rank_zero_info(f"GradualMagnitudePruning: step {event.step}, target sparsity {event.sparsity:.4f}, measured {sparsity:.4f}")
+
+    # gradient statistics ------------------------------------------------
+    @torch.no_grad()
+    def _accumulate_gradients(self, params: dict[str, Tensor]) -> None:
+        for name in self.target_names:
+            grad = params[name].grad
+            if grad is None:
+                continue
+            if name not in self.grad_sums:
+                self.grad_sums[name] = torch.zeros_like(grad, dtype=torch.float32)
+            self.grad_sums[name].add_(grad)
+        self.grad_steps += 1
+
+    def _grad_stats(self, params: dict[str, Tensor]) -> dict[str, GradStats]:
+        return {
+            name: GradStats(
+                self.grad_sums.get(name, torch.zeros_like(params[name], dtype=torch.float32)), self.grad_steps
+            )
+            for name in self.target_names
+        }
+
+    # loss terms and L0 gates ---------------------------------------------
+    def _penalty_term(self, pl_module: LightningModule) -> Tensor:
+        """The loss term of ``criterion="l1"`` (``λ1 Σ_l ‖M_l ⊙ W_l‖₁``) or ``"l0"`` (``λ0 Σ_l Σ M_l ⊙ P(z ≠ 0)``)."""
+        params = named_parameters(pl_module)
+        if self.criterion == "l1":
+            strength = _DEFAULT_L1_PENALTY if self.penalty is None else self.penalty
+            return strength * sum(params[name].abs().sum() for name in self.target_names)
+        numel = sum(params[name].numel() for name in self.target_names)
+        strength = _DEFAULT_L0_PENALTY_ON_MEAN / numel if self.penalty is None else self.penalty
+        return strength * expected_l0(self.log_alphas, self.masks or None)
+
+    def _linear_modules(self, pl_module: LightningModule) -> dict[str, nn.Linear]:
+        modules = dict(pl_module.named_modules())
+        linears = {}
+        for name in self.target_names:
+            owner, _, attribute = name.rpartition(".")
+            module = modules.get(owner)
+            if attribute != "weight" or not isinstance(module, nn.Linear):
+                raise ValueError(
+                    f"`GradualMagnitudePruning(criterion='l0')` gates the weights of nn.Linear modules, but the target "
+                    f"`{name}` is not one. HINT: restrict `targets` to nn.Linear weights."
+                )
+            linears[name] = module
+        return linears
+
+    def _start_gates(self, pl_module: LightningModule) -> None:
+        params = named_parameters(pl_module)
+        restored = self._restored_gate_state
+        missing = [name for name in self.target_names if name not in restored.get("log_alphas", self.log_alphas)]
+        if missing:
+            raise RuntimeError(f"GradualMagnitudePruning: the checkpoint has no L0 gates for the targets {missing[:5]}.")
+        self.log_alphas = {
+            name: restored.get("log_alphas", self.log_alphas)[name].detach().float().to(params[name].device).requires_grad_()
+            for name in self.target_names
+        }
+        self._gate_optimizer = torch.optim.Adam(list(self.log_alphas.values()), lr=self.gate_lr)
+        device = next(iter(self.log_alphas.values())).device
+        self._gate_generator = torch.Generator(device=device).manual_seed(self.seed)
+        if "optimizer" in restored:
+            self._gate_optimizer.load_state_dict(restored["optimizer"])
+        if "generator" in restored:
+            self._gate_generator.set_state(restored["generator"])
+        self._restored_gate_state = {}
+        self._remove_gate_hooks()
+        for name, module in self._linear_modules(pl_module).items():
+            self._gate_handles += gate_weight_(module, self._gate_fn(name))
+
+    def _gate_fn(self, name: str) -> Callable[[nn.Module], Tensor]:
+        def gate(module: nn.Module) -> Tensor:
+            log_alpha = self.log_alphas[name]
+            if not module.training:
+                return hard_concrete_eval(log_alpha)
+            u = torch.rand(log_alpha.shape, generator=self._gate_generator, device=log_alpha.device)
+            return hard_concrete_sample(log_alpha, u)
+
+        return gate
+
+    def _step_gates(self, trainer: Trainer) -> None:
+        gates = list(self.log_alphas.values())
+        grads = [torch.zeros_like(g) if g.grad is None else g.grad for g in gates]
+        flat = torch.cat([grad.reshape(-1) for grad in grads])
+        if trainer.world_size > 1:
+            flat = trainer.strategy.reduce(flat, reduce_op="mean")
+        scaler = getattr(trainer.precision_plugin, "scaler", None)
+        if scaler is not None:
+            flat = flat / scaler.get_scale()
+        if bool(torch.isfinite(flat).all()):
+            for gate, grad in zip(gates, flat.split([g.numel() for g in gates])):
+                gate.grad = grad.view_as(gate)
+            self._gate_optimizer.step()
+        self._gate_optimizer.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def _fold_gates(self, pl_module: LightningModule) -> None:
+        """Make the masks hard: ``W ← W ⊙ ẑ``, and entries whose evaluation gate is 0 join the mask."""
+        params = named_parameters(pl_module)
+        for name in self.target_names:
+            gate = hard_concrete_eval(self.log_alphas[name]).to(params[name].device)
+            mask = gate > 0
+            if name in self.masks:
+                mask &= self.masks[name]
+            params[name].mul_(gate.to(params[name].dtype)).mul_(mask)
+            self.masks[name] = mask
+        self._remove_gate_hooks()
+        self._gate_optimizer = None
+
+    def _remove_gate_hooks(self) -> None:
+        for handle in self._gate_handles:
+            handle.remove()
+        self._gate_handles = []
 
     # ------------------------------------------------------------------ state
     @property
@@ -238,13 +534,29 @@ class GradualMagnitudePruning(Callback):
         return mask_sparsity(self.masks.values()) if self.masks else 0.0
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "masks": {name: mask.cpu() for name, mask in self.masks.items()},
             "last_event_step": self.last_event_step,
             "metrics_before_pruning": dict(self.metrics_before_pruning),
+            "grad_sums": {name: total.cpu() for name, total in self.grad_sums.items()},
+            "grad_steps": self.grad_steps,
         }
+        if self.log_alphas:
+            state["log_alphas"] = {name: value.detach().cpu() for name, value in self.log_alphas.items()}
+            if self._gate_optimizer is not None:
+                state["gate_optimizer"] = self._gate_optimizer.state_dict()
+            if self._gate_generator is not None:
+                state["gate_generator"] = self._gate_generator.get_state()
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.masks = {name: mask.bool() for name, mask in state_dict.get("masks", {}).items()}
         self.last_event_step = int(state_dict.get("last_event_step", -1))
         self.metrics_before_pruning = dict(state_dict.get("metrics_before_pruning", {}))
+        self.grad_sums = {name: total.float() for name, total in state_dict.get("grad_sums", {}).items()}
+        self.grad_steps = int(state_dict.get("grad_steps", 0))
+        restored = {}
+        for key, target in (("log_alphas", "log_alphas"), ("gate_optimizer", "optimizer"), ("gate_generator", "generator")):
+            if key in state_dict:
+                restored[target] = state_dict[key]
+        self._restored_gate_state = restored
