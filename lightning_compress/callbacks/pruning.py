@@ -59,7 +59,8 @@ class GradualMagnitudePruning(Callback):
     magnitude; ``l0`` puts a hard-concrete gate on every target weight (in the forward), adds
     ``penalty · Σ P(z ≠ 0)`` to the loss, trains the gates with its own Adam (``gate_lr``), prunes the lowest keep
     probabilities and folds the gates into the weights at the end of training. Any object with a
-    ``score(name, weight, grad_stats)`` method is accepted too (:class:`~lightning_compress.pruning.criteria.PruningCriterion`).
+    ``score(name, weight, grad_stats)`` method is accepted too
+    (:class:`~lightning_compress.pruning.criteria.PruningCriterion`).
 
     Args:
         final_sparsity: Fraction of target weights pruned at the end of the schedule, in ``[0, 1)``.
@@ -270,7 +271,10 @@ class GradualMagnitudePruning(Callback):
     @property
     def state_key(self) -> str:
         return self._generate_state_key(
-            criterion=self.criterion_name, final_sparsity=self.final_sparsity, targets=self.targets, exclude=self.exclude
+            criterion=self.criterion_name,
+            final_sparsity=self.final_sparsity,
+            targets=self.targets,
+            exclude=self.exclude,
         )
 
     # ------------------------------------------------------------------ hooks
@@ -294,7 +298,8 @@ class GradualMagnitudePruning(Callback):
         if self.events and self.events[-1].sparsity < self.final_sparsity:
             rank_zero_info(
                 f"GradualMagnitudePruning: the schedule reaches only {self.events[-1].sparsity:.3f} sparsity "
-                f"(final_sparsity={self.final_sparsity}) within this run; more steps or a larger step_fraction are needed."
+                f"(final_sparsity={self.final_sparsity}) within this run; more steps or a larger step_fraction "
+                "are needed."
             )
         if needs_gradients(self.criterion) and self.events and self.events[0].step == 0:
             raise ValueError(
@@ -305,7 +310,9 @@ class GradualMagnitudePruning(Callback):
         params = named_parameters(pl_module)
         missing = [name for name in {**self.masks, **self.grad_sums} if name not in params]
         if missing:
-            raise RuntimeError(f"GradualMagnitudePruning: the checkpoint has state for parameters the model lacks: {missing[:5]}.")
+            raise RuntimeError(
+                f"GradualMagnitudePruning: the checkpoint has state for parameters the model lacks: {missing[:5]}."
+            )
         self.masks = {name: mask.to(params[name].device) for name, mask in self.masks.items()}
         self.grad_sums = {name: total.to(params[name].device) for name, total in self.grad_sums.items()}
         apply_masks_(params, self.masks)
@@ -412,9 +419,15 @@ class GradualMagnitudePruning(Callback):
         sparsity = mask_sparsity(self.masks.values())
         pl_module.log("compress/pruning/sparsity", sparsity, on_step=True, on_epoch=False, rank_zero_only=True)
         if self.log_alphas:
-            density = float(expected_l0(self.log_alphas, self.masks)) / sum(mask.numel() for mask in self.masks.values())
-            pl_module.log("compress/pruning/l0_expected_density", density, on_step=True, on_epoch=False, rank_zero_only=True)
-        rank_zero_info(f"GradualMagnitudePruning: step {event.step}, target sparsity {event.sparsity:.4f}, measured {sparsity:.4f}")
+            density = float(expected_l0(self.log_alphas, self.masks)) / sum(
+                mask.numel() for mask in self.masks.values()
+            )
+            pl_module.log(
+                "compress/pruning/l0_expected_density", density, on_step=True, on_epoch=False, rank_zero_only=True
+            )
+        rank_zero_info(
+            f"GradualMagnitudePruning: step {event.step}, target sparsity {event.sparsity:.4f}, measured {sparsity:.4f}"
+        )
 
     # gradient statistics ------------------------------------------------
     @torch.no_grad()
@@ -466,9 +479,15 @@ class GradualMagnitudePruning(Callback):
         restored = self._restored_gate_state
         missing = [name for name in self.target_names if name not in restored.get("log_alphas", self.log_alphas)]
         if missing:
-            raise RuntimeError(f"GradualMagnitudePruning: the checkpoint has no L0 gates for the targets {missing[:5]}.")
+            raise RuntimeError(
+                f"GradualMagnitudePruning: the checkpoint has no L0 gates for the targets {missing[:5]}."
+            )
         self.log_alphas = {
-            name: restored.get("log_alphas", self.log_alphas)[name].detach().float().to(params[name].device).requires_grad_()
+            name: restored.get("log_alphas", self.log_alphas)[name]
+            .detach()
+            .float()
+            .to(params[name].device)
+            .requires_grad_()
             for name in self.target_names
         }
         self._gate_optimizer = torch.optim.Adam(list(self.log_alphas.values()), lr=self.gate_lr)
@@ -556,7 +575,11 @@ class GradualMagnitudePruning(Callback):
         self.grad_sums = {name: total.float() for name, total in state_dict.get("grad_sums", {}).items()}
         self.grad_steps = int(state_dict.get("grad_steps", 0))
         restored = {}
-        for key, target in (("log_alphas", "log_alphas"), ("gate_optimizer", "optimizer"), ("gate_generator", "generator")):
+        for key, target in (
+            ("log_alphas", "log_alphas"),
+            ("gate_optimizer", "optimizer"),
+            ("gate_generator", "generator"),
+        ):
             if key in state_dict:
                 restored[target] = state_dict[key]
         self._restored_gate_state = restored

@@ -197,7 +197,8 @@ def lookahead_neighbours(names: Sequence[str]) -> dict[str, Neighbours]:
     attention.self.query.weight`` etc.) get none, i.e. the factor 1.
 
     Example:
-        >>> lookahead_neighbours(["l.0.intermediate.dense.weight", "l.0.output.dense.weight"])["l.0.output.dense.weight"]
+        >>> names = ["l.0.intermediate.dense.weight", "l.0.output.dense.weight"]
+        >>> lookahead_neighbours(names)["l.0.output.dense.weight"]
         Neighbours(previous='l.0.intermediate.dense.weight', following=())
     """
     parsed = {name: _BERT_LAYER.match(name) for name in names}
@@ -296,7 +297,7 @@ CRITERIA: dict[str, Criterion] = {
 
 
 def needs_gradients(criterion: str | PruningCriterion) -> bool:
-    """Whether ``criterion`` reads :class:`GradStats` (custom objects do unless they set ``needs_gradients = False``)."""
+    """Whether ``criterion`` reads :class:`GradStats` (custom objects do, unless ``needs_gradients = False``)."""
     if isinstance(criterion, str):
         return CRITERIA[criterion].needs_gradients
     return bool(getattr(criterion, "needs_gradients", True))

@@ -57,9 +57,8 @@ def hard_concrete_sample(
         >>> hard_concrete_sample(torch.tensor([0.0]), torch.tensor([0.5]))  # s = 0.5 -> 0.5 * 1.2 - 0.1
         tensor([0.5000])
     """
-    eps = torch.finfo(u.dtype).eps
-    u = u.clamp(eps, 1.0 - eps)
-    s = torch.sigmoid((u.log() - (-u).log1p() + log_alpha) / beta)
+    logistic_noise = torch.logit(u, eps=torch.finfo(u.dtype).eps)  # log u - log(1 - u)
+    s = torch.sigmoid((logistic_noise + log_alpha) / beta)
     return (s * (zeta - gamma) + gamma).clamp(0.0, 1.0)
 
 

@@ -83,7 +83,8 @@ def semi_structured_support(weight: Tensor) -> str | None:
         )
     capability = torch.cuda.get_device_capability(weight.device)
     if capability < (8, 0):
-        return f"semi-structured sparsity needs compute capability >= 8.0; {weight.device} has {capability[0]}.{capability[1]}"
+        major, minor = capability
+        return f"semi-structured sparsity needs compute capability >= 8.0; {weight.device} has {major}.{minor}"
     if weight.dtype not in SEMI_STRUCTURED_DTYPES:
         return f"dtype {weight.dtype} is not supported: cast the model to one of {list(SEMI_STRUCTURED_DTYPES)} first"
     rows, cols = SEMI_STRUCTURED_MIN_SHAPE
@@ -118,7 +119,11 @@ def to_semi_structured_(module: nn.Module, names: Iterable[str] | None = None) -
         model.half().cuda()
         to_semi_structured_(model)     # ['bert.encoder.layer.0.attention.self.query.weight', ...]
     """
-    linears = {f"{prefix}.weight" if prefix else "weight": sub for prefix, sub in module.named_modules() if isinstance(sub, nn.Linear)}
+    linears = {
+        f"{prefix}.weight" if prefix else "weight": sub
+        for prefix, sub in module.named_modules()
+        if isinstance(sub, nn.Linear)
+    }
     if names is None:
         selected = [name for name, linear in linears.items() if is_nm_sparse(linear.weight, 2, 4)]
         if not selected:
@@ -131,7 +136,9 @@ def to_semi_structured_(module: nn.Module, names: Iterable[str] | None = None) -
     for name in selected:
         reason = semi_structured_support(linears[name].weight)
         if reason is not None:
-            raise SemiStructuredUnsupportedError(f"cannot convert `{name}` to a semi-structured sparse tensor: {reason}.")
+            raise SemiStructuredUnsupportedError(
+                f"cannot convert `{name}` to a semi-structured sparse tensor: {reason}."
+            )
     for name in selected:
         linear = linears[name]
         linear.weight = nn.Parameter(

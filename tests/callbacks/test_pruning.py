@@ -76,7 +76,9 @@ def test_global_scope_reaches_pooled_sparsity_with_uneven_layers():
 def test_schedule_counts_optimizer_steps_under_gradient_accumulation():
     seed_everything(0)
     module = UserModule()
-    pruning = GradualMagnitudePruning(final_sparsity=0.5, schedule="iterative", step_fraction=0.5, frequency=2, start=0, end=1.0)
+    pruning = GradualMagnitudePruning(
+        final_sparsity=0.5, schedule="iterative", step_fraction=0.5, frequency=2, start=0, end=1.0
+    )
     make_trainer([pruning], max_epochs=2, accumulate_grad_batches=2).fit(module, loader(64, batch_size=4))
     # 16 batches / epoch, 2 epochs, 2 batches per step: 16 optimizer steps; events at steps 2 (0.5 reached)
     assert [e.step for e in pruning.events] == [2]
@@ -86,7 +88,9 @@ def test_schedule_counts_optimizer_steps_under_gradient_accumulation():
 def test_epoch_frequency_prunes_at_epoch_boundaries_after_validation():
     seed_everything(0)
     module = UserModule()
-    pruning = GradualMagnitudePruning(final_sparsity=0.5, schedule="iterative", step_fraction=0.3, frequency="epoch", start=0, end=1.0)
+    pruning = GradualMagnitudePruning(
+        final_sparsity=0.5, schedule="iterative", step_fraction=0.3, frequency="epoch", start=0, end=1.0
+    )
     make_trainer([pruning], max_epochs=3).fit(module, loader(), loader(16))
     assert [e.step for e in pruning.events] == [8, 16]  # 8 steps per epoch; events at the start of epochs 2 and 3
     assert pruning.events[0].sparsity == pytest.approx(0.3)
@@ -147,7 +151,9 @@ def test_bad_arguments_raise_clear_errors(kwargs, error, match):
 
 def test_target_pattern_matching_nothing_fails_at_setup():
     pruning = GradualMagnitudePruning(targets=["decoder\\.weight"])
-    with pytest.raises(ValueError, match=r"`targets` pattern 'decoder.*' matched no parameter; first parameter names are"):
+    with pytest.raises(
+        ValueError, match=r"`targets` pattern 'decoder.*' matched no parameter; first parameter names are"
+    ):
         make_trainer([pruning], max_epochs=1).fit(UserModule(), loader())
 
 
@@ -167,28 +173,45 @@ from tests.tiny import UserModule, loader
 out = sys.argv[1]
 seed_everything(0)
 module = UserModule()
-pruning = GradualMagnitudePruning(final_sparsity=0.7, start=0.0, end=0.7, frequency=2, scope="global")
-trainer = Trainer(strategy="ddp", accelerator="cpu", devices=2, max_epochs=2, callbacks=[pruning], logger=False,
+# three stacked callbacks on disjoint targets: global magnitude, global random scores, L0 gates (own optimizer)
+schedule = dict(final_sparsity=0.7, start=0.0, end=0.7, frequency=2)
+callbacks = [
+    GradualMagnitudePruning(**schedule, scope="global", targets=r"layer\\.0\\..*(query|key|value|dense)\\.weight$"),
+    GradualMagnitudePruning(
+        **schedule, criterion="global_random", targets=r"layer\\.1\\.attention\\..*(query|key|value|dense)\\.weight$"
+    ),
+    GradualMagnitudePruning(**schedule, criterion="l0", targets=r"layer\\.1\\.(intermediate|output)\\.dense\\.weight$"),
+]
+trainer = Trainer(strategy="ddp", accelerator="cpu", devices=2, max_epochs=2, callbacks=callbacks, logger=False,
                   enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
 trainer.fit(module, loader(64, batch_size=4))
-torch.save({"masks": pruning.masks, "weights": module.state_dict()}, f"{out}/rank{trainer.global_rank}.pt")
+torch.save({"masks": [cb.masks for cb in callbacks], "gates": callbacks[2].log_alphas, "weights": module.state_dict()},
+           f"{out}/rank{trainer.global_rank}.pt")
 """
 
 
 def test_ddp_two_processes_have_identical_masks_and_weights(tmp_path):
+    """I5: magnitude, random and L0 masks, the gates and all weights agree across ranks."""
     script = tmp_path / "ddp_pruning.py"
     script.write_text(DDP_SCRIPT)
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)], cwd=root, capture_output=True, text=True, timeout=300,
+        [sys.executable, str(script), str(tmp_path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**__import__("os").environ, "PYTHONPATH": str(root)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
-    assert rank0["masks"].keys() == rank1["masks"].keys() and rank0["masks"]
-    for name in rank0["masks"]:
-        assert torch.equal(rank0["masks"][name], rank1["masks"][name])
+    for masks0, masks1 in zip(rank0["masks"], rank1["masks"]):
+        assert masks0.keys() == masks1.keys() and masks0
+        for name in masks0:
+            assert torch.equal(masks0[name], masks1[name]), name
+        sparsity = 1 - sum(int(m.sum()) for m in masks0.values()) / sum(m.numel() for m in masks0.values())
+        assert sparsity == pytest.approx(0.7, abs=1e-3)
+    for name in rank0["gates"]:
+        assert torch.equal(rank0["gates"][name], rank1["gates"][name]), name
     for name in rank0["weights"]:
         assert torch.equal(rank0["weights"][name], rank1["weights"][name]), name
-    sparsity = 1 - sum(int(m.sum()) for m in rank0["masks"].values()) / sum(m.numel() for m in rank0["masks"].values())
-    assert sparsity == pytest.approx(0.7, abs=1e-4)

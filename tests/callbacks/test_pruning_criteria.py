@@ -3,7 +3,7 @@
 import pytest
 import torch
 from jsonargparse import ArgumentParser
-from pytorch_lightning import Callback, LightningModule, seed_everything
+from pytorch_lightning import Callback, seed_everything
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import nn
 
@@ -95,7 +95,9 @@ def test_l1_term_is_in_the_single_backward():
 
 
 def test_l0_gates_enter_the_forward_and_the_expected_l0_term_the_backward():
-    pruning = GradualMagnitudePruning(final_sparsity=0.5, schedule="one_shot", start=2, criterion="l0", penalty=0.1, seed=3)
+    pruning = GradualMagnitudePruning(
+        final_sparsity=0.5, schedule="one_shot", start=2, criterion="l0", penalty=0.1, seed=3
+    )
     probe = Probe(pruning)
     fit([probe, pruning], max_epochs=None, max_steps=3)
 
@@ -215,11 +217,27 @@ def test_resume_with_gradient_statistics_or_gates_is_exact(tmp_path, criterion):
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"criterion": "lamp", "scope": "layer"}, ValueError, r"criterion='lamp', scope='layer'\)` is invalid: 'lamp' is a global criterion"),
+        (
+            {"criterion": "lamp", "scope": "layer"},
+            ValueError,
+            r"criterion='lamp', scope='layer'\)` is invalid: 'lamp' is a global criterion",
+        ),
         ({"criterion": "global_random", "scope": "layer"}, ValueError, "'global_random' is a global criterion"),
-        ({"criterion": "taylr"}, ValueError, r"criterion='taylr'\)` is invalid: expected one of \['global_magnitude', 'global_random', 'gradient', 'l0'"),
-        ({"criterion": 3}, TypeError, r"expected a criterion name or an object with a `score\(name, weight, grad_stats\)` method, got int"),
-        ({"penalty": 1e-3}, ValueError, r"criterion='magnitude', penalty=0.001\)` is invalid: `penalty` is the strength"),
+        (
+            {"criterion": "taylr"},
+            ValueError,
+            r"criterion='taylr'\)` is invalid: expected one of \['global_magnitude', 'global_random', 'gradient', 'l0'",
+        ),
+        (
+            {"criterion": 3},
+            TypeError,
+            r"expected a criterion name or an object with a `score\(name, weight, grad_stats\)` method, got int",
+        ),
+        (
+            {"penalty": 1e-3},
+            ValueError,
+            r"criterion='magnitude', penalty=0.001\)` is invalid: `penalty` is the strength",
+        ),
         ({"criterion": "l1", "penalty": -1.0}, ValueError, r"penalty=-1.0\)` is invalid: expected a float >= 0"),
         ({"pattern": "2:4"}, ValueError, r"pattern='2:4'\)` is invalid: expected one of \['unstructured', 'n:m'\]"),
         ({"pattern": "n:m"}, ValueError, r"final_sparsity=0.9\)` is invalid: .* final_sparsity must be 1 - n/m = 0.5"),
@@ -248,10 +266,15 @@ class NoEncoder(UserModule):
 
 
 def test_l0_without_linear_target_weights_fails_at_setup():
-    with pytest.raises(ValueError, match=r"default targets \(every nn.Linear weight inside `encoder.layer.N`\) matched no parameter"):
+    with pytest.raises(
+        ValueError, match=r"default targets \(every nn.Linear weight inside `encoder.layer.N`\) matched no parameter"
+    ):
         fit([GradualMagnitudePruning(criterion="l0")], module=NoEncoder(), max_epochs=1)
     pruning = GradualMagnitudePruning(criterion="l0", targets=["word_embeddings"])
-    with pytest.raises(ValueError, match=r"gates the weights of nn.Linear modules, but the target `model.bert.embeddings.word_embeddings.weight` is not one"):
+    with pytest.raises(
+        ValueError,
+        match=r"gates the weights of nn.Linear modules, but the target `model.bert.embeddings.word_embeddings.weight`",
+    ):
         fit([pruning], max_epochs=1)
 
 

@@ -79,12 +79,20 @@ def test_lookahead_multiplies_incoming_row_norms_and_outgoing_column_norms(dtype
     torch.testing.assert_close(lookahead_score(w, previous, [following[:1], following[1:]]), expected)
     # missing neighbours contribute 1
     torch.testing.assert_close(lookahead_score(w), magnitude_score(w))
-    torch.testing.assert_close(lookahead_score(w, following=[following]), torch.tensor([[3.0, 1, 12, 7], [15, 6, 27, 33], [16, 8, 12, 20]]))
+    torch.testing.assert_close(
+        lookahead_score(w, following=[following]), torch.tensor([[3.0, 1, 12, 7], [15, 6, 27, 33], [16, 8, 12, 20]])
+    )
 
 
 def test_lookahead_neighbours_follow_the_bert_block():
-    parts = ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
-             "intermediate.dense", "output.dense"]
+    parts = [
+        "attention.self.query",
+        "attention.self.key",
+        "attention.self.value",
+        "attention.output.dense",
+        "intermediate.dense",
+        "output.dense",
+    ]
     names = [f"model.bert.encoder.layer.{i}.{part}.weight" for i in (0, 1) for part in parts]
     neighbours = lookahead_neighbours(names)
 
@@ -111,8 +119,12 @@ def test_lookahead_scores_use_the_neighbour_weights():
     weights = {"e.layer.0.attention.self.value.weight": value, "e.layer.0.attention.output.dense.weight": dense}
     scores = lookahead_scores(weights)
     # value: outgoing = columns of dense: norms sqrt(5), sqrt(1.25); dense: incoming = rows of value: 5, 2
-    torch.testing.assert_close(scores["e.layer.0.attention.self.value.weight"], value * torch.tensor([[5**0.5], [1.25**0.5]]))
-    torch.testing.assert_close(scores["e.layer.0.attention.output.dense.weight"], torch.tensor([[5.0, 2.0], [10.0, 1.0]]))
+    torch.testing.assert_close(
+        scores["e.layer.0.attention.self.value.weight"], value * torch.tensor([[5**0.5], [1.25**0.5]])
+    )
+    torch.testing.assert_close(
+        scores["e.layer.0.attention.output.dense.weight"], torch.tensor([[5.0, 2.0], [10.0, 1.0]])
+    )
 
 
 def test_random_scores_depend_only_on_seed_and_event():
@@ -157,7 +169,11 @@ def test_every_criterion_name_dispatches_to_its_score():
     for name, score in expected.items():
         torch.testing.assert_close(compute_scores(name, inputs())["w"], score, msg=name)
     assert [name for name in CRITERIA if needs_gradients(name)] == ["gradient", "taylor"]
-    assert {name for name, c in CRITERIA.items() if c.scope == "global"} == {"global_magnitude", "global_random", "lamp"}
+    assert {name for name, c in CRITERIA.items() if c.scope == "global"} == {
+        "global_magnitude",
+        "global_random",
+        "lamp",
+    }
 
 
 class NegativeTaylor:
@@ -187,5 +203,7 @@ def test_custom_criterion_with_a_wrong_shape_is_rejected():
         def score(self, name, weight, grad_stats):
             return weight.flatten()
 
-    with pytest.raises(ValueError, match=r"Flat.score\('w', ...\) returned \(12,\): expected a tensor shaped like the weight, \(3, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"Flat.score\('w', ...\) returned \(12,\): expected a tensor shaped like the weight, \(3, 4\)"
+    ):
         compute_scores(Flat(), ScoreInputs({"w": torch.tensor(W)}))

@@ -43,5 +43,5 @@ def test_rounding_is_within_one_element_per_matrix():
     torch.manual_seed(0)
     scores = {f"w{i}": torch.rand(7, 13) for i in range(5)}
     for sparsity in (0.1, 0.333, 0.9):
-        for name, mask in layerwise_masks(scores, sparsity).items():
+        for mask in layerwise_masks(scores, sparsity).values():
             assert abs(int((~mask).sum()) - sparsity * mask.numel()) <= 0.5

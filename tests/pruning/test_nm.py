@@ -63,7 +63,9 @@ def test_is_nm_sparse_checks_every_group():
 
 def test_shape_errors():
     check_nm_shape("ok.weight", (3, 8), 4)
-    with pytest.raises(ValueError, match=r"`l.weight` has shape \(3, 6\) and its input dimension 6 is not divisible by m=4"):
+    with pytest.raises(
+        ValueError, match=r"`l.weight` has shape \(3, 6\) and its input dimension 6 is not divisible by m=4"
+    ):
         check_nm_shape("l.weight", (3, 6), 4)
     with pytest.raises(ValueError, match=r"needs 2-d \(nn.Linear\) weights: `b` has shape \(8,\)"):
         check_nm_shape("b", (8,), 4)

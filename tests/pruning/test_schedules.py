@@ -24,7 +24,9 @@ def test_iterative_is_geometric_and_capped():
     # METHODS §0.3: remaining 0.9^k; 31.38 % at k = 11, 9.85 % at k = 22
     assert 1 - iterative_sparsity(11, 0.1) == pytest.approx(0.31381, abs=1e-5)
     assert 1 - iterative_sparsity(22, 0.1) == pytest.approx(0.09848, abs=1e-5)
-    events = pruning_events("iterative", start_step=0, end_step=1000, frequency=5, final_sparsity=0.5, step_fraction=0.1)
+    events = pruning_events(
+        "iterative", start_step=0, end_step=1000, frequency=5, final_sparsity=0.5, step_fraction=0.1
+    )
     assert [e.step for e in events[:3]] == [5, 10, 15]
     assert events[0].sparsity == pytest.approx(0.1)
     assert events[1].sparsity == pytest.approx(0.19)
