@@ -15,9 +15,9 @@ from torch import Tensor, nn
 from lightning_compress.callbacks._common import _DROPOUT_TYPES, named_parameters, warn_if_training_in_eval_mode
 from lightning_compress.gradient_dropout import (
     annealed_drop_probability,
-    element_drop_mask,
-    epoch_drop_mask,
-    group_drops,
+    element_keep_mask,
+    epoch_keep_mask,
+    group_keeps,
     mask_generator,
 )
 from lightning_compress.targeting import (
@@ -125,13 +125,14 @@ class GradientDropout(Callback):
 
         self.target_names: list[str] = []
         self._groups: dict[str, str] = {}  # target FQN -> Layer-GradDrop group
+        self._group_names: list[str] = []
         self._saved_dropout: dict[str, float] = {}
         self._total_epochs = 0
         self._epoch = -1  # 0-based epoch whose p and epoch masks are current
         self._epoch_p = 0.0
         self._epoch_masks: dict[str, Tensor] = {}
         self._buffers: dict[Any, Tensor] = {}  # reused mask / snapshot memory
-        self._pending: list[tuple[nn.Parameter, Tensor, Tensor]] = []  # (param, snapshot, dropped) to restore
+        self._pending: list[tuple[nn.Parameter, Tensor, Tensor]] = []  # (param, snapshot, keep) to restore
         self._eval_mode_checked = False
 
     @staticmethod
@@ -208,6 +209,7 @@ class GradientDropout(Callback):
         targets = self.targets or _SCOPES[self.scope]
         self.target_names = resolve_encoder_parameters(pl_module, targets, self.exclude or None)
         self._groups = {name: _layer_group(name) for name in self.target_names}
+        self._group_names = sorted(set(self._groups.values()))
         if self.model_dropout is not None:
             for name, module in pl_module.named_modules():
                 if isinstance(module, _DROPOUT_TYPES):
@@ -234,10 +236,10 @@ class GradientDropout(Callback):
             if _MODES[self.mode]:
                 pl_module.log("compress/graddrop/p", self._epoch_p, on_step=False, on_epoch=True, rank_zero_only=True)
             else:
-                kept = sum(int((~mask).sum()) for mask in self._epoch_masks.values())
-                total = sum(mask.numel() for mask in self._epoch_masks.values())
+                masks = self._epoch_masks.values()
+                active = sum(int(mask.sum()) for mask in masks) / sum(mask.numel() for mask in masks) if masks else 1.0
                 pl_module.log(
-                    "compress/graddrop/active_fraction", kept / total, on_step=False, on_epoch=True, rank_zero_only=True
+                    "compress/graddrop/active_fraction", active, on_step=False, on_epoch=True, rank_zero_only=True
                 )
 
     @torch.no_grad()
@@ -249,12 +251,12 @@ class GradientDropout(Callback):
         params = named_parameters(pl_module)
         update = self.mask_mode == "update"
         scale = 1.0 / (1.0 - self._epoch_p) if self.rescale else 1.0
-        for name, dropped in self._drops(trainer, params):
+        for name, keep in self._keeps(trainer, params):
             param = params[name]
             if param.grad is None:
                 continue
-            if isinstance(dropped, bool):  # Layer-GradDrop: the whole tensor
-                if not dropped:
+            if isinstance(keep, bool):  # Layer-GradDrop: the whole tensor
+                if keep:
                     if scale != 1.0:
                         param.grad.mul_(scale)
                 elif update:
@@ -265,8 +267,8 @@ class GradientDropout(Callback):
             if update:
                 snapshot = self._buffer(("snapshot", name), param).view_as(param)
                 snapshot.copy_(param)
-                self._pending.append((param, snapshot, dropped))
-            param.grad.masked_fill_(dropped, 0.0)
+                self._pending.append((param, snapshot, keep))
+            param.grad.mul_(keep)
             if scale != 1.0:
                 param.grad.mul_(scale)
 
@@ -274,8 +276,8 @@ class GradientDropout(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        for param, snapshot, dropped in self._pending:
-            torch.where(dropped, snapshot, param, out=param)
+        for param, snapshot, keep in self._pending:
+            torch.where(keep, param, snapshot, out=param)
         self._pending.clear()
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -299,10 +301,11 @@ class GradientDropout(Callback):
             self._epoch_p = annealed_drop_probability(epoch, self._total_epochs, self.p, self.p_end)
         else:
             self._epoch_p = self.p
-        if not _MODES[self.mode]:
+        self._epoch_masks = {}  # empty: every entry trains
+        if not _MODES[self.mode] and (self.mode == "toggle" or epoch < self._total_epochs):
             params = named_parameters(pl_module)
             self._epoch_masks = {
-                name: epoch_drop_mask(
+                name: epoch_keep_mask(
                     params[name].shape,
                     epoch,
                     self._total_epochs,
@@ -313,27 +316,29 @@ class GradientDropout(Callback):
             }
         self._epoch = trainer.current_epoch
 
-    def _drops(self, trainer: Trainer, params: dict[str, nn.Parameter]) -> Iterator[tuple[str, Tensor | bool]]:
-        """Yield ``(fqn, dropped)`` for this optimizer step: a ``bool`` mask (``True`` = dropped entry), or one
-        ``bool`` for the whole tensor (Layer-GradDrop)."""
+    def _keeps(self, trainer: Trainer, params: dict[str, nn.Parameter]) -> Iterator[tuple[str, Tensor | bool]]:
+        """Yield ``(fqn, keep)`` for this optimizer step: a mask (``1`` = kept entry), or one ``bool`` for the
+        whole tensor (Layer-GradDrop)."""
         if not _MODES[self.mode]:
             yield from self._epoch_masks.items()
             return
         key = ("step", trainer.global_step) if self.resample == "step" else ("epoch", trainer.current_epoch)
         if self.mode == "layer":
-            drops = group_drops(sorted(set(self._groups.values())), self._epoch_p, self.seed, *key)
+            keeps = group_keeps(self._group_names, self._epoch_p, self.seed, *key)
             for name in self.target_names:
-                yield name, drops[self._groups[name]]
+                yield name, keeps[self._groups[name]]
             return
         for name in self.target_names:
             param = params[name]
             if param.grad is None:
                 continue
             generator = mask_generator(self.seed, *key, name, device=param.device)
-            # the snapshot of "update" must outlive the loop; "grad" reuses one buffer for every parameter
-            out = self._buffer(("mask", name if self.mask_mode == "update" else param.device), param, torch.bool)
+            if self.mask_mode == "update":  # a bool mask per parameter, kept until the restore after the step
+                out = self._buffer(("mask", name), param, torch.bool)
+            else:  # one 0/1 buffer in the gradient's dtype for every parameter: the fastest multiply on CPU
+                out = self._buffer(("mask", param.device, param.grad.dtype), param, param.grad.dtype)
             scratch = self._buffer(("words", param.device), param, torch.int64, (param.numel() + 3) // 4)
-            yield name, element_drop_mask(param.shape, self._epoch_p, generator, out=out, scratch=scratch)
+            yield name, element_keep_mask(param.shape, self._epoch_p, generator, out=out, scratch=scratch)
 
     def _buffer(self, key: Any, like: Tensor, dtype: torch.dtype | None = None, numel: int | None = None) -> Tensor:
         """A reusable flat buffer of ``numel`` entries (default ``like.numel()``) on ``like``'s device."""

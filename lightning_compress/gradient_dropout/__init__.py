@@ -2,10 +2,10 @@
 
 from lightning_compress.gradient_dropout.masks import (
     PROBABILITY_RESOLUTION,
-    element_drop_mask,
+    element_keep_mask,
     epoch_chunk_bounds,
-    epoch_drop_mask,
-    group_drops,
+    epoch_keep_mask,
+    group_keeps,
     mask_generator,
     mask_seed,
 )
@@ -14,10 +14,10 @@ from lightning_compress.gradient_dropout.schedules import annealed_drop_probabil
 __all__ = [
     "PROBABILITY_RESOLUTION",
     "annealed_drop_probability",
-    "element_drop_mask",
+    "element_keep_mask",
     "epoch_chunk_bounds",
-    "epoch_drop_mask",
-    "group_drops",
+    "epoch_keep_mask",
+    "group_keeps",
     "mask_generator",
     "mask_seed",
     "unfrozen_count",

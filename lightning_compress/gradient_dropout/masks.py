@@ -4,13 +4,14 @@ Every mask is drawn from a generator seeded by a stable digest of (seed, schedul
 see :func:`mask_generator`. Nothing is carried from one step to the next, so every DDP rank draws the same
 mask and a resumed run draws exactly what the uninterrupted run drew, with no generator state to save.
 
-Masks mark the *dropped* entries (``True`` = the gradient entry is zeroed / the entry is frozen), the reading
-of METHODS erratum E-G1: ``p`` is the drop probability.
+Masks mark the *kept* entries (``True`` / ``1`` = the gradient entry is used), as pruning masks do; ``p`` is the
+drop probability (METHODS erratum E-G1).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 
 import torch
 from torch import Tensor
@@ -48,52 +49,53 @@ def _drop_threshold(p: float) -> int:
     return _INT16_MIN - 1 + round(p * PROBABILITY_RESOLUTION)
 
 
-def element_drop_mask(
+def element_keep_mask(
     shape: torch.Size | tuple[int, ...],
     p: float,
     generator: torch.Generator,
     *,
+    dtype: torch.dtype = torch.bool,
     out: Tensor | None = None,
     scratch: Tensor | None = None,
 ) -> Tensor:
     r"""Element-wise GradDrop mask: each entry dropped independently with probability ``p`` (O'Neill Eq. 10.3).
 
-    .. math:: m_{ij} \sim \mathrm{Bernoulli}(p), \quad g' = g \odot (1 - m)
+    .. math:: g' = g \odot m, \quad m_{ij} \sim \mathrm{Bernoulli}(1 - p)
 
-    ``p`` is rounded to a multiple of ``2**-16`` (:data:`PROBABILITY_RESOLUTION`).
+    ``p`` is rounded to a multiple of ``2**-16`` (:data:`PROBABILITY_RESOLUTION`). A floating ``dtype`` gives a
+    ``0/1`` mask that multiplies a gradient faster than a ``bool`` one on CPU.
 
     Args:
         shape: Shape of the parameter.
         p: Drop probability in ``[0, 1]``.
         generator: Source of randomness, on the device the mask is wanted on.
-        out: Optional ``bool`` tensor with at least ``numel`` entries, reused for the result.
+        dtype: Mask dtype (ignored when ``out`` is given).
+        out: Optional flat tensor with at least ``numel`` entries, reused for the result.
         scratch: Optional ``int64`` tensor with at least ``ceil(numel / 4)`` entries, reused for the random words.
 
     Returns:
-        A ``bool`` tensor of ``shape`` (``True`` = dropped), a view of ``out`` when given.
+        A tensor of ``shape`` (``True`` / ``1`` = kept), a view of ``out`` when given.
 
     Example:
-        >>> element_drop_mask((2, 3), 0.5, mask_generator(0, "step", 0, "w")).dtype
+        >>> element_keep_mask((2, 3), 0.5, mask_generator(0, "step", 0, "w")).dtype
         torch.bool
     """
-    numel = 1
-    for size in shape:
-        numel *= size
+    numel = math.prod(shape)
     words = (numel + 3) // 4
     device = generator.device
     if scratch is None:
         scratch = torch.empty(words, dtype=torch.int64, device=device)
     if out is None:
-        out = torch.empty(numel, dtype=torch.bool, device=device)
+        out = torch.empty(numel, dtype=dtype, device=device)
     out = out[:numel]
     threshold = _drop_threshold(p)
-    if threshold < _INT16_MIN:  # p rounds to 0: nothing dropped (and no int16 overflow)
-        return out.fill_(False).view(shape)
+    if threshold < _INT16_MIN:  # p rounds to 0: everything kept (and no int16 overflow)
+        return out.fill_(1).view(shape)
     randoms = scratch[:words].random_(-(2**63), None, generator=generator).view(torch.int16)[:numel]
-    return torch.le(randoms, threshold, out=out).view(shape)
+    return torch.gt(randoms, threshold, out=out).view(shape)
 
 
-def group_drops(groups: list[str], p: float, seed: int, *key: object) -> dict[str, bool]:
+def group_keeps(groups: list[str], p: float, seed: int, *key: object) -> dict[str, bool]:
     """Layer-GradDrop decisions (METHODS §5.2): each group (transformer block) is dropped with probability ``p``.
 
     Args:
@@ -102,13 +104,13 @@ def group_drops(groups: list[str], p: float, seed: int, *key: object) -> dict[st
         seed, key: Identify the draw (e.g. ``("step", 12)``); each group draws from its own generator.
 
     Returns:
-        Group name -> ``True`` when the whole group's gradient is dropped.
+        Group name -> ``True`` when the group's gradient is kept, ``False`` when it is dropped as a whole.
 
     Example:
-        >>> group_drops(["layer.0", "layer.1"], 0.0, seed=0)
-        {'layer.0': False, 'layer.1': False}
+        >>> group_keeps(["layer.0", "layer.1"], 0.0, 0, "step", 7)
+        {'layer.0': True, 'layer.1': True}
     """
-    return {group: bool(element_drop_mask((1,), p, mask_generator(seed, *key, group)).item()) for group in groups}
+    return {group: bool(element_keep_mask((1,), p, mask_generator(seed, *key, group)).item()) for group in groups}
 
 
 def epoch_chunk_bounds(epoch: int, num_epochs: int, numel: int) -> tuple[int, int]:
@@ -124,10 +126,10 @@ def epoch_chunk_bounds(epoch: int, num_epochs: int, numel: int) -> tuple[int, in
     return round((epoch - 1) * numel / num_epochs), round(epoch * numel / num_epochs)
 
 
-def epoch_drop_mask(
+def epoch_keep_mask(
     shape: torch.Size | tuple[int, ...], epoch: int, num_epochs: int, generator: torch.Generator, toggle: bool = False
 ) -> Tensor:
-    """GradDrop-Epoch mask (METHODS §5.3): entries still frozen in epoch ``epoch`` (1-based) of ``num_epochs``.
+    """GradDrop-Epoch mask (METHODS §5.3): the entries that train in epoch ``epoch`` (1-based) of ``num_epochs``.
 
     A random permutation of the entries (drawn from ``generator``, which must be seeded the same way every epoch)
     is cut into ``num_epochs`` disjoint chunks (:func:`epoch_chunk_bounds`). Accumulative (default): chunks
@@ -142,20 +144,17 @@ def epoch_drop_mask(
         toggle: GradDrop-Epoch-Toggle instead of the accumulative variant.
 
     Returns:
-        A ``bool`` tensor of ``shape`` (``True`` = frozen this epoch).
+        A ``bool`` tensor of ``shape`` (``True`` = trains this epoch).
 
     Example:
-        >>> epoch_drop_mask((2, 2), 1, 2, mask_generator(0, "chunks", "w")).sum().item()
+        >>> epoch_keep_mask((2, 2), 1, 2, mask_generator(0, "chunks", "w")).sum().item()
         2
     """
-    numel = 1
-    for size in shape:
-        numel *= size
-    dropped = torch.ones(numel, dtype=torch.bool, device=generator.device)
+    numel = math.prod(shape)
     if epoch > num_epochs:
-        return dropped.fill_(False).view(shape)
+        return torch.ones(shape, dtype=torch.bool, device=generator.device)
     start, stop = epoch_chunk_bounds(epoch, num_epochs, numel)
-    first = start if toggle else 0
     permutation = torch.randperm(numel, generator=generator, device=generator.device)
-    dropped[permutation[first:stop]] = False
-    return dropped.view(shape)
+    keep = torch.zeros(numel, dtype=torch.bool, device=generator.device)
+    keep[permutation[start if toggle else 0 : stop]] = True
+    return keep.view(shape)

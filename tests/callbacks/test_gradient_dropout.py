@@ -9,7 +9,7 @@ from pytorch_lightning import Callback, Trainer, seed_everything
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_compress.callbacks import GradientDropout, GradualMagnitudePruning
-from lightning_compress.gradient_dropout import element_drop_mask, epoch_drop_mask, mask_generator
+from lightning_compress.gradient_dropout import element_keep_mask, epoch_keep_mask, mask_generator
 from tests.tiny import UserModule, loader
 
 
@@ -80,10 +80,10 @@ def test_element_masks_follow_seed_step_and_name_and_touch_only_targets(rescale)
             if name not in targets:
                 assert torch.equal(masked.grads[step][name], grad), name  # embeddings and head untouched
                 continue
-            mask = element_drop_mask(grad.shape, 0.3, mask_generator(5, "step", step, name))
-            expected = grad.masked_fill(mask, 0.0) * (1 / 0.7 if rescale else 1.0)
+            keep = element_keep_mask(grad.shape, 0.3, mask_generator(5, "step", step, name))
+            expected = grad * keep * (1 / 0.7 if rescale else 1.0)
             assert torch.equal(masked.grads[step][name], expected), (step, name)
-            dropped, total = dropped + int(mask.sum()), total + mask.numel()
+            dropped, total = dropped + int((~keep).sum()), total + keep.numel()
     assert abs(dropped / total - 0.3) < 0.01
 
 
@@ -94,10 +94,10 @@ def test_update_mode_leaves_dropped_entries_bit_identical_under_adamw():
     moved = 0
     for step, grads in masked.grads.items():
         for name in graddrop.target_names:
-            mask = element_drop_mask(grads[name].shape, 0.5, mask_generator(0, "step", step, name))
+            keep = element_keep_mask(grads[name].shape, 0.5, mask_generator(0, "step", step, name))
             before, after = masked.before[step][name], masked.after[step][name]
-            assert torch.equal(after[mask], before[mask]), (step, name)  # no weight decay, no moment-driven move
-            moved += int((after[~mask] != before[~mask]).sum())
+            assert torch.equal(after[~keep], before[~keep]), (step, name)  # no weight decay, no moment-driven move
+            moved += int((after[keep] != before[keep]).sum())
     assert moved > 0
 
 
@@ -107,8 +107,8 @@ def test_grad_mode_lets_adamw_move_dropped_entries():
     graddrop = GradientDropout(p=0.5)
     fit([graddrop, masked], UserModule(weight_decay=0.1, dropout=0.0))
     step, name = 3, graddrop.target_names[0]
-    mask = element_drop_mask(masked.grads[step][name].shape, 0.5, mask_generator(0, "step", step, name))
-    assert (masked.after[step][name][mask] != masked.before[step][name][mask]).any()
+    dropped = ~element_keep_mask(masked.grads[step][name].shape, 0.5, mask_generator(0, "step", step, name))
+    assert (masked.after[step][name][dropped] != masked.before[step][name][dropped]).any()
 
 
 @pytest.mark.parametrize("mask_mode", ["grad", "update"])
@@ -137,8 +137,8 @@ def test_epoch_modes_fix_masks_per_epoch(mode):
     for step, grads in raw.grads.items():
         epoch = masked.epochs[step] + 1
         for name in graddrop.target_names:
-            mask = epoch_drop_mask(grads[name].shape, epoch, 3, mask_generator(3, "chunks", name), mode == "toggle")
-            assert torch.equal(masked.grads[step][name], grads[name].masked_fill(mask, 0.0)), (step, name)
+            keep = epoch_keep_mask(grads[name].shape, epoch, 3, mask_generator(3, "chunks", name), mode == "toggle")
+            assert torch.equal(masked.grads[step][name], grads[name] * keep), (step, name)
     last = max(raw.grads)
     if mode == "epoch":  # the last epoch trains every entry
         assert all(torch.equal(masked.grads[last][n], raw.grads[last][n]) for n in graddrop.target_names)

@@ -5,10 +5,10 @@ import torch
 
 from lightning_compress.gradient_dropout import (
     PROBABILITY_RESOLUTION,
-    element_drop_mask,
+    element_keep_mask,
     epoch_chunk_bounds,
-    epoch_drop_mask,
-    group_drops,
+    epoch_keep_mask,
+    group_keeps,
     mask_generator,
     mask_seed,
 )
@@ -27,8 +27,8 @@ def test_mask_seed_is_stable_across_processes_and_distinguishes_keys():
 @pytest.mark.parametrize("p", [0.05, 0.2, 0.5, 0.9])
 def test_element_drop_rate_matches_p(p):
     n = 1_000_000
-    mask = element_drop_mask((n,), p, mask_generator(7, "step", 0, NAME))
-    rate = mask.float().mean().item()
+    keep = element_keep_mask((n,), p, mask_generator(7, "step", 0, NAME))
+    rate = 1 - keep.float().mean().item()
     assert abs(rate - p) <= 0.005
     # METHODS I19: within 3 binomial standard deviations of the (2^-16-rounded) probability
     p_used = round(p * PROBABILITY_RESOLUTION) / PROBABILITY_RESOLUTION
@@ -37,18 +37,28 @@ def test_element_drop_rate_matches_p(p):
 
 def test_element_mask_extremes_shape_and_dtype():
     generator = mask_generator(0, "step", 0, NAME)
-    assert not element_drop_mask((64, 33), 0.0, generator).any()
-    full = element_drop_mask((64, 33), 1.0, generator)
-    assert full.all() and full.shape == (64, 33) and full.dtype == torch.bool
+    assert element_keep_mask((64, 33), 0.0, generator).all()
+    none = element_keep_mask((64, 33), 1.0, generator)
+    assert not none.any() and none.shape == (64, 33) and none.dtype == torch.bool
+
+
+def test_float_mask_equals_bool_mask():
+    def draw(**kwargs):
+        return element_keep_mask((50, 7), 0.4, mask_generator(0, "step", 2, NAME), **kwargs)
+
+    as_float = draw(dtype=torch.float32)
+    assert as_float.dtype == torch.float32 and set(as_float.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(as_float.bool(), draw())
+    assert torch.equal(draw(out=torch.empty(400, dtype=torch.float64)), as_float.double())
 
 
 def test_element_mask_is_a_function_of_seed_step_and_name():
     def draw(seed, step, name, **kwargs):
-        return element_drop_mask((37, 11), 0.3, mask_generator(seed, "step", step, name), **kwargs)
+        return element_keep_mask((37, 11), 0.3, mask_generator(seed, "step", step, name), **kwargs)
 
     reference = draw(0, 5, NAME)
     assert torch.equal(draw(0, 5, NAME), reference)
-    out, scratch = torch.zeros(1000, dtype=torch.bool), torch.zeros(300, dtype=torch.int64)
+    out, scratch = torch.zeros(1000, dtype=torch.bool), torch.zeros(300, dtype=torch.int64)  # larger than needed
     assert torch.equal(draw(0, 5, NAME, out=out, scratch=scratch), reference)  # buffer reuse changes nothing
     for other in (draw(1, 5, NAME), draw(0, 6, NAME), draw(0, 5, NAME + "2")):
         assert not torch.equal(other, reference)
@@ -58,20 +68,20 @@ def test_element_mask_does_not_depend_on_the_thread_count():
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        single = element_drop_mask((300_001,), 0.2, mask_generator(0, "step", 1, NAME))
+        single = element_keep_mask((300_001,), 0.2, mask_generator(0, "step", 1, NAME))
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(single, element_drop_mask((300_001,), 0.2, mask_generator(0, "step", 1, NAME)))
+    assert torch.equal(single, element_keep_mask((300_001,), 0.2, mask_generator(0, "step", 1, NAME)))
 
 
-def test_group_drops_decide_per_group_at_rate_p():
+def test_group_keeps_decide_per_group_at_rate_p():
     groups = [f"encoder.layer.{i}" for i in range(4000)]
-    drops = group_drops(groups, 0.2, 0, "step", 3)
-    assert set(drops) == set(groups) and all(isinstance(d, bool) for d in drops.values())
-    assert abs(sum(drops.values()) / len(groups) - 0.2) < 0.03
-    assert drops == group_drops(groups, 0.2, 0, "step", 3)
-    assert drops != group_drops(groups, 0.2, 0, "step", 4)
-    assert not any(group_drops(groups[:10], 0.0, 0, "step", 3).values())
+    keeps = group_keeps(groups, 0.2, 0, "step", 3)
+    assert set(keeps) == set(groups) and all(isinstance(k, bool) for k in keeps.values())
+    assert abs(1 - sum(keeps.values()) / len(groups) - 0.2) < 0.03
+    assert keeps == group_keeps(groups, 0.2, 0, "step", 3)
+    assert keeps != group_keeps(groups, 0.2, 0, "step", 4)
+    assert all(group_keeps(groups[:10], 0.0, 0, "step", 3).values())
 
 
 def test_epoch_chunks_are_disjoint_equal_and_cover_everything():
@@ -85,23 +95,23 @@ def test_epoch_chunks_are_disjoint_equal_and_cover_everything():
 def test_accumulative_epoch_masks_grow_to_the_full_set(shape):
     numel, epochs = math.prod(shape), 4
 
-    def dropped(epoch):
-        return epoch_drop_mask(shape, epoch, epochs, mask_generator(0, "chunks", NAME))
+    def active(epoch):
+        return epoch_keep_mask(shape, epoch, epochs, mask_generator(0, "chunks", NAME))
 
-    masks = [dropped(e) for e in range(1, epochs + 1)]
+    masks = [active(e) for e in range(1, epochs + 1)]
     for e, mask in enumerate(masks, start=1):
         assert mask.shape == shape and mask.dtype == torch.bool
-        assert int((~mask).sum()) == round(e / epochs * numel)  # METHODS §5.3: round(e/T * N) active
+        assert int(mask.sum()) == round(e / epochs * numel)  # METHODS §5.3: round(e/T * N) active
     for earlier, later in zip(masks, masks[1:]):
-        assert not (~earlier & later).any()  # I20: an active entry stays active
-    assert not masks[-1].any()  # the last epoch trains everything
-    assert not dropped(epochs + 1).any()
+        assert not (earlier & ~later).any()  # I20: an active entry stays active
+    assert masks[-1].all()  # the last epoch trains everything
+    assert active(epochs + 1).all()
 
 
 def test_toggle_chunks_are_disjoint_and_cover_all_entries():
     shape, epochs = (33, 5), 3
-    active = [~epoch_drop_mask(shape, e, epochs, mask_generator(2, "chunks", NAME), toggle=True) for e in (1, 2, 3)]
+    active = [epoch_keep_mask(shape, e, epochs, mask_generator(2, "chunks", NAME), toggle=True) for e in (1, 2, 3)]
     counts = torch.stack(active).sum(0)
     assert torch.equal(counts, torch.ones(shape, dtype=torch.long))  # every entry in exactly one chunk (I20)
-    accumulative = ~epoch_drop_mask(shape, 2, epochs, mask_generator(2, "chunks", NAME))
+    accumulative = epoch_keep_mask(shape, 2, epochs, mask_generator(2, "chunks", NAME))
     assert torch.equal(accumulative, active[0] | active[1])  # same permutation as the accumulative variant
