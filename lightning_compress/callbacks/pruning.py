@@ -411,11 +411,7 @@ class GradualMagnitudePruning(Callback):
         self.masks = _SCOPES[self.scope](scores, event.sparsity, previous=self.masks or None)
         apply_masks_(params, self.masks)
         self.last_event_step = event.step
-        for total in self.grad_sums.values():
-            total.zero_()
-        self.grad_steps = 0
-        if not any(later.step > event.step for later in self.events):
-            self.grad_sums = {}  # no event left to score: free the buffers
+        self.grad_sums, self.grad_steps = {}, 0  # reallocated by the next step, if an event is left to score
         sparsity = mask_sparsity(self.masks.values())
         pl_module.log("compress/pruning/sparsity", sparsity, on_step=True, on_epoch=False, rank_zero_only=True)
         if self.log_alphas:
@@ -476,28 +472,24 @@ class GradualMagnitudePruning(Callback):
 
     def _start_gates(self, pl_module: LightningModule) -> None:
         params = named_parameters(pl_module)
-        restored = self._restored_gate_state
-        missing = [name for name in self.target_names if name not in restored.get("log_alphas", self.log_alphas)]
+        restored, self._restored_gate_state = self._restored_gate_state, {}
+        log_alphas = restored.get("log_alphas", self.log_alphas)
+        missing = [name for name in self.target_names if name not in log_alphas]
         if missing:
             raise RuntimeError(
                 f"GradualMagnitudePruning: the checkpoint has no L0 gates for the targets {missing[:5]}."
             )
         self.log_alphas = {
-            name: restored.get("log_alphas", self.log_alphas)[name]
-            .detach()
-            .float()
-            .to(params[name].device)
-            .requires_grad_()
+            name: log_alphas[name].detach().float().to(params[name].device).requires_grad_()
             for name in self.target_names
         }
         self._gate_optimizer = torch.optim.Adam(list(self.log_alphas.values()), lr=self.gate_lr)
         device = next(iter(self.log_alphas.values())).device
         self._gate_generator = torch.Generator(device=device).manual_seed(self.seed)
-        if "optimizer" in restored:
-            self._gate_optimizer.load_state_dict(restored["optimizer"])
-        if "generator" in restored:
-            self._gate_generator.set_state(restored["generator"])
-        self._restored_gate_state = {}
+        if "gate_optimizer" in restored:
+            self._gate_optimizer.load_state_dict(restored["gate_optimizer"])
+        if "gate_generator" in restored:
+            self._gate_generator.set_state(restored["gate_generator"])
         self._remove_gate_hooks()
         for name, module in self._linear_modules(pl_module).items():
             self._gate_handles += gate_weight_(module, self._gate_fn(name))
@@ -514,16 +506,20 @@ class GradualMagnitudePruning(Callback):
 
     def _step_gates(self, trainer: Trainer) -> None:
         gates = list(self.log_alphas.values())
-        grads = [torch.zeros_like(g) if g.grad is None else g.grad for g in gates]
-        flat = torch.cat([grad.reshape(-1) for grad in grads])
-        if trainer.world_size > 1:
-            flat = trainer.strategy.reduce(flat, reduce_op="mean")
-        scaler = getattr(trainer.precision_plugin, "scaler", None)
-        if scaler is not None:
-            flat = flat / scaler.get_scale()
-        if bool(torch.isfinite(flat).all()):
-            for gate, grad in zip(gates, flat.split([g.numel() for g in gates])):
+        for gate in gates:
+            if gate.grad is None:
+                gate.grad = torch.zeros_like(gate)
+        if trainer.world_size > 1:  # the gates are no DDP parameters: average their gradients here, in one call
+            flat = trainer.strategy.reduce(torch.cat([gate.grad.reshape(-1) for gate in gates]), reduce_op="mean")
+            for gate, grad in zip(gates, flat.split([gate.numel() for gate in gates])):
                 gate.grad = grad.view_as(gate)
+        finite = True
+        scaler = getattr(trainer.precision_plugin, "scaler", None)
+        if scaler is not None:  # AMP: the loss was scaled, and only the user's optimizer is unscaled by Lightning
+            for gate in gates:
+                gate.grad.div_(scaler.get_scale())
+            finite = all(bool(torch.isfinite(gate.grad).all()) for gate in gates)
+        if finite:
             self._gate_optimizer.step()
         self._gate_optimizer.zero_grad(set_to_none=True)
 
@@ -574,12 +570,6 @@ class GradualMagnitudePruning(Callback):
         self.metrics_before_pruning = dict(state_dict.get("metrics_before_pruning", {}))
         self.grad_sums = {name: total.float() for name, total in state_dict.get("grad_sums", {}).items()}
         self.grad_steps = int(state_dict.get("grad_steps", 0))
-        restored = {}
-        for key, target in (
-            ("log_alphas", "log_alphas"),
-            ("gate_optimizer", "optimizer"),
-            ("gate_generator", "generator"),
-        ):
-            if key in state_dict:
-                restored[target] = state_dict[key]
-        self._restored_gate_state = restored
+        # the gates exist once the model is on its device (`on_fit_start`); they are restored there
+        keys = ("log_alphas", "gate_optimizer", "gate_generator")
+        self._restored_gate_state = {key: state_dict[key] for key in keys if key in state_dict}
