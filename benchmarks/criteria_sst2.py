@@ -8,13 +8,14 @@ pruning callback. A probe callback (first in the list, so it times the pruning e
 * accuracy: ``val/accuracy`` of the last validation (end of the last epoch);
 * sparsity: measured exact zeros over the prunable set at the end of fit (``sparsity_report``);
 * step time: time from one ``on_train_batch_start`` to the next minus any validation in between, i.e. forward,
-  backward, optimizer, every hook and the pruning events; the table gives the mean and the median, and their ratios
-  to the plain run. Runs are sequential, so load from other processes on the machine adds noise to the ratios.
+  backward, optimizer, every hook and the pruning events, as wall-clock and as process CPU time; the table gives
+  their means and the ratios to the plain run. Runs are sequential, so other load on the machine adds noise to the
+  wall-clock ratio; the CPU-time ratio is less sensitive to it.
 
     python benchmarks/criteria_sst2.py [--train-samples 2000] [--epochs 2] [--criteria magnitude random ...]
 
 Results go to ``runs/benchmarks/criteria_sst2/n<N>_e<E>/<variant>.json``; a variant with a result file is not run again
-(``--rerun`` forces it). The table is printed at the end.
+(``--rerun VARIANT ...`` forces it). The table is printed at the end.
 """
 
 from __future__ import annotations
@@ -52,20 +53,22 @@ class BenchmarkProbe(Callback):
 
     def __init__(self, out: str) -> None:
         self.out = out
-        self.starts: list[float] = []
-        self.validation_seconds: list[float] = []  # validation time after each step start
-        self._validation_start = 0.0
+        self.starts: list[tuple[float, float]] = []  # (wall, process CPU) time at each step start
+        self.validation: list[tuple[float, float]] = []  # (wall, CPU) time of validation after each step start
+        self._validation_start = (0.0, 0.0)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.starts.append(time.perf_counter())
-        self.validation_seconds.append(0.0)
+        self.starts.append((time.perf_counter(), time.process_time()))
+        self.validation.append((0.0, 0.0))
 
     def on_validation_start(self, trainer, pl_module) -> None:
-        self._validation_start = time.perf_counter()
+        self._validation_start = (time.perf_counter(), time.process_time())
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        if self.validation_seconds:
-            self.validation_seconds[-1] += time.perf_counter() - self._validation_start
+        if self.validation:
+            wall, cpu = self.validation[-1]
+            start_wall, start_cpu = self._validation_start
+            self.validation[-1] = (wall + time.perf_counter() - start_wall, cpu + time.process_time() - start_cpu)
 
     def on_fit_end(self, trainer, pl_module) -> None:
         from lightning_compress.callbacks import GradualMagnitudePruning
@@ -74,8 +77,11 @@ class BenchmarkProbe(Callback):
         pruning = next((cb for cb in trainer.callbacks if isinstance(cb, GradualMagnitudePruning)), None)
         report = sparsity_report(pl_module, pruning.target_names if pruning else None)
         steps = [
-            later - start - validation
-            for start, later, validation in zip(self.starts, self.starts[1:], self.validation_seconds)
+            [
+                later[i] - start[i] - validation[i]
+                for start, later, validation in zip(self.starts, self.starts[1:], self.validation)
+            ]
+            for i in (0, 1)
         ]
         result = {
             "accuracy": float(trainer.callback_metrics["val/accuracy"]),
@@ -83,7 +89,8 @@ class BenchmarkProbe(Callback):
             "model_sparsity": report["model"],
             "mask_sparsity": pruning.sparsity if pruning else 0.0,
             "events": len(pruning.events) if pruning else 0,
-            "step_seconds": steps[1:],  # the first step includes warm-up
+            "step_seconds": steps[0][1:],  # the first step includes warm-up
+            "step_cpu_seconds": steps[1][1:],
         }
         Path(self.out).write_text(json.dumps(result))
 
@@ -119,25 +126,30 @@ def run_variant(variant: str, args: argparse.Namespace, out: Path) -> None:
 
 
 def print_table(results: dict[str, dict], args: argparse.Namespace) -> None:
-    plain = results.get("plain")
-    base_mean = statistics.mean(plain["step_seconds"]) if plain else None
-    base_median = statistics.median(plain["step_seconds"]) if plain else None
+    def mean(result: dict, key: str) -> float | None:
+        return statistics.mean(result[key]) if result.get(key) else None
+
+    plain = results.get("plain", {})
+    base = {key: mean(plain, key) for key in ("step_seconds", "step_cpu_seconds")}
     print(
         f"\nSST-2, MiniLM-L6 (all-MiniLM-L6-v2), {args.train_samples} training sentences x {args.epochs} epochs, "
         "batch 32 x 64 tokens, dev set 872, CPU; cubic schedule to 90 % (events every 10 steps, 10 %-70 % of the run)"
     )
-    columns = ("accuracy", "sparsity", "step mean (s)", "ratio mean", "ratio median")
-    header = f"{'criterion':<17} " + " ".join(f"{column:>{max(8, len(column))}}" for column in columns)
+    columns = ("accuracy", "sparsity", "wall s/step", "wall ratio", "CPU s/step", "CPU ratio")
+    header = f"{'criterion':<17} " + " ".join(f"{column:>11}" for column in columns)
     print(header)
     print("-" * len(header))
     for variant, result in results.items():
-        mean, median = statistics.mean(result["step_seconds"]), statistics.median(result["step_seconds"])
-        ratio_mean = f"{mean / base_mean:.3f}" if base_mean else "n/a"
-        ratio_median = f"{median / base_median:.3f}" if base_median else "n/a"
-        print(
-            f"{variant:<17} {result['accuracy']:>8.4f} {result['sparsity']:>8.4f} {mean:>13.3f} "
-            f"{ratio_mean:>10} {ratio_median:>12}"
-        )
+        cells = [f"{result['accuracy']:.4f}", f"{result['sparsity']:.4f}"]
+        for key in ("step_seconds", "step_cpu_seconds"):
+            value = mean(result, key)
+            cells.append("n/a" if value is None else f"{value:.3f}")
+            cells.append(f"{value / base[key]:.3f}" if value is not None and base[key] else "n/a")
+        print(f"{variant:<17} " + " ".join(f"{cell:>11}" for cell in cells))
+    print(
+        "wall: mean time per optimizer step (events included, validation excluded); CPU: the same in process CPU "
+        "time (all threads), less sensitive to other load on the machine; ratios are to the plain run."
+    )
 
 
 def main() -> None:
@@ -146,7 +158,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--criteria", nargs="+", choices=CRITERIA, default=list(CRITERIA))
     parser.add_argument("--out-dir", type=Path, default=None, help="default: runs/benchmarks/criteria_sst2/n<N>_e<E>")
-    parser.add_argument("--rerun", action="store_true", help="run variants again even if their result file exists")
+    parser.add_argument("--rerun", nargs="*", default=[], help="variants to run again although they have results")
     args = parser.parse_args()
     args.out_dir = (
         args.out_dir or ROOT / "runs" / "benchmarks" / "criteria_sst2" / f"n{args.train_samples}_e{args.epochs}"
@@ -155,7 +167,7 @@ def main() -> None:
     results = {}
     for variant in ["plain", *args.criteria]:
         out = args.out_dir / f"{variant}.json"
-        if args.rerun or not out.exists():
+        if variant in args.rerun or not out.exists():
             run_variant(variant, args, out)
         results[variant] = json.loads(out.read_text())
     print_table(results, args)
