@@ -5,7 +5,8 @@ Each variant is one ``lightning-compress fit`` run of ``configs/scaled/sst2_gmp.
 sentences and ``--epochs`` epochs, with the callback's ``criterion`` replaced; ``plain`` is the same run without a
 pruning callback. A probe callback (first in the list, so it times the pruning events too) writes, per run:
 
-* accuracy: ``val/accuracy`` of the last validation (end of the last epoch);
+* accuracy: ``val/accuracy`` of the last validation (end of the last epoch), and of the first one (end of epoch 1,
+  mid-schedule, with the mask sparsity at that point);
 * sparsity: measured exact zeros over the prunable set at the end of fit (``sparsity_report``);
 * step time: time from one ``on_train_batch_start`` to the next minus any validation in between, i.e. forward,
   backward, optimizer, every hook and the pruning events, as wall-clock and as process CPU time; the table gives
@@ -32,6 +33,9 @@ from pathlib import Path
 import yaml
 from pytorch_lightning import Callback
 
+from lightning_compress.callbacks import GradualMagnitudePruning
+from lightning_compress.pruning import sparsity_report
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "scaled" / "sst2_gmp.yaml"
 CRITERIA = (
@@ -56,6 +60,7 @@ class BenchmarkProbe(Callback):
         self.starts: list[tuple[float, float]] = []  # (wall, process CPU) time at each step start
         self.validation: list[tuple[float, float]] = []  # (wall, CPU) time of validation after each step start
         self._validation_start = (0.0, 0.0)
+        self.validations: list[dict] = []  # step, mask sparsity and accuracy of every validation
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.starts.append((time.perf_counter(), time.process_time()))
@@ -65,16 +70,22 @@ class BenchmarkProbe(Callback):
         self._validation_start = (time.perf_counter(), time.process_time())
 
     def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            pruning = _pruning_callback(trainer)
+            self.validations.append(
+                {
+                    "step": trainer.global_step,
+                    "sparsity": pruning.sparsity if pruning else 0.0,
+                    "accuracy": float(trainer.callback_metrics["val/accuracy"]),
+                }
+            )
         if self.validation:
             wall, cpu = self.validation[-1]
             start_wall, start_cpu = self._validation_start
             self.validation[-1] = (wall + time.perf_counter() - start_wall, cpu + time.process_time() - start_cpu)
 
     def on_fit_end(self, trainer, pl_module) -> None:
-        from lightning_compress.callbacks import GradualMagnitudePruning
-        from lightning_compress.pruning import sparsity_report
-
-        pruning = next((cb for cb in trainer.callbacks if isinstance(cb, GradualMagnitudePruning)), None)
+        pruning = _pruning_callback(trainer)
         report = sparsity_report(pl_module, pruning.target_names if pruning else None)
         steps = [
             [
@@ -91,8 +102,13 @@ class BenchmarkProbe(Callback):
             "events": len(pruning.events) if pruning else 0,
             "step_seconds": steps[0][1:],  # the first step includes warm-up
             "step_cpu_seconds": steps[1][1:],
+            "validations": self.validations,
         }
         Path(self.out).write_text(json.dumps(result))
+
+
+def _pruning_callback(trainer) -> GradualMagnitudePruning | None:
+    return next((cb for cb in trainer.callbacks if isinstance(cb, GradualMagnitudePruning)), None)
 
 
 def run_variant(variant: str, args: argparse.Namespace, out: Path) -> None:
@@ -135,18 +151,22 @@ def print_table(results: dict[str, dict], args: argparse.Namespace) -> None:
         f"\nSST-2, MiniLM-L6 (all-MiniLM-L6-v2), {args.train_samples} training sentences x {args.epochs} epochs, "
         "batch 32 x 64 tokens, dev set 872, CPU; cubic schedule to 90 % (events every 10 steps, 10 %-70 % of the run)"
     )
-    columns = ("accuracy", "sparsity", "wall s/step", "wall ratio", "CPU s/step", "CPU ratio")
+    columns = ("acc ep 1", "sparsity", "accuracy", "sparsity", "wall s/step", "wall ratio", "CPU s/step", "CPU ratio")
     header = f"{'criterion':<17} " + " ".join(f"{column:>11}" for column in columns)
     print(header)
     print("-" * len(header))
     for variant, result in results.items():
-        cells = [f"{result['accuracy']:.4f}", f"{result['sparsity']:.4f}"]
+        first = result.get("validations", [None])[0]
+        cells = ["n/a", "n/a"] if first is None else [f"{first['accuracy']:.4f}", f"{first['sparsity']:.4f}"]
+        cells += [f"{result['accuracy']:.4f}", f"{result['sparsity']:.4f}"]
         for key in ("step_seconds", "step_cpu_seconds"):
             value = mean(result, key)
             cells.append("n/a" if value is None else f"{value:.3f}")
             cells.append(f"{value / base[key]:.3f}" if value is not None and base[key] else "n/a")
         print(f"{variant:<17} " + " ".join(f"{cell:>11}" for cell in cells))
     print(
+        "acc ep 1: validation after the first epoch, mid-schedule (mask sparsity next to it); accuracy: end of the "
+        "run, with the measured sparsity of the prunable weights.\n"
         "wall: mean time per optimizer step (events included, validation excluded); CPU: the same in process CPU "
         "time (all threads), less sensitive to other load on the machine; ratios are to the plain run."
     )
