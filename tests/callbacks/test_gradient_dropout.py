@@ -1,3 +1,4 @@
+import importlib
 import os
 import subprocess
 import sys
@@ -5,12 +6,15 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from pytorch_lightning import Callback, Trainer, seed_everything
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_compress.callbacks import GradientDropout, GradualMagnitudePruning
 from lightning_compress.gradient_dropout import element_keep_mask, epoch_keep_mask, mask_generator
 from tests.tiny import UserModule, loader
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_trainer(callbacks, max_epochs=1, **kwargs):
@@ -270,14 +274,13 @@ torch.save({"weights": module.state_dict(), "initial": initial}, f"{out}/rank{tr
 def run_ddp(tmp_path, strategy):
     script = tmp_path / "ddp_graddrop.py"
     script.write_text(DDP_SCRIPT)
-    root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [sys.executable, str(script), str(tmp_path), strategy],
-        cwd=root,
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "PYTHONPATH": str(root)},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
@@ -297,3 +300,26 @@ def test_ddp_two_processes_drop_the_same_entries(tmp_path):
 @pytest.mark.slow
 def test_ddp_with_find_unused_parameters_skips_frozen_gradients(tmp_path):
     run_ddp(tmp_path, "ddp_find_unused_parameters_true")
+
+
+CONFIGS = sorted(
+    [*(ROOT / "configs" / "xglue").glob("*_graddrop_*.yaml"), *(ROOT / "configs" / "scaled").glob("xnli_*.yaml")]
+)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.name)
+def test_configs_build_their_callbacks(path):
+    config = yaml.safe_load(path.read_text())
+    callbacks = [_instantiate(spec) for spec in config["trainer"]["callbacks"]]
+    assert any(isinstance(callback, GradientDropout) for callback in callbacks)
+    for section in ("model", "data"):
+        assert callable(_import(config[section]["class_path"]))
+
+
+def _import(class_path):
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _instantiate(spec):
+    return _import(spec["class_path"])(**spec.get("init_args", {}))
