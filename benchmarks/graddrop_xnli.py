@@ -56,7 +56,9 @@ def fit(variant: str, seed: int, root: Path, extra: list[str], threads: int | No
         shutil.rmtree(directory)  # an interrupted run starts over
     directory.mkdir(parents=True)
     command = [
-        str(Path(sys.executable).with_name("lightning-compress")),
+        sys.executable,
+        "-m",
+        "lightning_compress.cli",  # `lightning-compress`, with this interpreter
         "fit",
         "--config",
         f"configs/scaled/xnli_{variant}.yaml",
@@ -67,7 +69,9 @@ def fit(variant: str, seed: int, root: Path, extra: list[str], threads: int | No
         f"--trainer.callbacks.init_args.seed={seed}",
         *extra,
     ]
-    print(f"[{time.strftime('%H:%M:%S')}] {variant} seed {seed}: {' '.join(command[1:])}", flush=True)
+    print(
+        f"[{time.strftime('%H:%M:%S')}] {variant} seed {seed}: lightning-compress {' '.join(command[4:])}", flush=True
+    )
     start = time.perf_counter()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
     with open(directory / "fit.out", "w") as out:
