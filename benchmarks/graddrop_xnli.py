@@ -70,7 +70,7 @@ def fit(variant: str, seed: int, root: Path, extra: list[str], threads: int | No
         *extra,
     ]
     print(
-        f"[{time.strftime('%H:%M:%S')}] {variant} seed {seed}: lightning-compress {' '.join(command[4:])}", flush=True
+        f"[{time.strftime('%H:%M:%S')}] {variant} seed {seed}: lightning-compress {' '.join(command[3:])}", flush=True
     )
     start = time.perf_counter()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
