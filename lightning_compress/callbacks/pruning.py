@@ -29,7 +29,13 @@ from lightning_compress.pruning.l0 import (
     hard_concrete_sample,
     init_log_alpha,
 )
-from lightning_compress.pruning.masks import apply_masks_, global_masks, layerwise_masks, mask_sparsity
+from lightning_compress.pruning.masks import (
+    apply_masks_,
+    global_masks,
+    layerwise_masks,
+    mask_sparsity,
+    sparsity_report,
+)
 from lightning_compress.pruning.nm import check_nm_shape, nm_eligible_scores
 from lightning_compress.pruning.schedules import PruningEvent, pruning_events
 from lightning_compress.targeting import resolve_targets, validate_patterns
@@ -414,6 +420,11 @@ class GradualMagnitudePruning(Callback):
         self.grad_sums, self.grad_steps = {}, 0  # reallocated by the next step, if an event is left to score
         sparsity = mask_sparsity(self.masks.values())
         pl_module.log("compress/pruning/sparsity", sparsity, on_step=True, on_epoch=False, rank_zero_only=True)
+        # Whole-model sparsity too (METHODS §0.3): embeddings are far more than 1 % of the parameters.
+        model_sparsity = sparsity_report(pl_module, self.target_names)["model"]
+        pl_module.log(
+            "compress/pruning/model_sparsity", model_sparsity, on_step=True, on_epoch=False, rank_zero_only=True
+        )
         if self.log_alphas:
             density = float(expected_l0(self.log_alphas, self.masks)) / sum(
                 mask.numel() for mask in self.masks.values()

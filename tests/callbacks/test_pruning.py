@@ -215,3 +215,17 @@ def test_ddp_two_processes_have_identical_masks_and_weights(tmp_path):
         assert torch.equal(rank0["gates"][name], rank1["gates"][name]), name
     for name in rank0["weights"]:
         assert torch.equal(rank0["weights"][name], rank1["weights"][name]), name
+
+
+def test_logs_prunable_and_whole_model_sparsity_at_each_event():
+    seed_everything(0)
+    module = UserModule()
+    pruning = GradualMagnitudePruning(final_sparsity=0.6, schedule="one_shot", start=2)
+    trainer = make_trainer([pruning], max_epochs=1)
+    trainer.fit(module, loader())
+    logged = trainer.logged_metrics
+    assert float(logged["compress/pruning/sparsity"]) == pytest.approx(0.6, abs=1e-3)
+    total = sum(p.numel() for p in module.parameters())
+    zeros = sum(int((p == 0).sum()) for p in module.parameters())
+    assert float(logged["compress/pruning/model_sparsity"]) == pytest.approx(zeros / total, abs=1e-3)
+    assert 0 < float(logged["compress/pruning/model_sparsity"]) < 0.6
