@@ -5,7 +5,8 @@ noise hits all of them alike; the printed ratio is median callback step / median
 time between consecutive ``on_train_batch_start`` calls (forward, backward, optimizer, every hook). The masks are
 active for every measured step (one-shot pruning to 50 % at step 0); the pruning event itself is timed apart.
 
-Peak memory: each variant runs in a fresh subprocess and reports its peak RSS (``ru_maxrss``).
+Peak memory: each variant runs in a fresh subprocess and reports its peak RSS (``VmHWM`` of ``/proc/self/status``;
+``ru_maxrss`` would report the parent's peak, which a child inherits across fork and exec).
 
 Variants: ``plain`` (no callback), ``gmp`` (this library: bool masks, in-place masked update after the step),
 ``torch_prune`` (``torch.nn.utils.prune``, what Lightning's ``ModelPruning`` uses: fp32 masks and a
@@ -17,13 +18,14 @@ Variants: ``plain`` (no callback), ``gmp`` (this library: bool masks, in-place m
 from __future__ import annotations
 
 import argparse
+import gc
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import torch
 from pytorch_lightning import Callback, Trainer, seed_everything
@@ -79,6 +81,12 @@ def run(variant: str, datamodule: TextFolderDataModule, steps: int) -> list[floa
     return timer.step_times(skip=2)  # drop the first step (warm-up) and the pruning event at step 0
 
 
+def peak_rss_kib() -> int:
+    """Peak resident set size of this process (Linux ``VmHWM``), in KiB."""
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0])
+
+
 def peak_rss_mib(variant: str, args: argparse.Namespace) -> float:
     command = [
         sys.executable,
@@ -108,13 +116,14 @@ def main() -> None:
     datamodule = TextFolderDataModule(max_seq_length=args.max_seq_length, batch_size=args.batch_size)
     if args.child:
         run(args.child, datamodule, args.steps)
-        print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+        print(json.dumps({"peak_rss_mib": peak_rss_kib() / 1024}))
         return
 
     times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     for _ in range(args.rounds):
         for variant in VARIANTS:
             times[variant] += run(variant, datamodule, args.steps)
+            gc.collect()  # free the previous fit's model and optimizer before the next one
     median = {variant: statistics.median(values) for variant, values in times.items()}
     memory = {variant: peak_rss_mib(variant, args) for variant in VARIANTS}
     print(
