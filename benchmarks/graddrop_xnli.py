@@ -40,6 +40,7 @@ VARIANTS = {
     "layer_graddrop": "Layer-GradDrop p=0.2",
     "graddrop_epoch": "GradDrop-Epoch",
     "gradfreeze": "GradFreeze-TopDown",
+    "ft_nodropout": "fine-tuning (dropout 0)",  # control: GradDrop's dropout setting without its masks
 }
 ZERO_SHOT, ENGLISH = "val/avg_zero_shot/accuracy", "val/en/accuracy"
 
@@ -107,10 +108,9 @@ def read_metrics(directory: Path) -> dict[str, float]:
 
 
 def mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    std = statistics.stdev(values) if len(values) > 1 else math.nan
-    return f"{100 * statistics.mean(values):.2f} ± {100 * std:.2f}"
+    if len(values) < 2:
+        return f"{100 * values[0]:.2f}" if values else "-"
+    return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
 
 
 def print_table(root: Path, variants: list[str], seeds: list[int]) -> None:
