@@ -1,0 +1,139 @@
+"""AlignReg: align the pruned weights with the pretrained weights to keep cross-lingual transfer (METHODS §2)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pytorch_lightning import LightningModule, Trainer
+from torch import Tensor
+
+from lightning_compress.callbacks._common import named_parameters
+from lightning_compress.callbacks._weights import module_state_from_path
+from lightning_compress.callbacks.loss_terms import LossTermCallback
+from lightning_compress.pruning.regularizers import ALIGNMENTS, align_reg_penalty
+from lightning_compress.targeting import resolve_targets, validate_patterns
+
+#: O'Neill §9.3.1: λ = 5e-4 ("identical to the setting when using L2 regularization"), used for every kind (E-A4).
+_DEFAULT_LAM = 5e-4
+
+
+class AlignReg(LossTermCallback):
+    r"""Add ``(λ/L) Σ_l penalty(M_l ⊙ W_l, W_l^ref)`` to the training loss (O'Neill Ch. 9, corrected sign E-A1).
+
+    ``penalty`` is ``1 − ρ_unit`` (``kind="cosine_unit"``, Cosine-MBP), ``1 − ρ_layer`` (``"cosine_layer"``,
+    Cosine-LMBP) or ``‖W^ref − M ⊙ W‖_F`` (``"frobenius"``, Frobenius-MBP); see
+    :mod:`lightning_compress.pruning.regularizers`. ``L`` is the number of targeted matrices. The term is 0 at the
+    reference and its gradient pulls the weights toward it. Combine it with :class:`GradualMagnitudePruning`: its
+    masked weights are exactly zero, so the current weight already is ``M ⊙ W`` and no gradient reaches pruned
+    entries. Logged as ``train/align_reg``.
+
+    Args:
+        kind: ``"cosine_unit"``, ``"cosine_layer"`` or ``"frobenius"``.
+        lam: ``λ >= 0``; ``λ = 0`` reproduces plain fine-tuning/pruning bit for bit.
+        reference: ``"pretrained"``: the target weights as they are at the start of fit (the pretrained model,
+            before task fine-tuning; METHODS §2.1), or a path to a Lightning checkpoint or Hugging Face folder
+            holding them. The reference is kept in the weights' dtype and device and saved in the callback state,
+            so a resumed run uses the same one.
+        targets: Regexes over parameter names; default every ``nn.Linear`` weight inside the transformer encoder
+            (same as :class:`GradualMagnitudePruning`).
+        exclude: Regexes removing parameters from the targets.
+
+    Example::
+
+        callbacks = [GradualMagnitudePruning(final_sparsity=0.7, schedule="iterative", frequency="epoch"),
+                     AlignReg(kind="frobenius", lam=5e-4)]
+        Trainer(max_epochs=12, callbacks=callbacks).fit(module, datamodule)
+    """
+
+    def __init__(
+        self,
+        kind: Literal["cosine_unit", "cosine_layer", "frobenius"] = "cosine_unit",
+        lam: float = _DEFAULT_LAM,
+        reference: str = "pretrained",
+        targets: str | list[str] | None = None,
+        exclude: str | list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self._validate_init_arguments(kind=kind, lam=lam, reference=reference)
+        self.kind = kind
+        self.lam = float(lam)
+        self.reference = reference
+        self.targets = validate_patterns("targets", targets)
+        self.exclude = validate_patterns("exclude", exclude)
+        self.target_names: list[str] = []
+        #: FQN -> frozen reference weight ``W^ref``
+        self.references: dict[str, Tensor] = {}
+
+    @staticmethod
+    def _validate_init_arguments(kind: Any, lam: Any, reference: Any) -> None:
+        if kind not in ALIGNMENTS:
+            raise ValueError(
+                f"`AlignReg(kind={kind!r})` is invalid: expected one of {list(ALIGNMENTS)} "
+                "(unit-wise cosine, layer-wise cosine, Frobenius distance)."
+            )
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)):
+            raise TypeError(f"`AlignReg(lam={lam!r})` is invalid: expected a float >= 0.")
+        if not lam >= 0 or math.isinf(lam):
+            raise ValueError(f"`AlignReg(lam={lam!r})` is invalid: expected a finite float >= 0 (METHODS: 5e-4).")
+        if not isinstance(reference, str) or not reference.strip():
+            raise TypeError(
+                f"`AlignReg(reference={reference!r})` is invalid: expected 'pretrained' or a path to a Lightning "
+                "checkpoint or Hugging Face folder."
+            )
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(kind=self.kind, targets=self.targets, exclude=self.exclude)
+
+    # ------------------------------------------------------------------ hooks
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self.target_names = resolve_targets(pl_module, self.targets or None, self.exclude or None)
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        params = named_parameters(pl_module)
+        if not self.references:  # restored from a checkpoint otherwise
+            if self.reference == "pretrained":
+                self.references = {name: params[name].detach().clone() for name in self.target_names}
+            else:
+                state = module_state_from_path(self.reference, pl_module, "AlignReg", "reference")
+                self.references = {name: state[name] for name in self.target_names if name in state}
+        missing = [name for name in self.target_names if name not in self.references]
+        if missing:
+            raise ValueError(
+                f"`AlignReg(reference={self.reference!r})` has no reference for the targets {missing[:3]} "
+                f"({len(missing)} of {len(self.target_names)}). HINT: the reference must hold the same parameters; "
+                "restrict `targets` or use reference='pretrained'."
+            )
+        wrong = [
+            f"{name}: reference {tuple(self.references[name].shape)} vs weight {tuple(params[name].shape)}"
+            for name in self.target_names
+            if self.references[name].shape != params[name].shape
+        ]
+        if wrong:
+            raise ValueError(
+                f"`AlignReg(reference={self.reference!r})` has references whose shape differs from the weights: "
+                f"{wrong[:3]}. HINT: the reference must come from the same architecture as the model being trained."
+            )
+        self.references = {
+            name: self.references[name].to(device=params[name].device, dtype=params[name].dtype)
+            for name in self.target_names
+        }
+
+    def loss_terms(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Tensor]:
+        if self.lam == 0:
+            return {}  # λ = 0: plain fine-tuning, bit for bit (METHODS §9, I10)
+        params = named_parameters(pl_module)
+        weights = {name: params[name] for name in self.target_names}
+        return {"align_reg": align_reg_penalty(weights, self.references, self.kind, self.lam)}
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {"references": {name: value.cpu() for name, value in self.references.items()}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.references = dict(state_dict.get("references", {}))
+
+
+__all__ = ["AlignReg"]

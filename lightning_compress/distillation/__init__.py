@@ -1,0 +1,21 @@
+"""Distillation core: losses between student and teacher outputs (tensor functions)."""
+
+from lightning_compress.distillation.losses import (
+    KD_WEIGHTINGS,
+    batch_standardize,
+    cosine_feature_loss,
+    cross_correlation_loss,
+    cross_correlation_matrix,
+    kl_with_temperature,
+    sdp_loss_weights,
+)
+
+__all__ = [
+    "KD_WEIGHTINGS",
+    "batch_standardize",
+    "cosine_feature_loss",
+    "cross_correlation_loss",
+    "cross_correlation_matrix",
+    "kl_with_temperature",
+    "sdp_loss_weights",
+]
