@@ -1,7 +1,17 @@
 """Compression methods as Lightning callbacks."""
 
+from lightning_compress.callbacks.align_reg import AlignReg
 from lightning_compress.callbacks.gradient_dropout import GradientDropout
 from lightning_compress.callbacks.gradual_unfreezing import GradualUnfreezing
+from lightning_compress.callbacks.loss_terms import LossTermCallback
 from lightning_compress.callbacks.pruning import GradualMagnitudePruning
+from lightning_compress.callbacks.self_distillation import SelfDistilledPruning
 
-__all__ = ["GradientDropout", "GradualMagnitudePruning", "GradualUnfreezing"]
+__all__ = [
+    "AlignReg",
+    "GradientDropout",
+    "GradualMagnitudePruning",
+    "GradualUnfreezing",
+    "LossTermCallback",
+    "SelfDistilledPruning",
+]

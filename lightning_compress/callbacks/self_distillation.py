@@ -1,0 +1,487 @@
+"""Self-distilled pruning: distil the dense fine-tuned model into the model being pruned (METHODS §3)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pytorch_lightning import LightningModule, Trainer
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+from lightning_compress.callbacks._weights import (
+    check_compatible_state,
+    find_hf_model,
+    frozen_copy,
+    module_state_from_path,
+)
+from lightning_compress.callbacks.loss_terms import LossTermCallback
+from lightning_compress.distillation.losses import (
+    DEFAULT_OFFDIAG_WEIGHT,
+    KD_WEIGHTINGS,
+    cosine_feature_loss,
+    cross_correlation_loss,
+    kl_with_temperature,
+    sdp_loss_weights,
+)
+
+#: METHODS §3.3 (O'Neill §11.4): β of the feature term per ``feature_loss``.
+DEFAULT_BETAS = {"cc": 2e-5, "cos": 0.05}
+_FEATURE_LOSSES = {"cc": cross_correlation_loss, "cos": cosine_feature_loss}
+
+
+class _Capture:
+    """Forward hooks that keep the inputs, logits and last-hidden [CLS] vector of the latest call while active."""
+
+    def __init__(self, model: nn.Module, inputs: bool) -> None:
+        self.active = False
+        self.args: tuple = ()
+        self.kwargs: dict[str, Any] = {}
+        self.logits: Tensor | None = None
+        self.features: Tensor | None = None
+        base = getattr(model, "base_model", None)
+        if base is None or base is model:
+            raise ValueError(
+                "`SelfDistilledPruning` needs a Hugging Face model with a task head (logits), "
+                f"got {type(model).__name__}."
+            )
+        self.handles: list[RemovableHandle] = [
+            model.register_forward_hook(self._output_hook),
+            base.register_forward_hook(self._base_hook),
+        ]
+        if inputs:
+            self.handles.append(model.register_forward_pre_hook(self._input_hook, with_kwargs=True))
+
+    def _input_hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+        if self.active:
+            self.args, self.kwargs = args, {key: value for key, value in kwargs.items() if key != "labels"}
+
+    def _output_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
+        if self.active:
+            logits = getattr(output, "logits", None)
+            if logits is None:
+                raise ValueError(
+                    f"`SelfDistilledPruning` reads `logits` from the output of {type(module).__name__}, which has none."
+                )
+            self.logits = logits
+
+    def _base_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
+        if self.active:
+            hidden = output[0]  # last_hidden_state of ModelOutput or tuple outputs
+            self.features = hidden[:, 0]  # [CLS] / first token (METHODS §3.3, E-S9)
+
+    def clear(self) -> None:
+        self.args, self.kwargs, self.logits, self.features = (), {}, None, None
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+
+class SelfDistilledPruning(LossTermCallback):
+    r"""Distil a frozen dense teacher into the model while it is pruned: SDP-KLD, SDP-CC, SDP-COS (O'Neill Ch. 11).
+
+    The loss of ``training_step`` (task cross-entropy ``CE``) becomes (METHODS §3.2, errata E-S1 to E-S4)
+
+    * ``feature_loss=None`` (SDP-KLD): ``(1 − α) CE + α τ² KL(p_T^τ ‖ p_S^τ)``;
+    * ``feature_loss="cc"`` (SDP-CC): ``(1 − α) CE + α τ² KL + β ℓ_CC(z^S, z^T)``, ``ℓ_CC`` the cross-correlation
+      loss on batch-standardised last-hidden [CLS] vectors;
+    * ``feature_loss="cos"`` (SDP-COS): ``α CE + β (1 − mean cos(z^S, z^T))`` as printed (no KL term).
+
+    ``kd_weighting`` selects the KL weight: ``"alpha_tau2"`` (above), ``"alpha_sq"`` (``α²``, printed Eq. 11.3) or
+    ``"algorithm5"`` (``CE + α KL``). For one-output regression heads (STS-B) the KL term is the mean squared error
+    between student and teacher outputs, weighted by ``α`` (``α²`` for ``"alpha_sq"``).
+    Logits and [CLS] vectors are read by forward hooks on the module's Hugging Face model, so ``training_step`` stays
+    the user's. Terms are logged as ``train/kd``, ``train/cc``, ``train/cos`` (weighted, as added to the loss).
+
+    The teacher (METHODS §3.1) is a frozen eval-mode copy of the dense model: captured from the module at the start of
+    fit (before any pruning), or loaded from ``teacher``; it runs under ``no_grad`` on the same inputs as the student
+    and is never updated. With ``teacher_cache=True`` its logits and [CLS] vectors are computed once per training
+    example (keyed by the batch's ``idx``), stored in float16 and reused by later epochs; once every training example
+    is cached the teacher copy is freed. A captured teacher and the cache are saved in the callback state, so a
+    resumed run is exact.
+
+    Args:
+        alpha: ``α ∈ [0, 1]`` (METHODS: 0.5).
+        temperature: ``τ > 0`` (METHODS: 0.9).
+        feature_loss: ``"cc"``, ``"cos"`` or ``None``.
+        beta: ``β >= 0``; ``None`` takes METHODS §3.3: ``2e-5`` for ``"cc"``, ``0.05`` for ``"cos"``.
+        offdiag_weight: ``λ_off`` of the cross-correlation loss (default ``5.1e-3``, Barlow Twins).
+        kd_weighting: ``"alpha_tau2"``, ``"alpha_sq"`` or ``"algorithm5"`` (erratum E-S3).
+        teacher: ``None`` (copy of the module's model at fit start) or a path to a Lightning checkpoint or a
+            Hugging Face folder of the same architecture and label count.
+        teacher_cache: Cache the teacher's outputs per training example (needs an ``idx`` entry in the batches).
+        student_from_teacher: Copy the teacher's weights into the model at the start of fit (the student starts from
+            the fine-tuned dense model, METHODS §3.1); only with a ``teacher`` path.
+
+    Example::
+
+        callbacks = [GradualMagnitudePruning(final_sparsity=0.9), SelfDistilledPruning(feature_loss="cc")]
+        Trainer(max_epochs=3, callbacks=callbacks).fit(finetuned_module, datamodule)
+    """
+
+    def __init__(
+        self,
+        alpha: float = 0.5,
+        temperature: float = 0.9,
+        feature_loss: Literal["cc", "cos"] | None = "cc",
+        beta: float | None = None,
+        offdiag_weight: float = DEFAULT_OFFDIAG_WEIGHT,
+        kd_weighting: Literal["alpha_tau2", "alpha_sq", "algorithm5"] = "alpha_tau2",
+        teacher: str | None = None,
+        teacher_cache: bool = True,
+        student_from_teacher: bool = False,
+    ) -> None:
+        super().__init__()
+        self._validate_init_arguments(
+            alpha=alpha,
+            temperature=temperature,
+            feature_loss=feature_loss,
+            beta=beta,
+            offdiag_weight=offdiag_weight,
+            kd_weighting=kd_weighting,
+            teacher=teacher,
+            teacher_cache=teacher_cache,
+            student_from_teacher=student_from_teacher,
+        )
+        self.alpha = float(alpha)
+        self.temperature = float(temperature)
+        self.feature_loss = feature_loss
+        self.beta = float(DEFAULT_BETAS[feature_loss] if beta is None and feature_loss else (beta or 0.0))
+        self.offdiag_weight = float(offdiag_weight)
+        self.kd_weighting = kd_weighting
+        self.teacher_path = teacher
+        self.teacher_cache = teacher_cache
+        self.student_from_teacher = student_from_teacher
+        self.task_weight, self.kl_weight = sdp_loss_weights(self.alpha, self.temperature, kd_weighting, feature_loss)
+
+        self.teacher: nn.Module | None = None
+        self._hf_prefix = ""
+        self._student: _Capture | None = None
+        self._teacher_capture: _Capture | None = None
+        self._batch_idx: Tensor | None = None
+        self._restored_teacher: dict[str, Tensor] | None = None
+        self.student_initialized = False
+        # cache: row i holds example idx=i
+        self.cached: Tensor | None = None  # bool `N`
+        self.cache_logits: Tensor | None = None  # float16 `N x C`
+        self.cache_features: Tensor | None = None  # float16 `N x D`
+        self.cache_complete = False
+        self._expected_examples: int | None = None
+        self._pending: list[Tensor] = []
+
+    @staticmethod
+    def _validate_init_arguments(**arguments: Any) -> None:
+        name = "SelfDistilledPruning"
+
+        def number(arg: str, value: Any, expected: str) -> float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"`{name}({arg}={value!r})` is invalid: expected {expected}.")
+            if math.isnan(value) or math.isinf(value):
+                raise ValueError(f"`{name}({arg}={value!r})` is invalid: expected {expected}.")
+            return float(value)
+
+        alpha = number("alpha", arguments["alpha"], "a float in [0, 1]")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(
+                f"`{name}(alpha={alpha!r})` is invalid: expected a float in [0, 1] (the share of the distillation "
+                "term; METHODS: 0.5)."
+            )
+        temperature = number("temperature", arguments["temperature"], "a float > 0")
+        if temperature <= 0:
+            raise ValueError(
+                f"`{name}(temperature={temperature!r})` is invalid: expected a float > 0 (logits are divided by it; "
+                "METHODS: 0.9)."
+            )
+        feature_loss = arguments["feature_loss"]
+        if feature_loss is not None and feature_loss not in _FEATURE_LOSSES:
+            raise ValueError(
+                f"`{name}(feature_loss={feature_loss!r})` is invalid: expected one of {list(_FEATURE_LOSSES)} or None."
+            )
+        beta = arguments["beta"]
+        if beta is not None and number("beta", beta, "a float >= 0 or None") < 0:
+            raise ValueError(f"`{name}(beta={beta!r})` is invalid: expected a float >= 0 or None.")
+        if beta not in (None, 0, 0.0) and feature_loss is None:
+            raise ValueError(
+                f"`{name}(beta={beta!r}, feature_loss=None)` is invalid: `beta` weighs the feature loss; "
+                "set feature_loss='cc' or 'cos'."
+            )
+        if number("offdiag_weight", arguments["offdiag_weight"], "a float >= 0") < 0:
+            raise ValueError(f"`{name}(offdiag_weight={arguments['offdiag_weight']!r})` is invalid: expected >= 0.")
+        kd_weighting = arguments["kd_weighting"]
+        if kd_weighting not in KD_WEIGHTINGS:
+            raise ValueError(
+                f"`{name}(kd_weighting={kd_weighting!r})` is invalid: expected one of {list(KD_WEIGHTINGS)}."
+            )
+        teacher = arguments["teacher"]
+        if teacher is not None and (not isinstance(teacher, str) or not teacher.strip()):
+            raise TypeError(
+                f"`{name}(teacher={teacher!r})` is invalid: expected None or a path to a Lightning checkpoint or "
+                "Hugging Face folder."
+            )
+        for arg in ("teacher_cache", "student_from_teacher"):
+            if not isinstance(arguments[arg], bool):
+                raise TypeError(f"`{name}({arg}={arguments[arg]!r})` is invalid: expected a bool.")
+        if arguments["student_from_teacher"] and teacher is None:
+            raise ValueError(
+                f"`{name}(student_from_teacher=True)` needs `teacher=<checkpoint or folder>`: without it the teacher "
+                "is a copy of the module's own model."
+            )
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(feature_loss=self.feature_loss, teacher=self.teacher_path)
+
+    # ------------------------------------------------------------------ hooks
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if stage == "fit":
+            self._hf_prefix, _ = find_hf_model(pl_module, "SelfDistilledPruning")
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        from lightning_compress.callbacks.pruning import GradualMagnitudePruning
+
+        if not any(isinstance(cb, GradualMagnitudePruning) for cb in trainer.callbacks):
+            rank_zero_warn(
+                "SelfDistilledPruning is used without a GradualMagnitudePruning callback: nothing is pruned, so this "
+                "is plain distillation from a copy of the model (with the default teacher, student and teacher start "
+                "equal and the distillation terms are ~0). HINT: add GradualMagnitudePruning(...) to the callbacks."
+            )
+        _, hf_model = find_hf_model(pl_module, "SelfDistilledPruning")
+        if not self.cache_complete:
+            self.teacher = self._build_teacher(pl_module, hf_model)
+            self.teacher.to(device=pl_module.device)
+            if self.student_from_teacher and not self.student_initialized:
+                hf_model.load_state_dict(self.teacher.state_dict())
+                self.student_initialized = True
+            self._teacher_capture = _Capture(self.teacher, inputs=False)
+        self._student = _Capture(hf_model, inputs=True)
+        if self.cached is not None:
+            device = pl_module.device
+            self.cached = self.cached.to(device)
+            self.cache_logits = None if self.cache_logits is None else self.cache_logits.to(device)
+            self.cache_features = None if self.cache_features is None else self.cache_features.to(device)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        try:
+            self._expected_examples = len(trainer.train_dataloader.dataset)  # type: ignore[union-attr]
+        except (AttributeError, TypeError):
+            self._expected_examples = None
+            if self.teacher_cache:
+                rank_zero_warn(
+                    "SelfDistilledPruning: the size of the training set is unknown, so the teacher is never freed "
+                    "(its outputs are still cached)."
+                )
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        if self.teacher_cache:
+            idx = batch.get("idx") if isinstance(batch, Mapping) else None
+            if not isinstance(idx, Tensor):
+                raise ValueError(
+                    "`SelfDistilledPruning(teacher_cache=True)` keys the cached teacher outputs by the batch entry "
+                    "`idx` (a stable per-example index), but the training batches have none. HINT: add `idx` to the "
+                    "batches (the lightning_compress DataModules do) or pass teacher_cache=False."
+                )
+            self._batch_idx = idx.reshape(-1).long()
+        if self._student is not None:
+            self._student.clear()
+            self._student.active = True
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._student is not None:
+            self._student.active = False
+            self._student.clear()
+        if self.teacher_cache and batch_idx + 1 == trainer.num_training_batches:
+            self._sync_cache(trainer)
+            if (
+                not self.cache_complete
+                and self._expected_examples is not None
+                and self.cached is not None
+                and int(self.cached.sum()) >= self._expected_examples
+            ):
+                self.cache_complete = True
+                self._free_teacher()
+                rank_zero_info(
+                    f"SelfDistilledPruning: teacher outputs cached for all {self._expected_examples} training "
+                    "examples; the teacher copy is freed."
+                )
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        for capture in (self._student, self._teacher_capture):
+            if capture is not None:
+                capture.remove()
+        self._student = self._teacher_capture = None
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self.teardown(trainer, pl_module, "fit")
+
+    # ------------------------------------------------------------------ loss
+    def task_loss_weight(self, trainer: Trainer, pl_module: LightningModule) -> float:
+        return self.task_weight
+
+    def loss_terms(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Tensor]:
+        student = self._student
+        if student is None or student.logits is None or student.features is None:
+            raise RuntimeError(
+                "SelfDistilledPruning: the module's Hugging Face model was not called in `training_step`, so there "
+                "are no student logits to distil into."
+            )
+        logits_s, features_s = student.logits.float(), student.features.float()
+        logits_t, features_t = self._teacher_outputs(student)
+        terms: dict[str, Tensor] = {}
+        if self.kl_weight:
+            if logits_s.shape[-1] == 1:  # regression head: match the teacher's prediction
+                weight = self.kl_weight / self.temperature**2 if self.kd_weighting == "alpha_tau2" else self.kl_weight
+                terms["kd"] = weight * F.mse_loss(logits_s, logits_t)
+            else:
+                mask = student.kwargs.get("attention_mask") if logits_s.dim() == 3 else None
+                terms["kd"] = self.kl_weight * kl_with_temperature(logits_s, logits_t, self.temperature, mask)
+        if self.feature_loss == "cc":
+            terms["cc"] = self.beta * cross_correlation_loss(features_s, features_t, self.offdiag_weight)
+        elif self.feature_loss == "cos":
+            terms["cos"] = self.beta * cosine_feature_loss(features_s, features_t)
+        student.active = False
+        return terms
+
+    @torch.no_grad()
+    def _run_teacher(self, student: _Capture) -> tuple[Tensor, Tensor]:
+        if self.teacher is None or self._teacher_capture is None:
+            raise RuntimeError(
+                "SelfDistilledPruning: a training example has no cached teacher output and the teacher was freed "
+                "(the training set changed after the cache was completed). HINT: pass teacher_cache=False."
+            )
+        capture = self._teacher_capture
+        capture.clear()
+        capture.active = True
+        try:
+            self.teacher(*student.args, **student.kwargs)
+        finally:
+            capture.active = False
+        logits, features = capture.logits, capture.features
+        capture.clear()
+        return logits.float(), features.float()
+
+    def _teacher_outputs(self, student: _Capture) -> tuple[Tensor, Tensor]:
+        if not self.teacher_cache:
+            return self._run_teacher(student)
+        idx = self._batch_idx.to(student.logits.device)
+        if student.logits.dim() != 2:
+            raise ValueError(
+                "`SelfDistilledPruning(teacher_cache=True)` caches one logit vector per example, but the model returns "
+                f"logits of shape {tuple(student.logits.shape)} (a token-level task). HINT: pass teacher_cache=False."
+            )
+        self._ensure_capacity(int(idx.max()) + 1, student)
+        missing = ~self.cached[idx]
+        if bool(missing.any()):
+            logits, features = self._run_teacher(student)
+            rows = idx[missing]
+            self.cache_logits[rows] = logits[missing].half()
+            self.cache_features[rows] = features[missing].half()
+            self.cached[rows] = True
+            self._pending.append(rows)
+        # cached and fresh values alike go through float16, so every epoch (and a resumed run) sees the same targets
+        return self.cache_logits[idx].float(), self.cache_features[idx].float()
+
+    def _ensure_capacity(self, size: int, student: _Capture) -> None:
+        if self.cached is not None and self.cached.numel() >= size:
+            return
+        size = max(size, self._expected_examples or 0)
+        device = student.logits.device
+        old = 0 if self.cached is None else self.cached.numel()
+        cached = torch.zeros(size, dtype=torch.bool, device=device)
+        logits = torch.zeros(size, student.logits.shape[-1], dtype=torch.float16, device=device)
+        features = torch.zeros(size, student.features.shape[-1], dtype=torch.float16, device=device)
+        if old:
+            cached[:old], logits[:old], features[:old] = self.cached, self.cache_logits, self.cache_features
+        self.cached, self.cache_logits, self.cache_features = cached, logits, features
+
+    def _sync_cache(self, trainer: Trainer) -> None:
+        """Share the entries each rank computed since the last call, so every rank holds the whole cache."""
+        pending, self._pending = self._pending, []
+        if trainer.world_size == 1 or self.cached is None:
+            return
+        device = self.cached.device
+        rows = torch.cat(pending) if pending else torch.zeros(0, dtype=torch.long, device=device)
+        counts = trainer.strategy.all_gather(torch.tensor([rows.numel()], device=device)).reshape(-1)
+        width = int(counts.max())
+        if width == 0:
+            return
+        padded = torch.full((width,), -1, dtype=torch.long, device=device)
+        padded[: rows.numel()] = rows
+        safe = padded.clamp_min(0)
+        # float16 -> float32 -> float16 is exact; gloo has no float16 all_gather
+        payload = torch.cat([self.cache_logits[safe].float(), self.cache_features[safe].float()], dim=1)
+        all_rows = trainer.strategy.all_gather(padded).reshape(-1)
+        all_payload = trainer.strategy.all_gather(payload).reshape(-1, payload.shape[1])
+        valid = all_rows >= 0
+        all_rows, all_payload = all_rows[valid], all_payload[valid]
+        size = int(all_rows.max()) + 1
+        if size > self.cached.numel():
+            grow = size - self.cached.numel()
+            self.cached = torch.cat([self.cached, self.cached.new_zeros(grow)])
+            self.cache_logits = torch.cat(
+                [self.cache_logits, self.cache_logits.new_zeros(grow, self.cache_logits.shape[1])]
+            )
+            self.cache_features = torch.cat(
+                [self.cache_features, self.cache_features.new_zeros(grow, self.cache_features.shape[1])]
+            )
+        classes = self.cache_logits.shape[1]
+        self.cache_logits[all_rows] = all_payload[:, :classes].half()
+        self.cache_features[all_rows] = all_payload[:, classes:].half()
+        self.cached[all_rows] = True
+
+    # ------------------------------------------------------------------ teacher
+    def _build_teacher(self, pl_module: LightningModule, hf_model: nn.Module) -> nn.Module:
+        teacher = frozen_copy(hf_model)
+        expected = teacher.state_dict()
+        if self._restored_teacher is not None:
+            state, self._restored_teacher = self._restored_teacher, None
+        elif self.teacher_path is not None:
+            full = module_state_from_path(self.teacher_path, pl_module, "SelfDistilledPruning", "teacher")
+            prefix = f"{self._hf_prefix}." if self._hf_prefix else ""
+            state = {key[len(prefix) :]: value for key, value in full.items() if key.startswith(prefix)}
+            check_compatible_state(state, expected, "SelfDistilledPruning", "teacher", self.teacher_path)
+        else:
+            return teacher  # the dense model at the start of fit
+        teacher.load_state_dict(state)
+        return teacher
+
+    def _free_teacher(self) -> None:
+        if self._teacher_capture is not None:
+            self._teacher_capture.remove()
+        self.teacher = self._teacher_capture = None
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "cache_complete": self.cache_complete,
+            "student_initialized": self.student_initialized,
+        }
+        if self.cached is not None:
+            state["cache"] = {
+                "cached": self.cached.cpu(),
+                "logits": self.cache_logits.cpu(),
+                "features": self.cache_features.cpu(),
+            }
+        if self.teacher is not None and self.teacher_path is None:
+            # a copy of the module at fit start cannot be rebuilt after pruning started: save it
+            state["teacher"] = {key: value.cpu() for key, value in self.teacher.state_dict().items()}
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.cache_complete = bool(state_dict.get("cache_complete", False))
+        self.student_initialized = bool(state_dict.get("student_initialized", False))
+        cache = state_dict.get("cache")
+        if cache is not None:
+            self.cached, self.cache_logits, self.cache_features = cache["cached"], cache["logits"], cache["features"]
+        self._restored_teacher = state_dict.get("teacher")
+
+
+__all__ = ["DEFAULT_BETAS", "SelfDistilledPruning"]
