@@ -4,6 +4,7 @@
   callbacks (``class_path``/``init_args``) declared in YAML. After ``fit`` with a pruning callback, the model
   is exported compressed to ``<log_dir>/compressed`` and a summary table is printed.
 * ``lightning-compress export CHECKPOINT OUTDIR`` — compressed export of a Lightning checkpoint.
+* ``lightning-compress tune --config configs/tune/NAME.yaml [--resume]`` — sparsity sweep (``SparsityTuner``).
 """
 
 from __future__ import annotations
@@ -77,11 +78,30 @@ def export_main(argv: list[str]) -> None:
     )
 
 
+def tune_main(argv: list[str]) -> None:
+    """``lightning-compress tune --config TUNE.yaml [--resume]``: run or continue a sparsity sweep."""
+    from lightning_compress.tuner.tuner import make_tuner
+
+    parser = argparse.ArgumentParser(prog="lightning-compress tune", description=tune_main.__doc__)
+    parser.add_argument("--config", type=Path, required=True, help="Tune YAML (see docs/tuner.md).")
+    parser.add_argument("--resume", action="store_true", help="Continue the sweep journaled in its out_dir.")
+    parser.add_argument("--out_dir", type=str, default=None, help="Override the config's out_dir.")
+    parser.add_argument("--no_live", action="store_true", help="Print one line per trial change, no live table.")
+    args = parser.parse_args(argv)
+    if not args.config.is_file():
+        parser.error(f"config {args.config} does not exist")
+    tuner = make_tuner(args.config, out_dir=args.out_dir, live=False if args.no_live else None)
+    tuner.run(resume=args.resume)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``lightning-compress``; ``argv`` defaults to the command line."""
     command = sys.argv[1:] if argv is None else argv
     if command and command[0] == "export":
         export_main(command[1:])
+        return
+    if command and command[0] == "tune":
+        tune_main(command[1:])
         return
     CompressCLI(
         TransformerTaskModule,
