@@ -6,6 +6,7 @@ from lightning_compress.callbacks.gradual_unfreezing import GradualUnfreezing
 from lightning_compress.callbacks.loss_terms import LossTermCallback
 from lightning_compress.callbacks.pruning import GradualMagnitudePruning
 from lightning_compress.callbacks.self_distillation import SelfDistilledPruning
+from lightning_compress.callbacks.weight_splitting import TernaryWeightSplitting
 
 __all__ = [
     "AlignReg",
@@ -14,4 +15,5 @@ __all__ = [
     "GradualUnfreezing",
     "LossTermCallback",
     "SelfDistilledPruning",
+    "TernaryWeightSplitting",
 ]

@@ -1,0 +1,468 @@
+"""BinaryBERT's ternary weight splitting recipe in one ``fit`` (Bai Ch. 5, METHODS §4)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pytorch_lightning import LightningModule, Trainer
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.lr_scheduler import LambdaLR
+from torch.utils.hooks import RemovableHandle
+
+from lightning_compress.callbacks._common import warn_if_training_in_eval_mode
+from lightning_compress.callbacks.loss_terms import LossTermCallback
+from lightning_compress.quantization.modules import (
+    WEIGHT_KINDS,
+    check_act_arguments,
+    quantize_model,
+    require_linear,
+    split_model,
+    split_to_match_state_dict_,
+)
+from lightning_compress.quantization.width import half_width
+
+_DISTILL = ("two_stage", "prediction", "none")
+_EMBEDDINGS = r"(^|\.)embeddings$"
+_ATTENTION = r"(^|\.)encoder\.layers?\.\d+\.attention$"
+_LAYER = r"(^|\.)encoder\.layers?\.\d+$"
+
+
+class TernaryWeightSplitting(LossTermCallback):
+    r"""Train a ternary model with distillation, split it into a binary one, and fine-tune that (BinaryBERT).
+
+    One ``fit`` runs the whole recipe of Bai §5.3-5.4 (METHODS §4.4):
+
+    1. ``setup``: the model is copied as the frozen full-precision **teacher**; the student is reduced to
+       ``width`` (DynaBERT 0.5×, :func:`~lightning_compress.quantization.half_width`) and quantized
+       (:func:`~lightning_compress.quantization.quantize_model`: ternary encoder/pooler Linears and word embedding,
+       ``act_bits`` activations).
+    2. **Intermediate-layer distillation** (``distill="two_stage"``, until ``intermediate_until``):
+       ``ℓ_int = MSE(Ê, E) + Σ_l MSE(M̂_l, M_l) + Σ_l MSE(F̂_l, F_l)`` on the embedding output, each block's attention
+       output and each block's output (Bai Eq. 5.10).
+    3. **Prediction-layer distillation**: ``ℓ_pred = -Σ_c softmax(y/τ)_c log softmax(ŷ/τ)_c`` (Eq. 5.11; MSE for
+       a regression head).
+    4. At optimizer step ``split_at``: every ternary module is **split** into two binary branches with the same
+       forward function (:func:`~lightning_compress.quantization.split_model`), and the optimizers and LR
+       schedulers are rebuilt from the module's ``configure_optimizers`` (Bai §5.4.4: the optimizer cannot be
+       inherited); under DDP the model is wrapped again.
+    5. **Split fine-tuning** of the binary model with prediction-layer distillation.
+
+    The distillation term is added to the loss before the single backward (:class:`LossTermCallback`, logged as
+    ``train/tws/kd``); the
+    teacher runs on the same inputs as the student through a forward hook on the Hugging Face model, so the user's
+    ``training_step`` is unchanged. With ``restart_schedule`` each phase gets the whole learning-rate schedule
+    (warm-up and decay to 0, as each stage of Bai Table 5.1) by time-compressing the ``LambdaLR`` schedulers
+    (Hugging Face's linear/cosine warm-up schedules are ``LambdaLR``) into the phase.
+
+    The BWN baseline (Bai §5.4.1) is ``TernaryWeightSplitting(split_at=None, weights="binary")``: the full-width
+    binary model with the same distillation for the same number of steps.
+
+    Args:
+        split_at: Optimizer step of the split: an int step, a float fraction of the run
+            (``trainer.estimated_stepping_batches``), or ``None`` to never split. Must leave at least one ternary step.
+        weights: ``"ternary"`` (the TWS recipe) or ``"binary"`` (BWN baseline; needs ``split_at=None``).
+        act_bits: Activation bits (8 or 4 in BinaryBERT; ``None``: full-precision activations).
+        act_quantizer: ``"uniform"`` (absmax, 8-bit) or ``"lsq"`` (learned step size, 4-bit).
+        distill: ``"two_stage"`` (intermediate then prediction layer, then prediction after the split),
+            ``"prediction"`` (prediction layer only), or ``"none"`` (plain quantization-aware training).
+        intermediate_until: Fraction of the pre-split phase (of the run when ``split_at=None``) spent on
+            intermediate-layer distillation with ``distill="two_stage"``.
+        task_loss_weight: Factor on the user's own loss; ``None`` gives 0 when distilling (BinaryBERT trains on the
+            distillation losses only) and 1 with ``distill="none"``.
+        temperature: Softmax temperature τ of the prediction-layer loss (Bai does not state it; 1).
+        width: Fraction of attention heads and FFN neurons kept in each block (0.5: DynaBERT 0.5×, so the split
+            binary model costs what a full-width binary one does; 1.0: full width). ``None``: 0.5 with a split,
+            1.0 without.
+        adaptive_budget: Reserved for adaptive splitting (Bai §5.3.2); the core is
+            :func:`~lightning_compress.quantization.adaptive_split_plan`. Only ``None`` is accepted for now.
+        teacher_checkpoint: A Lightning checkpoint of the fine-tuned full-precision module; when given, teacher and
+            student start from its weights (the student of BinaryBERT starts from the fine-tuned model). ``None``:
+            the module passed to ``fit`` is the fine-tuned model.
+        restart_schedule: Time-compress ``LambdaLR`` schedules into each phase (see above).
+
+    Example::
+
+        tws = TernaryWeightSplitting(split_at=2 / 3, act_bits=8)
+        Trainer(max_epochs=18, callbacks=[tws]).fit(finetuned_module, datamodule)
+    """
+
+    def __init__(
+        self,
+        split_at: int | float | None = 0.5,
+        weights: Literal["ternary", "binary"] = "ternary",
+        act_bits: int | None = 8,
+        act_quantizer: Literal["uniform", "lsq"] = "uniform",
+        distill: Literal["two_stage", "prediction", "none"] = "two_stage",
+        intermediate_until: float = 0.5,
+        task_loss_weight: float | None = None,
+        temperature: float = 1.0,
+        width: float | None = None,
+        adaptive_budget: float | None = None,
+        teacher_checkpoint: str | None = None,
+        restart_schedule: bool = True,
+    ) -> None:
+        super().__init__()
+        self._validate_init_arguments(
+            split_at=split_at,
+            weights=weights,
+            act_bits=act_bits,
+            act_quantizer=act_quantizer,
+            distill=distill,
+            intermediate_until=intermediate_until,
+            task_loss_weight=task_loss_weight,
+            temperature=temperature,
+            width=width,
+            adaptive_budget=adaptive_budget,
+        )
+        self.split_at = split_at
+        self.weights = weights
+        self.act_bits = act_bits
+        self.act_quantizer = act_quantizer
+        self.distill = distill
+        self.intermediate_until = float(intermediate_until)
+        self.task_loss_weight_value = (
+            (0.0 if distill != "none" else 1.0) if task_loss_weight is None else task_loss_weight
+        )
+        self.temperature = float(temperature)
+        self.width = (0.5 if split_at is not None else 1.0) if width is None else float(width)
+        self.adaptive_budget = adaptive_budget
+        self.teacher_checkpoint = teacher_checkpoint
+        self.restart_schedule = restart_schedule
+
+        #: ``"ternary"`` before the split, ``"binary"`` after it (or from the start with ``weights="binary"``).
+        self.phase = "binary" if weights == "binary" else "ternary"
+        self.split_step: int | None = None
+        self.intermediate_step = 0
+        self.kept: dict[str, dict[str, list[int]]] = {}
+        self.teacher: nn.Module | None = None
+        self._model_name = ""
+        self._student: nn.Module | None = None
+        self._handles: list[RemovableHandle] = []
+        self._active = False
+        self._teacher_running = False
+        self._student_outputs: dict[str, Tensor] = {}
+        self._teacher_outputs: dict[str, Tensor] = {}
+        self._student_logits: Tensor | None = None
+        self._teacher_logits: Tensor | None = None
+        self._eval_mode_checked = False
+
+    @staticmethod
+    def _validate_init_arguments(**arguments: Any) -> None:
+        name = "TernaryWeightSplitting"
+        split_at = arguments["split_at"]
+        if split_at is not None:
+            if isinstance(split_at, bool) or not isinstance(split_at, (int, float)):
+                raise TypeError(
+                    f"`{name}(split_at={split_at!r})` is invalid: expected an int step, a float in (0, 1) or None."
+                )
+            if isinstance(split_at, float) and not 0.0 < split_at < 1.0:
+                raise ValueError(
+                    f"`{name}(split_at={split_at!r})` is invalid: a float is a fraction of the run and must lie in "
+                    "(0, 1); the split needs a trained ternary model before it and binary steps after it."
+                )
+            if isinstance(split_at, int) and split_at < 1:
+                raise ValueError(
+                    f"`{name}(split_at={split_at!r})` is invalid: splitting at step {split_at} comes before any "
+                    "ternary training; use an int step >= 1 (or None for no split)."
+                )
+        weights = arguments["weights"]
+        if weights not in WEIGHT_KINDS:
+            raise ValueError(f"`{name}(weights={weights!r})` is unsupported: expected one of {list(WEIGHT_KINDS)}.")
+        if weights == "binary" and split_at is not None:
+            raise ValueError(
+                f"`{name}(weights='binary', split_at={split_at!r})` is invalid: only ternary weights are split. "
+                "HINT: the BWN baseline is `weights='binary', split_at=None`."
+            )
+        check_act_arguments(name, arguments["act_bits"], arguments["act_quantizer"])
+        if arguments["distill"] not in _DISTILL:
+            raise ValueError(
+                f"`{name}(distill={arguments['distill']!r})` is invalid: expected one of {list(_DISTILL)}."
+            )
+        for arg, low, high in (("intermediate_until", 0.0, 1.0),):
+            value = arguments[arg]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ValueError(f"`{name}({arg}={value!r})` is invalid: expected a float in [{low}, {high}].")
+        weight = arguments["task_loss_weight"]
+        if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0):
+            raise ValueError(f"`{name}(task_loss_weight={weight!r})` is invalid: expected a float >= 0 or None.")
+        temperature = arguments["temperature"]
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ValueError(f"`{name}(temperature={temperature!r})` is invalid: expected a float > 0.")
+        width = arguments["width"]
+        if width is not None and (isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1):
+            raise ValueError(f"`{name}(width={width!r})` is invalid: expected a float in (0, 1] (0.5 or 1.0) or None.")
+        if arguments["adaptive_budget"] is not None:
+            raise ValueError(
+                f"`{name}(adaptive_budget={arguments['adaptive_budget']!r})` is not supported yet: the knapsack plan "
+                "is available as `lightning_compress.quantization.adaptive_split_plan`; pass None."
+            )
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(weights=self.weights, split_at=self.split_at, act_bits=self.act_bits)
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if stage != "fit" or self._student is not None:
+            return
+        self._model_name, student = _find_hf_model(pl_module)
+        require_linear(student)
+        if self.teacher_checkpoint is not None:
+            _load_teacher_checkpoint(student, self.teacher_checkpoint, self._model_name)
+        if self.distill != "none":
+            if not hasattr(student, "config"):
+                raise ValueError(
+                    "TernaryWeightSplitting distills from a Hugging Face model, but "
+                    f"{type(pl_module).__name__} holds none. HINT: use `distill='none'` for plain quantization."
+                )
+            self.teacher = copy.deepcopy(student).eval().requires_grad_(False)
+        if self.width < 1.0:
+            self.kept = half_width(student, "magnitude", self.width)
+        quantize_model(student, self.weights, self.act_bits, self.act_quantizer)
+        self._student = student
+        prefix = f"{self._model_name}." if self._model_name else ""
+
+        def conform(module: nn.Module, state_dict: dict, load_prefix: str, *args: Any) -> None:
+            split_to_match_state_dict_(student, state_dict, load_prefix + prefix)
+
+        self._handles.append(pl_module.register_load_state_dict_pre_hook(conform))
+        self._register_forward_hooks(student)
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.teacher is not None:
+            self.teacher.to(pl_module.device)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        total = trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise ValueError("TernaryWeightSplitting needs a bounded run: set `max_epochs` or `max_steps`.")
+        total = int(total)
+        if self.split_at is not None:
+            step = round(self.split_at * total) if isinstance(self.split_at, float) else int(self.split_at)
+            if step < 1:
+                raise ValueError(
+                    f"TernaryWeightSplitting(split_at={self.split_at!r}) splits at step {step} of {total}, before any "
+                    "ternary training: use a later split."
+                )
+            if step >= total:
+                raise ValueError(
+                    f"TernaryWeightSplitting(split_at={self.split_at!r}) splits at step {step}, but the run has only "
+                    f"{total} optimizer steps: nothing would train the binary model."
+                )
+            if self.split_step is None or self.phase == "ternary":
+                self.split_step = step
+        ternary_steps = self.split_step if self.split_step is not None else total
+        self.intermediate_step = round(self.intermediate_until * ternary_steps) if self.distill == "two_stage" else 0
+        if self.restart_schedule and self.split_step is not None:
+            if self.phase == "ternary":
+                self._fit_schedules(trainer, total / self.split_step)
+            else:
+                self._fit_schedules(trainer, total / (total - self.split_step))
+
+    # ------------------------------------------------------------------ training
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        if not self._eval_mode_checked:
+            warn_if_training_in_eval_mode(pl_module, type(self).__name__)
+            self._eval_mode_checked = True
+        if self.phase == "ternary" and self.split_step is not None and trainer.global_step >= self.split_step:
+            self._split(trainer, pl_module)
+        self._step = trainer.global_step
+        self._active = True
+
+    def loss_terms(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Tensor]:
+        """The distillation term of the current stage, ``{"tws/kd": ℓ_int or ℓ_pred}`` (none without distillation)."""
+        term = self._distillation_term(trainer)
+        return {} if term is None else {"tws/kd": term}
+
+    def task_loss_weight(self, trainer: Trainer, pl_module: LightningModule) -> float:
+        return self.task_loss_weight_value
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self._active = False
+        self._clear_records()
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._clear_records()
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self._active = False
+        self._clear_records()
+
+    # ------------------------------------------------------------------ logic
+    @property
+    def stage(self) -> str:
+        """The current distillation stage: ``"intermediate"``, ``"prediction"`` or ``"none"``."""
+        return self._stage_at(self._step)
+
+    _step = 0
+
+    def _stage_at(self, step: int) -> str:
+        if self.distill == "none":
+            return "none"
+        if self.phase == "ternary" or self.split_step is None:
+            if self.distill == "two_stage" and step < self.intermediate_step:
+                return "intermediate"
+        return "prediction"
+
+    def _split(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        assert self._student is not None
+        names = split_model(self._student)
+        self.phase = "binary"
+        strategy = trainer.strategy
+        if isinstance(strategy.model, DistributedDataParallel):  # the wrapper registered the old parameters
+            strategy.model = pl_module
+            strategy.configure_ddp()
+        strategy.setup_optimizers(trainer)
+        if self.restart_schedule:
+            total = int(trainer.estimated_stepping_batches)
+            self._fit_schedules(trainer, total / (total - self.split_step))
+        rank_zero_info(
+            f"TernaryWeightSplitting: split {len(names)} ternary modules into binary pairs at step "
+            f"{trainer.global_step}; optimizers and schedulers rebuilt."
+        )
+
+    def _fit_schedules(self, trainer: Trainer, factor: float) -> None:
+        for config in trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            if isinstance(scheduler, LambdaLR) and config.interval == "step":
+                scheduler.lr_lambdas = [_time_compressed(fn, factor) for fn in scheduler.lr_lambdas]
+            else:
+                rank_zero_warn(
+                    f"TernaryWeightSplitting(restart_schedule=True) fits only step-wise LambdaLR schedules into each "
+                    f"phase; {type(scheduler).__name__} (interval={config.interval!r}) runs unchanged."
+                )
+
+    def _register_forward_hooks(self, student: nn.Module) -> None:
+        self._handles.append(student.register_forward_hook(self._student_hook, with_kwargs=True))
+        for name, module in _distilled_modules(student).items():
+            self._handles.append(module.register_forward_hook(self._recorder(self._student_outputs, name, False)))
+        if self.teacher is not None:
+            for name, module in _distilled_modules(self.teacher).items():
+                self._handles.append(module.register_forward_hook(self._recorder(self._teacher_outputs, name, True)))
+
+    def _recorder(self, store: dict[str, Tensor], name: str, teacher: bool):
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if teacher != self._teacher_running or not self._active or self.stage != "intermediate":
+                return
+            if not teacher and not module.training:
+                return
+            store[name] = output[0] if isinstance(output, tuple) else output
+
+        return hook
+
+    def _student_hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        if not self._active or not module.training or self.teacher is None:
+            return
+        self._student_logits = _logits(output)
+        self._teacher_running = True
+        try:
+            with torch.no_grad():
+                self._teacher_logits = _logits(self.teacher(*args, **kwargs))
+        finally:
+            self._teacher_running = False
+
+    def _distillation_term(self, trainer: Trainer) -> Tensor | None:
+        stage = self.stage
+        if stage == "none":
+            return None
+        if self._student_logits is None or self._teacher_logits is None:
+            raise RuntimeError(
+                "TernaryWeightSplitting saw no forward of the Hugging Face model in this training step; the "
+                "distillation needs `training_step` to call the model found at "
+                f"{self._model_name or '<root>'!r} in train mode."
+            )
+        if stage == "intermediate":
+            return intermediate_distillation_loss(self._student_outputs, self._teacher_outputs)
+        return prediction_distillation_loss(self._student_logits, self._teacher_logits, self.temperature)
+
+    def _clear_records(self) -> None:
+        self._student_outputs.clear()
+        self._teacher_outputs.clear()
+        self._student_logits = self._teacher_logits = None
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {"phase": self.phase, "split_step": self.split_step, "kept": self.kept}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.phase = state_dict.get("phase", self.phase)
+        self.split_step = state_dict.get("split_step", self.split_step)
+        self.kept = state_dict.get("kept", self.kept)
+
+
+def intermediate_distillation_loss(student: dict[str, Tensor], teacher: dict[str, Tensor]) -> Tensor:
+    """``MSE(Ê, E) + Σ_l MSE(M̂_l, M_l) + Σ_l MSE(F̂_l, F_l)`` over the recorded outputs (Bai Eq. 5.10).
+
+    Args:
+        student, teacher: Module name -> output (``batch x length x hidden``), same names on both sides.
+    """
+    missing = sorted(set(teacher) ^ set(student))
+    if missing or not student:
+        raise RuntimeError(
+            f"Intermediate distillation needs the same recorded outputs on both sides; differing: {missing[:4]}."
+        )
+    return sum(F.mse_loss(student[name], teacher[name]) for name in student)
+
+
+def prediction_distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """Soft cross-entropy ``-Σ_c softmax(y/τ)_c log softmax(ŷ/τ)_c``, batch mean (Bai Eq. 5.11); MSE for 1 output."""
+    if student_logits.shape[-1] == 1:
+        return F.mse_loss(student_logits, teacher_logits)
+    targets = F.softmax(teacher_logits / temperature, dim=-1)
+    return -(targets * F.log_softmax(student_logits / temperature, dim=-1)).sum(dim=-1).mean()
+
+
+def _time_compressed(fn: Any, factor: float):
+    def compressed(step: int) -> float:
+        return fn(step * factor)
+
+    return compressed
+
+
+def _logits(output: Any) -> Tensor:
+    logits = getattr(output, "logits", None)
+    if logits is None and isinstance(output, (tuple, list)):
+        logits = output[0]
+    if logits is None:
+        logits = output
+    if not isinstance(logits, Tensor):
+        raise RuntimeError(f"TernaryWeightSplitting cannot find logits in the model output ({type(output).__name__}).")
+    return logits
+
+
+def _distilled_modules(model: nn.Module) -> dict[str, nn.Module]:
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if re.search(_EMBEDDINGS, name) or re.search(_ATTENTION, name) or re.search(_LAYER, name)
+    }
+
+
+def _find_hf_model(pl_module: LightningModule) -> tuple[str, nn.Module]:
+    """The outermost Hugging Face ``PreTrainedModel`` inside ``pl_module`` (or ``pl_module`` itself)."""
+    from transformers import PreTrainedModel
+
+    for name, module in pl_module.named_modules():
+        if isinstance(module, PreTrainedModel):
+            return name, module
+    return "", pl_module
+
+
+def _load_teacher_checkpoint(model: nn.Module, path: str, model_name: str) -> None:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    state = checkpoint.get("state_dict", checkpoint)
+    prefix = f"{model_name}." if model_name else ""
+    weights = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+    if not weights:
+        raise ValueError(f"`teacher_checkpoint={path!r}` holds no weights under {prefix!r}.")
+    model.load_state_dict(weights, strict=True)

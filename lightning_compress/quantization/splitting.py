@@ -1,0 +1,204 @@
+"""Ternary weight splitting (Bai §5.3, Eqs. 5.5-5.9, METHODS §4.2) and adaptive splitting (Bai §5.3.2, METHODS §4.5)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from lightning_compress.quantization.quantizers import TWN_THRESHOLD_FACTOR, _groups, _ungroup, twn_scales
+
+
+def ternary_weight_split(
+    weight: Tensor, dim: int | None = None, threshold_factor: float = TWN_THRESHOLD_FACTOR
+) -> tuple[Tensor, Tensor]:
+    r"""Split a ternary matrix's latent weights into two binary-branch latent matrices (Bai Eqs. 5.6-5.9).
+
+    With ``ŵ = TWN(w)`` per group of ``n`` elements, ``I = {i: ŵ_i ≠ 0}``, ``J = {j: ŵ_j = 0, w_j > 0}``,
+    ``K = {k: ŵ_k = 0, w_k ≤ 0}`` (ties ``w = 0`` go to K, erratum E-T2) and ``S_X = Σ_{X}|w|``:
+
+    .. math::
+        w_1 = \begin{cases} a w_i & i∈I \\ b + w_j & j∈J \\ b & k∈K \end{cases}, \quad
+        w_2 = \begin{cases} (1-a) w_i & i∈I \\ -b & j∈J \\ -b + w_k & k∈K \end{cases}
+
+    .. math::
+        a = \frac{S_I + S_K - S_J}{2 S_I}\ \text{(corrected Eq. 5.8, erratum E-T1)}, \quad
+        b = \frac{\frac{n}{|I|} S_I - \sum_i |w_i|}{2(|J| + |K|)}\ \text{(Eq. 5.9)},
+
+    so that ``w₁ + w₂ = w`` and ``BWN(w₁) + BWN(w₂) = TWN(w)`` (METHODS §9, I13). ``b = 0`` when ``J ∪ K`` is
+    empty. The derivation needs ``0 < a < 1`` and ``b > 0``; otherwise a warning is raised and the quantized
+    equivalence is no longer guaranteed. Computed in float64, returned in ``weight.dtype``.
+
+    Args:
+        weight: The latent weights of a trained ternary matrix, e.g. an `out x in` Linear weight.
+        dim: ``None`` for the layer-wise split (one ``(a, b)`` per matrix); ``0`` for the row-wise split of the
+            word embedding (one ``(a, b)`` per row).
+        threshold_factor: The TWN ``0.7`` (must match the one of the ternary model).
+
+    Returns:
+        ``(w1, w2)``, two tensors shaped like ``weight``.
+
+    Example:
+        >>> w = torch.tensor([[0.9, -0.05, 0.1, -1.2]])
+        >>> w1, w2 = ternary_weight_split(w)
+        >>> torch.allclose(bwn_quantize(w1) + bwn_quantize(w2), twn_quantize(w))
+        True
+    """
+    if not weight.is_floating_point():
+        raise TypeError(f"ternary_weight_split expects a floating-point tensor, got {weight.dtype}.")
+    nonzero, _ = twn_scales(weight, dim, threshold_factor)
+    latent = _groups(weight.detach(), dim).double()
+    in_i = _groups(nonzero, dim)
+    in_j = ~in_i & (latent > 0)
+    in_k = ~in_i & ~in_j
+    absolute = latent.abs()
+    s_i, s_j, s_k = ((absolute * mask).sum(dim=1, keepdim=True) for mask in (in_i, in_j, in_k))
+    n = latent.shape[1]
+    count_i = in_i.sum(dim=1, keepdim=True)
+    count_rest = n - count_i
+    zero = s_i == 0  # an all-zero group (e.g. a padding row): TWN gives 0, and so does the split w1 = w2 = 0
+    a = torch.where(zero, 0.5, (s_i + s_k - s_j) / (2 * s_i.clamp_min(torch.finfo(torch.float64).tiny)))
+    b_numerator = n / count_i.clamp_min(1) * s_i - absolute.sum(dim=1, keepdim=True)
+    b = torch.where(count_rest > 0, b_numerator / (2 * count_rest.clamp_min(1)), torch.zeros_like(b_numerator))
+    valid = zero | ((a > 0) & (a < 1) & ((b > 0) | (count_rest == 0)))
+    if not bool(valid.all()):
+        bad = int((~valid).sum())
+        warnings.warn(
+            f"ternary_weight_split: {bad} of {latent.shape[0]} group(s) have a ∉ (0, 1) or b <= 0 (min a = "
+            f"{float(a.min()):.4g}, max a = {float(a.max()):.4g}, min b = {float(b.min()):.4g}); the split "
+            "keeps w1 + w2 = w but BWN(w1) + BWN(w2) = TWN(w) is not guaranteed for them.",
+            stacklevel=2,
+        )
+    w1 = torch.where(in_i, a * latent, torch.where(in_j, b + latent, b.expand_as(latent)))
+    w2 = torch.where(in_i, (1 - a) * latent, torch.where(in_j, (-b).expand_as(latent), latent - b))
+    return (_ungroup(w1, weight, dim).to(weight.dtype), _ungroup(w2, weight, dim).to(weight.dtype))
+
+
+# ---------------------------------------------------------------------------------------------- adaptive splitting
+
+
+def split_sensitivity(
+    part_gains: Mapping[str, float],
+    part_sizes: Mapping[str, int],
+    layer_gains: Sequence[float],
+    layer_sizes: Sequence[int],
+) -> dict[tuple[int, str], float]:
+    r"""Sensitivity of every (layer, part) matrix group of the Transformer layers (Bai §5.3.2, METHODS §4.5).
+
+    ``g_i`` is the performance gain (e.g. accuracy, or minus the loss) of leaving part ``i`` (MHA-QK, MHA-V, MHA-O,
+    FFN-Mid, FFN-Out) un-quantized in every layer while everything else is quantized; ``g_j`` the gain of leaving
+    layer ``j`` un-quantized. Both are divided by their numbers of parameters, and
+
+    .. math:: u_{ij} = \frac{g_i}{|θ_i|} + \frac{g_j}{|θ_j|}.
+
+    The word embedding and pooler get ``u = g / |θ|`` (:func:`parameterwise_gain`).
+
+    Args:
+        part_gains: Part name -> gain ``g_i``.
+        part_sizes: Part name -> number of parameters of that part summed over the layers.
+        layer_gains: Gain ``g_j`` per layer.
+        layer_sizes: Number of quantized parameters per layer.
+
+    Returns:
+        ``(layer, part) -> u``.
+
+    Example:
+        >>> split_sensitivity({"ffn": 2.0}, {"ffn": 4}, [1.0, 0.0], [2, 2])
+        {(0, 'ffn'): 1.0, (1, 'ffn'): 0.5}
+    """
+    if set(part_gains) != set(part_sizes):
+        raise ValueError(
+            f"part_gains and part_sizes name different parts: {sorted(part_gains)} vs {sorted(part_sizes)}."
+        )
+    if len(layer_gains) != len(layer_sizes):
+        raise ValueError(f"{len(layer_gains)} layer gains for {len(layer_sizes)} layer sizes.")
+    return {
+        (layer, part): parameterwise_gain(part_gains[part], part_sizes[part])
+        + parameterwise_gain(layer_gains[layer], layer_sizes[layer])
+        for layer in range(len(layer_gains))
+        for part in part_gains
+    }
+
+
+def parameterwise_gain(gain: float, size: int) -> float:
+    """``gain / size``: the gain of keeping a group full-precision per parameter (Bai §5.3.2)."""
+    if size <= 0:
+        raise ValueError(f"A group must have a positive number of parameters, got {size}.")
+    return float(gain) / size
+
+
+def knapsack_select(values: Sequence[float], costs: Sequence[int], budget: int) -> list[bool]:
+    r"""Solve the 0/1 knapsack ``max_s uᵀs  s.t.  cᵀs ≤ budget`` exactly by dynamic programming (Bai Eq. 5.12).
+
+    Costs and budget are integers (parameters, or bytes); they are divided by their greatest common divisor first,
+    so matrix sizes that are multiples of ``hidden²`` give a small table. Items with a value ``≤ 0`` are never
+    picked. The result is deterministic.
+
+    Args:
+        values: The sensitivity ``u_z`` of each item.
+        costs: The cost ``c_z ≥ 0`` of splitting each item.
+        budget: The budget ``𝒞 - 𝒞₀ ≥ 0``.
+
+    Returns:
+        ``s``, one bool per item.
+
+    Example:
+        >>> knapsack_select([3.0, 2.0, 2.5], [4, 2, 2], 4)
+        [False, True, True]
+    """
+    if len(values) != len(costs):
+        raise ValueError(f"knapsack_select: {len(values)} values for {len(costs)} costs.")
+    if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in costs):
+        raise ValueError(f"knapsack_select: costs must be ints >= 0, got {list(costs)[:8]}.")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise ValueError(f"knapsack_select(budget={budget!r}) is invalid: expected an int >= 0.")
+    divisor = math.gcd(budget, *costs) or 1
+    capacity = budget // divisor
+    weights = [c // divisor for c in costs]
+    if capacity * max(len(values), 1) > 50_000_000:
+        raise ValueError(
+            f"knapsack_select: the table would have {capacity} x {len(values)} entries; round the costs to a coarser "
+            "unit (e.g. thousands of parameters) first."
+        )
+    best = [0.0] * (capacity + 1)
+    keep = [[False] * (capacity + 1) for _ in values]
+    for item in range(len(values) - 1, -1, -1):  # backwards, so the reconstruction prefers earlier items
+        value, weight = float(values[item]), weights[item]
+        if value <= 0:
+            continue
+        for room in range(capacity, weight - 1, -1):
+            candidate = best[room - weight] + value
+            if candidate > best[room]:
+                best[room] = candidate
+                keep[item][room] = True
+    # `best[room]` is the optimum over the items processed so far (a suffix); replay the decisions forwards
+    chosen, room = [], capacity
+    for item in range(len(values)):
+        take = keep[item][room]  # the optimum of items item.. at this room takes item
+        chosen.append(take)
+        if take:
+            room -= weights[item]
+    return chosen
+
+
+def adaptive_split_plan(sensitivity: Mapping[str, float], costs: Mapping[str, int], budget: int) -> list[str]:
+    """Names of the matrices to keep ternary (and split later) under ``budget`` (METHODS §4.5).
+
+    Args:
+        sensitivity: Matrix (or group) name -> ``u_z``.
+        costs: Name -> extra cost of splitting it (e.g. its number of parameters).
+        budget: Extra cost allowed on top of the half-sized binary model.
+
+    Example:
+        >>> adaptive_split_plan({"a": 1.0, "b": 0.5}, {"a": 2, "b": 1}, 2)
+        ['a']
+    """
+    names = list(sensitivity)
+    missing = [name for name in names if name not in costs]
+    if missing:
+        raise ValueError(f"adaptive_split_plan: no cost for {missing[:5]}.")
+    chosen = knapsack_select([sensitivity[n] for n in names], [int(costs[n]) for n in names], int(budget))
+    return [name for name, take in zip(names, chosen) if take]

@@ -1,0 +1,193 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from pytorch_lightning import Callback, Trainer, seed_everything
+from pytorch_lightning.callbacks import ModelCheckpoint
+from transformers import get_linear_schedule_with_warmup
+
+from lightning_compress.callbacks import TernaryWeightSplitting
+from lightning_compress.quantization import QuantEmbedding, QuantLinear, SplitBinaryEmbedding, SplitBinaryLinear
+from tests.tiny import UserModule, loader
+
+
+class ScheduledModule(UserModule):
+    """The tiny user module with a Hugging Face linear warm-up schedule (a LambdaLR)."""
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        total = self.trainer.estimated_stepping_batches
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total), total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def make_trainer(callbacks, max_epochs=3, **kwargs):
+    kwargs.setdefault("logger", False)
+    kwargs.setdefault("enable_checkpointing", False)
+    return Trainer(
+        max_epochs=max_epochs,
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+        **kwargs,
+    )
+
+
+class Probe(Callback):
+    """Records the phase, distillation stage, learning rate and optimizer parameters at every step."""
+
+    def __init__(self, tws):
+        self.tws, self.rows = tws, []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        optimizer = trainer.optimizers[0]
+        in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        trainable = {id(p) for p in pl_module.parameters() if p.requires_grad}
+        self.rows.append(
+            {
+                "step": trainer.global_step,
+                "phase": self.tws.phase,
+                "stage": self.tws.stage,
+                "lr": optimizer.param_groups[0]["lr"],
+                "params_match": in_optimizer == trainable,
+                "kd": float(trainer.callback_metrics.get("train/tws/kd", float("nan"))),
+            }
+        )
+
+
+def test_one_fit_runs_ternary_distillation_split_and_binary_finetuning():
+    seed_everything(0)
+    module = ScheduledModule(dropout=0.0)
+    tws = TernaryWeightSplitting(split_at=12, act_bits=8, width=0.5, intermediate_until=0.5)
+    probe = Probe(tws)
+    make_trainer([tws, probe], max_epochs=3).fit(module, loader())  # 8 steps per epoch, 24 steps
+    assert tws.split_step == 12 and tws.phase == "binary"
+    stages = [(row["phase"], row["stage"]) for row in probe.rows]
+    assert stages[:6] == [("ternary", "intermediate")] * 6
+    assert stages[6:12] == [("ternary", "prediction")] * 6
+    assert stages[12:] == [("binary", "prediction")] * 12
+    assert all(row["params_match"] for row in probe.rows)  # the rebuilt optimizer holds the split parameters
+    assert all(row["kd"] > 0 for row in probe.rows)
+    # each phase runs the whole warm-up + linear decay: lr restarts after the split and reaches ~0 at both ends
+    lrs = [row["lr"] for row in probe.rows]
+    assert lrs[11] < 0.1 * max(lrs[:12]) and lrs[12] > 0.5 * max(lrs[:12]) and lrs[-1] < 0.1 * max(lrs[12:])
+    modules = dict(module.model.named_modules())
+    assert isinstance(modules["bert.encoder.layer.0.attention.self.query"], SplitBinaryLinear)
+    assert isinstance(modules["bert.pooler.dense"], SplitBinaryLinear)
+    assert isinstance(modules["bert.embeddings.word_embeddings"], SplitBinaryEmbedding)
+    assert type(modules["classifier"]) is torch.nn.Linear
+    assert modules["bert.encoder.layer.0.intermediate.dense"].out_features == 32  # half width
+    assert tws.teacher.bert.encoder.layer[0].intermediate.dense.out_features == 64
+
+
+def test_bwn_baseline_is_binary_from_the_start_and_never_splits():
+    seed_everything(0)
+    module = UserModule()
+    tws = TernaryWeightSplitting(split_at=None, weights="binary", distill="prediction")
+    make_trainer([tws], max_epochs=1).fit(module, loader())
+    assert tws.phase == "binary" and tws.split_step is None and tws.width == 1.0
+    query = module.model.bert.encoder.layer[0].attention.self.query
+    assert isinstance(query, QuantLinear) and query.weights == "binary" and query.out_features == 32
+    assert isinstance(module.model.bert.embeddings.word_embeddings, QuantEmbedding)
+
+
+def _fit_with_checkpoints(tmp_path, ckpt_path=None):
+    seed_everything(0)
+    module = ScheduledModule(dropout=0.0)
+    tws = TernaryWeightSplitting(split_at=12, act_bits=4, act_quantizer="lsq", width=0.5)
+    checkpoints = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1, filename="{epoch}")
+    trainer = make_trainer([tws, checkpoints], max_epochs=3, enable_checkpointing=True)
+    trainer.fit(module, loader(), ckpt_path=ckpt_path)
+    return module, tws
+
+
+@pytest.mark.parametrize("resume_epoch", [0, 1])  # epoch 0 ends before the split (step 8), epoch 1 after it (16)
+def test_resume_before_or_after_the_split_is_exact(tmp_path, resume_epoch):
+    full_module, full_tws = _fit_with_checkpoints(tmp_path / "full")
+    resumed_module, resumed_tws = _fit_with_checkpoints(
+        tmp_path / "resumed", ckpt_path=tmp_path / "full" / f"epoch={resume_epoch}.ckpt"
+    )
+    assert resumed_tws.phase == full_tws.phase == "binary"
+    assert resumed_tws.split_step == full_tws.split_step == 12
+    full, resumed = dict(full_module.named_parameters()), dict(resumed_module.named_parameters())
+    assert full.keys() == resumed.keys() and any(name.endswith("weight1") for name in full)
+    for name in full:
+        assert torch.equal(full[name], resumed[name]), name
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"split_at": 0}, ValueError, r"split_at=0\)` is invalid: splitting at step 0 comes before any ternary"),
+        ({"split_at": 1.0}, ValueError, r"must lie in \(0, 1\)"),
+        ({"split_at": "half"}, TypeError, r"split_at='half'\)` is invalid"),
+        ({"act_bits": 32}, ValueError, r"act_bits=32\)` is unsupported: expected an int in"),
+        ({"act_quantizer": "pact"}, ValueError, r"act_quantizer='pact'\)` is invalid"),
+        ({"weights": 2}, ValueError, r"weights=2\)` is unsupported"),
+        ({"weights": "binary", "split_at": 0.5}, ValueError, "only ternary weights are split"),
+        ({"distill": "kl"}, ValueError, r"distill='kl'\)` is invalid"),
+        ({"width": 0.0}, ValueError, r"width=0.0\)` is invalid"),
+        ({"temperature": 0}, ValueError, r"temperature=0\)` is invalid"),
+        ({"adaptive_budget": 0.5}, ValueError, "adaptive_split_plan"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        TernaryWeightSplitting(**kwargs)
+
+
+def test_split_fraction_rounding_to_step_zero_fails_before_training():
+    tws = TernaryWeightSplitting(split_at=0.01)
+    with pytest.raises(ValueError, match="before any ternary training"):
+        make_trainer([tws], max_epochs=1).fit(UserModule(), loader(16))
+
+
+def test_model_without_linear_layers_is_rejected():
+    class NoLinear(UserModule):
+        def __init__(self):
+            super().__init__()
+            self.model = torch.nn.Embedding(4, 4)
+
+    with pytest.raises(ValueError, match="found no nn.Linear module"):
+        make_trainer([TernaryWeightSplitting(distill="none")], max_epochs=1).fit(NoLinear(), loader())
+
+
+DDP_SCRIPT = """
+import sys, torch
+from pytorch_lightning import Trainer, seed_everything
+from lightning_compress.callbacks import TernaryWeightSplitting
+from tests.tiny import UserModule, loader
+
+out = sys.argv[1]
+seed_everything(0)
+module = UserModule()
+tws = TernaryWeightSplitting(split_at=10, act_bits=8, width=0.5)
+trainer = Trainer(strategy="ddp", accelerator="cpu", devices=2, max_epochs=2, callbacks=[tws], logger=False,
+                  enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+trainer.fit(module, loader(64, batch_size=4))
+torch.save({"phase": tws.phase, "weights": module.state_dict()}, f"{out}/rank{trainer.global_rank}.pt")
+"""
+
+
+def test_ddp_two_processes_keep_identical_weights_across_the_split(tmp_path):
+    script = tmp_path / "ddp_tws.py"
+    script.write_text(DDP_SCRIPT)
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert rank0["phase"] == rank1["phase"] == "binary"
+    assert any(name.endswith("weight1") for name in rank0["weights"])
+    for name in rank0["weights"]:
+        assert torch.equal(rank0["weights"][name], rank1["weights"][name]), name
