@@ -186,7 +186,10 @@ class SparsityTuner:
             knobs = [knobs]
         self.knobs = [Knob(**k) if isinstance(k, dict) else Knob(k) for k in knobs]
         for knob in self.knobs:
-            get_path(self.config, knob.path)  # raises KeyError naming the missing part
+            try:
+                get_path(self.config, knob.path)
+            except (KeyError, IndexError) as error:
+                raise ValueError(f"{error.args[0]} (in the trial config). Fix the knob path.") from None
             if not knob.low < knob.high:
                 raise ValueError(f"knob {knob.path!r}: expected low < high, got ({knob.low}, {knob.high}).")
         self.metric, self.sign = metric, _MODES[mode]

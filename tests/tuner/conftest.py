@@ -1,0 +1,50 @@
+"""A tiny trial: the quickstart config on a 2-layer, 32-wide BERT and a 60-document corpus, a few steps."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import BertConfig, BertModel
+
+from lightning_compress.hub import resolve_pretrained
+
+ROOT = Path(__file__).resolve().parents[2]
+WORDS = {
+    "sport": "match goal team player win league coach season score cup",
+    "money": "bank market shares price profit economy trade company growth tax",
+    "music": "album song band concert singer chart music stage tour record",
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_trial_config(tmp_path_factory) -> Path:
+    """A LightningCLI trial config that fits in a few seconds on one core."""
+    root = tmp_path_factory.mktemp("tiny_trial")
+    model = root / "model"
+    torch.manual_seed(0)
+    BertModel(
+        BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    ).save_pretrained(model)
+    packaged = Path(resolve_pretrained("sentence-transformers/all-MiniLM-L6-v2"))
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(packaged / name, model / name)
+    corpus = root / "corpus"
+    generator = torch.Generator().manual_seed(0)
+    for label, words in WORDS.items():
+        (corpus / label).mkdir(parents=True)
+        vocabulary = words.split()
+        for i in range(20):
+            picks = torch.randint(0, len(vocabulary), (12,), generator=generator).tolist()
+            (corpus / label / f"{i:03d}.txt").write_text(" ".join(vocabulary[p] for p in picks))
+    config = yaml.safe_load((ROOT / "configs/quickstart.yaml").read_text())
+    config["trainer"].update(
+        max_epochs=2, enable_progress_bar=False, enable_checkpointing=False, logger=False, num_sanity_val_steps=0
+    )
+    config["trainer"]["callbacks"][0]["init_args"].update(start=0.0, end=0.5, frequency=1)
+    config["model"]["init_args"].update(pretrained=str(model), lr=1e-3)
+    config["data"]["init_args"].update(root=str(corpus), cache_dir=str(root / "cache"), batch_size=8)
+    path = root / "trial.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
