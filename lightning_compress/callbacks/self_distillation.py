@@ -189,14 +189,14 @@ class SelfDistilledPruning(LossTermCallback):
         alpha = number("alpha", arguments["alpha"], "a float in [0, 1]")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(
-                f"`{name}(alpha={alpha!r})` is invalid: expected a float in [0, 1] (the share of the distillation "
-                "term; METHODS: 0.5)."
+                f"`{name}(alpha={arguments['alpha']!r})` is invalid: expected a float in [0, 1] "
+                "(the share of the distillation term; METHODS: 0.5)."
             )
         temperature = number("temperature", arguments["temperature"], "a float > 0")
         if temperature <= 0:
             raise ValueError(
-                f"`{name}(temperature={temperature!r})` is invalid: expected a float > 0 (logits are divided by it; "
-                "METHODS: 0.9)."
+                f"`{name}(temperature={arguments['temperature']!r})` is invalid: expected a float > 0 "
+                "(logits are divided by it; METHODS: 0.9)."
             )
         feature_loss = arguments["feature_loss"]
         if feature_loss is not None and feature_loss not in _FEATURE_LOSSES:
