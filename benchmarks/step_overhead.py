@@ -13,7 +13,11 @@ Variants (``VARIANTS`` below): ``plain`` (no callback); ``gmp`` (GradualMagnitud
 in-place masked update after each step); ``torch_prune`` (``torch.nn.utils.prune``, what Lightning's
 ``ModelPruning`` uses: fp32 masks and a ``weight_orig * weight_mask`` product in every forward); ``graddrop``
 (GradDrop p = 0.2, a fresh mask over the encoder gradients every step), ``graddrop_update`` (the same, dropped
-entries frozen exactly under AdamW), ``layer_graddrop`` and ``graddrop_epoch``.
+entries frozen exactly under AdamW), ``layer_graddrop`` and ``graddrop_epoch``; the loss-term callbacks, stacked on
+``gmp``: ``sdp_live`` (SelfDistilledPruning SDP-CC, teacher run every step), ``sdp_cached`` (the same with the teacher
+outputs cached per example: its first epoch fills the cache and is left out, so it is timed with a full cache and the
+teacher freed) and ``align_reg`` (AlignReg, unit cosine). Targets: ``sdp_live`` <= 1.6x, ``sdp_cached`` <= 1.10x,
+peak memory <= 1.3x of ``plain``. Every fit trains on the same ``steps x batch-size`` examples.
 
     python benchmarks/step_overhead.py [--variants gmp graddrop ...] [--steps 8] [--rounds 3] [--batch-size 16]
                                        [--max-seq-length 128] [--threads N] [--no-memory]
@@ -36,7 +40,7 @@ import torch
 from pytorch_lightning import Callback, LightningModule, Trainer, seed_everything
 from torch.nn.utils import prune
 
-from lightning_compress.callbacks import GradientDropout, GradualMagnitudePruning
+from lightning_compress.callbacks import AlignReg, GradientDropout, GradualMagnitudePruning, SelfDistilledPruning
 from lightning_compress.data import TextFolderDataModule
 from lightning_compress.models import SequenceClassificationModule
 from lightning_compress.targeting import resolve_targets
@@ -49,8 +53,12 @@ def torch_prune(module: LightningModule) -> list[Callback]:
     return []
 
 
-# name -> (callbacks for a fresh module, steps left out at the start of each fit)
-VARIANTS: dict[str, tuple[Callable[[LightningModule], list[Callback]], int]] = {
+def gmp_and(*callbacks: Callback) -> list[Callback]:
+    return [GradualMagnitudePruning(final_sparsity=0.5, schedule="one_shot", start=0), *callbacks]
+
+
+# name -> (callbacks for a fresh module, steps left out at the start of each fit; None: the first epoch and one step)
+VARIANTS: dict[str, tuple[Callable[[LightningModule], list[Callback]], int | None]] = {
     "plain": (lambda module: [], 1),
     "gmp": (lambda module: [GradualMagnitudePruning(final_sparsity=0.5, schedule="one_shot", start=0)], 2),
     "torch_prune": (torch_prune, 1),
@@ -58,6 +66,9 @@ VARIANTS: dict[str, tuple[Callable[[LightningModule], list[Callback]], int]] = {
     "graddrop_update": (lambda module: [GradientDropout(p=0.2, mask_mode="update", model_dropout=None)], 1),
     "layer_graddrop": (lambda module: [GradientDropout(p=0.2, mode="layer", model_dropout=None)], 1),
     "graddrop_epoch": (lambda module: [GradientDropout(mode="epoch", num_epochs=3, model_dropout=None)], 1),
+    "sdp_live": (lambda module: gmp_and(SelfDistilledPruning(feature_loss="cc", teacher_cache=False)), 2),
+    "sdp_cached": (lambda module: gmp_and(SelfDistilledPruning(feature_loss="cc", teacher_cache=True)), None),
+    "align_reg": (lambda module: gmp_and(AlignReg(kind="cosine_unit")), 2),
 }
 
 
@@ -80,6 +91,8 @@ def run(variant: str, datamodule: TextFolderDataModule, steps: int) -> list[floa
     seed_everything(0)
     module = SequenceClassificationModule(task_spec=datamodule.task_spec, lr=5e-5)
     build, warmup = VARIANTS[variant]
+    if warmup is None:  # one epoch = `steps` batches (see `main`), then one more step
+        warmup = steps + 1
     timer = StepTimer()
     trainer = Trainer(
         max_steps=steps + warmup,
@@ -124,7 +137,9 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
-    datamodule = TextFolderDataModule(max_seq_length=args.max_seq_length, batch_size=args.batch_size)
+    datamodule = TextFolderDataModule(
+        max_seq_length=args.max_seq_length, batch_size=args.batch_size, max_train_samples=args.steps * args.batch_size
+    )
     if args.child:
         run(args.child, datamodule, args.steps)
         print(json.dumps({"peak_rss_mib": peak_rss_kib() / 1024}))
