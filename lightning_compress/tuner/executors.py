@@ -24,7 +24,8 @@ _LOG_TAIL = 2000
 
 @dataclass
 class TrialSpec:
-    """A trial to run: ``command`` in ``run_dir``, which writes its metrics as JSON to ``result_file``."""
+    """A trial to run: ``command`` (from ``cwd``, default the tuner's), logging to ``run_dir``, which writes its
+    metrics as JSON to ``result_file``; relative paths in the trial config resolve against ``cwd``."""
 
     trial_id: int
     command: list[str]
@@ -32,6 +33,7 @@ class TrialSpec:
     result_file: str
     timeout: float | None = None
     env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
 
 
 @dataclass
@@ -67,7 +69,7 @@ def run_trial(spec: TrialSpec, env: dict[str, str] | None = None) -> TrialOutcom
     with log.open("w") as handle:
         process = subprocess.Popen(
             spec.command,
-            cwd=run_dir,
+            cwd=spec.cwd,
             env={**os.environ, **(env or {}), **spec.env},
             stdout=handle,
             stderr=subprocess.STDOUT,

@@ -93,8 +93,8 @@ def get_path(config: dict, path: str) -> Any:
     return node
 
 
-def set_path(config: dict, path: str, value: Any) -> None:
-    """Set the value at a dotted ``path`` (which must exist up to its last key) in place."""
+def set_path(config: dict, path: str, value: Any, create: bool = False) -> None:
+    """Set the value at a dotted ``path`` (which must exist up to its last key unless ``create``) in place."""
     *parents, last = path.split(".")
     node: Any = config
     for part in parents:
@@ -104,7 +104,7 @@ def set_path(config: dict, path: str, value: Any) -> None:
     elif isinstance(node, dict):
         if last not in node:
             # an init_arg the config leaves at its default is allowed only under init_args
-            if not parents or parents[-1] != "init_args":
+            if not create and (not parents or parents[-1] != "init_args"):
                 raise KeyError(f"knob path {path!r}: no key {last!r}; keys here are {sorted(node)}")
         node[last] = value
     else:
@@ -179,7 +179,7 @@ class SparsityTuner:
             self.config_path = None
         self.config = copy.deepcopy(config)
         for path, value in (overrides or {}).items():
-            set_path(self.config, path, value)
+            set_path(self.config, path, value, create=True)
         if knobs is None:
             knobs = [DEFAULT_KNOB]
         elif isinstance(knobs, str):
@@ -219,7 +219,9 @@ class SparsityTuner:
         config_file.write_text(yaml.safe_dump(self.trial_config(trial.knobs, run_dir), sort_keys=False))
         command = [sys.executable, "-m", "lightning_compress.cli", "fit", "--config", str(config_file)]
         command += ["--export_dir", "none"]
-        return TrialSpec(trial.id, command, str(run_dir), str(run_dir / "result.json"), self.trial_timeout)
+        return TrialSpec(
+            trial.id, command, str(run_dir), str(run_dir / "result.json"), self.trial_timeout, cwd=str(Path.cwd())
+        )
 
     def _make_executor(self):
         return EXECUTORS[self.executor_kind](**self.executor_args)
