@@ -5,7 +5,9 @@ Layout of ``OUTDIR``:
 * ``config.json`` (and tokenizer files, when a tokenizer is given) — a normal Hugging Face folder;
 * ``model.compressed.safetensors`` — every tensor under its own key, in the cheaper of two encodings:
   dense (``<key>``), or sparse (``<key>::bitmask``: one bit per entry, ``<key>::values``: the non-zeros in
-  row-major order). The file metadata records, per sparse key, its shape and dtype.
+  row-major order). The file metadata records, per sparse key, its shape and dtype. The weights of quantized
+  modules (:mod:`lightning_compress.quantization`) are bit-packed instead: 1 bit per binary weight, 2 per ternary
+  weight, plus fp32 scales (:mod:`lightning_compress.quantization.packing`); the metadata records each module's kind.
 
 :func:`load_compressed` rebuilds the model from ``config.json`` and fills it with the decoded tensors, so its
 outputs equal those of the pruned model (exactly in fp32; within fp16 rounding with ``dtype="float16"``).
@@ -41,6 +43,10 @@ class ExportSummary:
     dense_bytes: int
     prunable_compressed_bytes: int
     prunable_dense_bytes: int
+    #: Bit-packed weights and scales of the quantized modules, and their fp32 size in the full-precision,
+    #: full-width model built from the config (0 when nothing is quantized).
+    quantized_bytes: int = 0
+    quantized_reference_bytes: int = 0
 
     @property
     def ratio(self) -> float:
@@ -51,6 +57,30 @@ class ExportSummary:
     def prunable_ratio(self) -> float:
         """Stored bytes of the prunable (encoder Linear) tensors / their dense fp32 bytes."""
         return self.prunable_compressed_bytes / max(self.prunable_dense_bytes, 1)
+
+    @property
+    def compression(self) -> float:
+        """Dense fp32 size / compressed file size (e.g. 25× for BinaryBERT)."""
+        return self.dense_bytes / self.compressed_bytes
+
+    @property
+    def quantized_compression(self) -> float:
+        """fp32 size of the quantized modules' weights / their packed size."""
+        return self.quantized_reference_bytes / max(self.quantized_bytes, 1)
+
+    def describe(self) -> str:
+        """One line per size: whole model and quantized modules vs fp32, in MB (2^20 bytes)."""
+        mb = 2**20
+        lines = [
+            f"whole model: {self.compressed_bytes / mb:.2f} MB vs {self.dense_bytes / mb:.2f} MB fp32 "
+            f"({self.compression:.1f}x)"
+        ]
+        if self.quantized_bytes:
+            lines.append(
+                f"quantized modules: {self.quantized_bytes / mb:.2f} MB vs "
+                f"{self.quantized_reference_bytes / mb:.2f} MB fp32 ({self.quantized_compression:.1f}x)"
+            )
+        return "\n".join(lines)
 
 
 def encode_tensor(tensor: Tensor, dtype: torch.dtype | None = None) -> dict[str, Tensor]:
@@ -102,8 +132,11 @@ def save_compressed(
 
     Returns:
         The measured sizes, including those of a dense fp32 safetensors file written for comparison
-        (``<outdir>/dense_reference.safetensors`` is removed afterwards).
+        (``<outdir>/dense_reference.safetensors`` is removed afterwards). For a quantized model the dense
+        reference is the full-precision model of the same config (full width, one matrix per split pair), and
+        ``quantized_bytes`` / ``quantized_reference_bytes`` give the breakdown of the quantized modules.
     """
+    from lightning_compress.quantization.packing import encode_quantized, quantized_size_bytes
     from lightning_compress.targeting import resolve_targets
 
     outdir = Path(outdir)
@@ -115,11 +148,17 @@ def save_compressed(
         )
     storage_dtype = {"float32": torch.float32, "float16": torch.float16}[dtype]
     state = model.state_dict()
-    prunable = set(resolve_targets(model) if prunable is None else prunable)
-    tensors: dict[str, Tensor] = {}
+    packed, quantized_specs, packed_keys = encode_quantized(model)
+    if quantized_specs:
+        prunable = set(prunable or [])
+    else:
+        prunable = set(resolve_targets(model) if prunable is None else prunable)
+    tensors: dict[str, Tensor] = dict(packed)
     sparse_meta: dict[str, dict] = {}
     prunable_bytes = 0
     for key, value in state.items():
+        if key in packed_keys:
+            continue
         encoded = encode_tensor(value, storage_dtype)
         if "" in encoded:
             tensors[key] = encoded[""]
@@ -130,6 +169,8 @@ def save_compressed(
         if key in prunable:
             prunable_bytes += sum(t.numel() * t.element_size() for t in encoded.values())
     metadata = {"format": FORMAT, "sparse": json.dumps(sparse_meta), "dtype": dtype}
+    if quantized_specs:
+        metadata["quantized"] = json.dumps(quantized_specs)
     path = outdir / COMPRESSED_FILE
     save_file(tensors, str(path), metadata=metadata)
     model.config.architectures = [type(model).__name__]  # as PreTrainedModel.save_pretrained does
@@ -137,11 +178,26 @@ def save_compressed(
     if tokenizer is not None:
         tokenizer.save_pretrained(outdir)
 
+    prunable_dense = sum(state[key].numel() * 4 for key in prunable)
+    if quantized_specs:
+        with torch.device("meta"):
+            reference_model = type(model)(model.config)
+        reference_state = reference_model.state_dict()
+        dense_bytes = sum(value.numel() * 4 for value in reference_state.values())
+        quantized_reference = sum(reference_state[f"{name}.weight"].numel() * 4 for name in quantized_specs)
+        return ExportSummary(
+            path,
+            path.stat().st_size,
+            dense_bytes,
+            prunable_bytes,
+            prunable_dense,
+            quantized_size_bytes(packed),
+            quantized_reference,
+        )
     reference = outdir / "dense_reference.safetensors"
     save_file({key: _as_fp32(value) for key, value in state.items()}, str(reference))
     dense_bytes = reference.stat().st_size
     reference.unlink()
-    prunable_dense = sum(state[key].numel() * 4 for key in prunable)
     return ExportSummary(path, path.stat().st_size, dense_bytes, prunable_bytes, prunable_dense)
 
 
@@ -177,6 +233,18 @@ def load_compressed(path: str | os.PathLike, model_class: type | None = None) ->
             bitmask = handle.get_tensor(key + _SEP + "bitmask")
             values = handle.get_tensor(key + _SEP + "values").float()
             state[key] = decode_tensor(bitmask, values, info["shape"])
+        quantized_specs = json.loads(metadata.get("quantized", "{}"))
+        if quantized_specs:
+            from lightning_compress.quantization.packing import decode_quantized
+
+            state.update(decode_quantized(quantized_specs, handle.get_tensor))
     model = model_class(config)
+    if quantized_specs:
+        from lightning_compress.quantization.packing import rebuild_quantized_
+        from lightning_compress.quantization.width import resize_to_state_dict_
+
+        if any(".encoder.layer" in key for key in state):
+            resize_to_state_dict_(model, state)
+        rebuild_quantized_(model, quantized_specs)
     model.load_state_dict(state, strict=True)
     return model.eval()

@@ -25,6 +25,7 @@ from lightning_compress.quantization.quantizers import (
     ACT_QUANTIZERS,
     TWN_THRESHOLD_FACTOR,
     bwn_quantize,
+    split_binary_quantize,
     twn_quantize,
 )
 from lightning_compress.quantization.splitting import ternary_weight_split
@@ -160,7 +161,7 @@ class SplitBinaryLinear(nn.Module):
 
     def quantized_weight(self) -> Tensor:
         """``BWN(W₁) + BWN(W₂)`` (an ``out x in`` tensor), with STEs to both latent weights."""
-        return bwn_quantize(self.weight1) + bwn_quantize(self.weight2)
+        return split_binary_quantize(self.weight1, self.weight2)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.act_quantizer is not None:
@@ -229,14 +230,15 @@ class SplitBinaryEmbedding(nn.Module):
         return "split"
 
     def quantized_weight(self) -> Tensor:
-        return bwn_quantize(self.weight1, 0) + bwn_quantize(self.weight2, 0)
+        return split_binary_quantize(self.weight1, self.weight2, 0)
 
     def forward(self, input_ids: Tensor) -> Tensor:
         rows1 = F.embedding(input_ids, self.weight1, self.padding_idx)
         rows2 = F.embedding(input_ids, self.weight2, self.padding_idx)
         if not self.quantize_weights:
             return rows1 + rows2
-        return _quantize_rows(rows1, "binary", 0.0) + _quantize_rows(rows2, "binary", 0.0)
+        flat1, flat2 = rows1.reshape(-1, rows1.shape[-1]), rows2.reshape(-1, rows2.shape[-1])
+        return split_binary_quantize(flat1, flat2, 0).reshape(rows1.shape)
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"

@@ -137,6 +137,35 @@ def bwn_quantize(weight: Tensor, dim: int | None = None) -> Tensor:
     return ste(weight, _binary_sign(weight.detach()) * scale)
 
 
+class _PairStraightThrough(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, first: Tensor, second: Tensor, quantized: Tensor) -> Tensor:  # noqa: ARG004
+        return quantized
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:
+        return grad, grad, None
+
+
+def split_binary_quantize(first: Tensor, second: Tensor, dim: int | None = None) -> Tensor:
+    r"""``BWN(w₁) + BWN(w₂)`` of a split pair, summed in float64 and rounded once, with an identity STE to both.
+
+    Adding the two binary tensors in float64 before the single rounding to ``first.dtype`` gives, right after
+    :func:`~lightning_compress.quantization.ternary_weight_split`, the same fp32 values as ``TWN(w)`` (``α₁ + α₂``
+    rounds to ``α``; ``α₁ - α₂`` is ~1e-10·α), so quantized activations downstream round the same way too.
+
+    Example:
+        >>> split_binary_quantize(torch.tensor([1.0, -1.0]), torch.tensor([1.0, 1.0]))
+        tensor([2., 0.])
+    """
+    total = torch.zeros(first.shape, dtype=torch.float64, device=first.device)
+    for latent in (first, second):
+        alpha = bwn_scales(latent, dim)
+        signs = _binary_sign(latent.detach()).double()
+        total += signs * _ungroup(alpha.unsqueeze(1).expand(-1, _groups(latent, dim).shape[1]), latent, dim)
+    return _PairStraightThrough.apply(first, second, total.to(first.dtype))
+
+
 def uniform_quantize(x: Tensor, bits: int, scale: Tensor) -> Tensor:
     r"""Symmetric uniform quantizer (Bai Eq. 2.4): ``x̂ = s · Π_{Ω(b)}(x / s)``, with an identity STE.
 

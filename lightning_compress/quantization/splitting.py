@@ -74,7 +74,23 @@ def ternary_weight_split(
         )
     w1 = torch.where(in_i, a * latent, torch.where(in_j, b + latent, b.expand_as(latent)))
     w2 = torch.where(in_i, (1 - a) * latent, torch.where(in_j, (-b).expand_as(latent), latent - b))
+    if weight.dtype != torch.float64:
+        # Rounding b to the storage dtype shifts both BWN scales by the same systematic amount; rescale the I entries
+        # (by 1 ± ~1e-7) so that each stored branch has α₁ = α₂ = α/2 again, and its BWN sum rounds like TWN(w).
+        alpha = s_i / count_i.clamp_min(1)
+        w1, w2 = (_rebalance(w.to(weight.dtype).double(), in_i, alpha / 2, zero) for w in (w1, w2))
     return (_ungroup(w1, weight, dim).to(weight.dtype), _ungroup(w2, weight, dim).to(weight.dtype))
+
+
+def _rebalance(branch: Tensor, in_i: Tensor, half_alpha: Tensor, zero: Tensor) -> Tensor:
+    """Scale the I entries of a stored branch so that its mean |w| is ``α/2`` (groups x n tensors, float64)."""
+    n = branch.shape[1]
+    rest = (branch.abs() * ~in_i).sum(dim=1, keepdim=True)
+    on_i = (branch.abs() * in_i).sum(dim=1, keepdim=True)
+    factor = torch.where(
+        zero | (on_i == 0), 1.0, (n * half_alpha - rest) / on_i.clamp_min(torch.finfo(torch.float64).tiny)
+    )
+    return torch.where(in_i, branch * factor, branch)
 
 
 # ---------------------------------------------------------------------------------------------- adaptive splitting

@@ -208,14 +208,22 @@ def resize_to_state_dict_(model: nn.Module, state_dict: Mapping[str, Tensor], pr
     """
     resized = False
     for name, layer in encoder_layers(model).items():
-        key = f"{prefix}{name}.attention.self.query.weight"
-        neurons_key = f"{prefix}{name}.intermediate.dense.weight"
-        if key not in state_dict or neurons_key not in state_dict:
+        query = _first_key(state_dict, f"{prefix}{name}.attention.self.query")
+        intermediate = _first_key(state_dict, f"{prefix}{name}.intermediate.dense")
+        if query is None or intermediate is None:
             continue
         size = _head_size(layer)
-        heads = state_dict[key].shape[0] // size
-        neurons = state_dict[neurons_key].shape[0]
+        heads = state_dict[query].shape[0] // size
+        neurons = state_dict[intermediate].shape[0]
         if heads != layer.attention.self.query.out_features // size or neurons != layer.intermediate.dense.out_features:
             keep_heads_and_neurons_(layer, torch.arange(heads), torch.arange(neurons))
             resized = True
     return resized
+
+
+def _first_key(state_dict: Mapping[str, Tensor], module: str) -> str | None:
+    """The first of ``weight``, ``weight1`` (a split module) of ``module`` present in ``state_dict``."""
+    for attribute in ("weight", "weight1"):
+        if f"{module}.{attribute}" in state_dict:
+            return f"{module}.{attribute}"
+    return None
