@@ -7,11 +7,13 @@ by a config key and nothing else changes.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import queue
 import signal
 import subprocess
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from pathlib import Path
 __all__ = ["EXECUTORS", "LocalExecutor", "RayExecutor", "TrialOutcome", "TrialSpec", "run_trial"]
 
 _LOG_TAIL = 2000
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass
@@ -54,6 +57,13 @@ def _tail(path: Path) -> str:
         return ""
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGKILL it when the thread that started it dies, so a tuner killed
+    with ``kill -9`` leaves no orphan trial writing into a run directory that ``--resume`` reuses."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def run_trial(spec: TrialSpec, env: dict[str, str] | None = None) -> TrialOutcome:
     """Run ``spec.command`` (stdout/stderr to ``run_dir/trial.log``) and read its result file.
 
@@ -74,6 +84,7 @@ def run_trial(spec: TrialSpec, env: dict[str, str] | None = None) -> TrialOutcom
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         try:
             code = process.wait(timeout=spec.timeout)
