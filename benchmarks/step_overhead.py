@@ -16,7 +16,8 @@ in-place masked update after each step); ``torch_prune`` (``torch.nn.utils.prune
 entries frozen exactly under AdamW), ``layer_graddrop`` and ``graddrop_epoch``; the loss-term callbacks, stacked on
 ``gmp``: ``sdp_live`` (SelfDistilledPruning SDP-CC, teacher run every step), ``sdp_cached`` (the same with the teacher
 outputs cached per example: its first epoch fills the cache and is left out, so it is timed with a full cache and the
-teacher freed) and ``align_reg`` (AlignReg, unit cosine). Targets: ``sdp_live`` <= 1.6x, ``sdp_cached`` <= 1.10x,
+teacher freed) and ``align_reg`` (AlignReg, unit cosine); ``qat`` (TernaryWeightSplitting as plain
+quantization-aware training: ternary weights, 8-bit activations, no distillation, no split; target <= 1.5x). Targets: ``sdp_live`` <= 1.6x, ``sdp_cached`` <= 1.10x,
 peak memory <= 1.3x of ``plain``. Every fit trains on the same ``steps x batch-size`` examples.
 
     python benchmarks/step_overhead.py [--variants gmp graddrop ...] [--steps 8] [--rounds 3] [--batch-size 16]
@@ -40,7 +41,13 @@ import torch
 from pytorch_lightning import Callback, LightningModule, Trainer, seed_everything
 from torch.nn.utils import prune
 
-from lightning_compress.callbacks import AlignReg, GradientDropout, GradualMagnitudePruning, SelfDistilledPruning
+from lightning_compress.callbacks import (
+    AlignReg,
+    GradientDropout,
+    GradualMagnitudePruning,
+    SelfDistilledPruning,
+    TernaryWeightSplitting,
+)
 from lightning_compress.data import TextFolderDataModule
 from lightning_compress.models import SequenceClassificationModule
 from lightning_compress.targeting import resolve_targets
@@ -69,6 +76,7 @@ VARIANTS: dict[str, tuple[Callable[[LightningModule], list[Callback]], int | Non
     "sdp_live": (lambda module: gmp_and(SelfDistilledPruning(feature_loss="cc", teacher_cache=False)), 2),
     "sdp_cached": (lambda module: gmp_and(SelfDistilledPruning(feature_loss="cc", teacher_cache=True)), None),
     "align_reg": (lambda module: gmp_and(AlignReg(kind="cosine_unit")), 2),
+    "qat": (lambda module: [TernaryWeightSplitting(split_at=None, distill="none", act_bits=8, width=1.0)], 1),
 }
 
 
