@@ -18,7 +18,8 @@ entries frozen exactly under AdamW), ``layer_graddrop`` and ``graddrop_epoch``; 
 outputs cached per example: its first epoch fills the cache and is left out, so it is timed with a full cache and the
 teacher freed) and ``align_reg`` (AlignReg, unit cosine); ``qat`` (TernaryWeightSplitting as plain
 quantization-aware training: ternary weights, 8-bit activations, no distillation, no split). Targets:
-``sdp_live`` <= 1.6x, ``sdp_cached`` <= 1.10x, ``qat`` <= 1.5x, peak memory <= 1.3x of ``plain``. Every fit trains on the same ``steps x batch-size`` examples.
+``sdp_live`` <= 1.6x, ``sdp_cached`` <= 1.10x, ``qat`` <= 1.5x, peak memory <= 1.3x of ``plain``. Every fit
+trains on the same ``steps x batch-size`` examples.
 
     python benchmarks/step_overhead.py [--variants gmp graddrop ...] [--steps 8] [--rounds 3] [--batch-size 16]
                                        [--max-seq-length 128] [--threads N] [--no-memory]
