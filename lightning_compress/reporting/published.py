@@ -72,6 +72,8 @@ class PublishedTable:
         selection: Which validation of a run is the table point: ``"last"`` (end of the run) or ``"best_en"``
             (the epoch with the best English dev score, the cross-lingual model selection).
         reproducible: ``False`` for tables whose setting this library does not cover.
+        remaining: Fraction of the targeted weights that remain at the table point of pruned rows (``None``: the
+            table is not about pruning); ``remaining_by_task`` overrides it per task.
         note: Protocol details (sparsity point, errata).
     """
 
@@ -86,6 +88,8 @@ class PublishedTable:
     claims: tuple[Claim, ...] = ()
     selection: Literal["last", "best_en"] = "last"
     reproducible: bool = True
+    remaining: float | None = None
+    remaining_by_task: tuple[tuple[str, float], ...] = ()
     note: str = ""
     _index: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
 
@@ -109,6 +113,10 @@ class PublishedTable:
     def tasks(self) -> tuple[str, ...]:
         """Distinct tasks of the columns, in order."""
         return tuple(dict.fromkeys(column.task for column in self.columns))
+
+    def remaining_for(self, task: str) -> float | None:
+        """Fraction of targeted weights remaining at the table point of ``task`` (``None`` if not a pruning table)."""
+        return dict(self.remaining_by_task).get(task, self.remaining)
 
     def row(self, method: str) -> PublishedRow:
         """The row of ``method``; ``KeyError`` lists the valid ids."""
@@ -189,6 +197,7 @@ ONEILL_9_1 = PublishedTable(
         Claim("l2_mbp", "random", source="Table 9.1"),
         Claim("l2_mbp", "lamp", source="Table 9.1"),
     ),
+    remaining=0.9**11,
     note="Pruning: 10% of the remaining targeted weights per epoch; table point after step 11 (31.38% remaining). "
     "Per-task score = mean over all test languages including English.",
 )
@@ -236,6 +245,7 @@ ONEILL_11_2 = PublishedTable(
         Claim("sdp_cc", "taylor", source="Table 11.2"),
         Claim("sdp_cos", "l2_mbp", source="Table 11.2"),
     ),
+    remaining=0.9**11,
     note="Same protocol as Table 9.1 (30% = step 11, 31.38% remaining).",
 )
 
@@ -360,6 +370,8 @@ ONEILL_11_1 = PublishedTable(
         Claim("sdp_cos", "l2_mbp", source="Table 11.1 Score"),
         Claim("l2_mbp", "random", source="Table 11.1 Score"),
     ),
+    remaining=0.9**22,
+    remaining_by_task=(("cola", 0.9**15),),
     note="Pruning: 10% of the remaining targeted weights per epoch; table point after step 22 (9.85% remaining), "
     "CoLA after step 15 (20.59%). The printed Score cannot be recomputed (E-R1); averages here are score_7, the "
     "mean of the first number of the 7 non-CoLA tasks.",

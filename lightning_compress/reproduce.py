@@ -1,0 +1,251 @@
+"""``lightning-compress reproduce TABLE``: run every (row, task, seed) of a published table as ``fit`` subprocesses.
+
+The row -> configs mapping is ``configs/reproduce.yaml``. Each run gets its own folder
+``<runs_dir>/<table>/<full|scaled>/<row>/<task>/seed<k>`` holding ``run.yaml`` (seed, CSV logger into the folder),
+the CSV log, ``layer_sparsity.json`` and, once the run has finished, ``result.json``; a run with a ``result.json``
+is skipped, so an interrupted table resumes. Runs go through
+:class:`~lightning_compress.tuner.executors.LocalExecutor` (one run per GPU, or ``workers`` CPU runs sharing the
+cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from lightning_compress.reporting.published import PUBLISHED_TABLES, get_table
+
+__all__ = ["REPO", "PlannedRun", "SkippedRun", "load_recipes", "plan_runs", "reproduce_main", "run_command"]
+
+#: Repository root: config paths in ``configs/reproduce.yaml`` and inside the configs are relative to it.
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = REPO / "configs" / "reproduce.yaml"
+RUN_RECORD = "lightning_compress.reporting.run_record.RunRecord"
+# the fit runs in the repository (relative data and model paths in the configs), whatever the executor's cwd
+_LAUNCH = "import os, sys; os.chdir(sys.argv[1]); from lightning_compress.cli import main; main(sys.argv[2:])"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One ``fit`` of a table: its row, task, seed, scale, config files (in order) and run folder."""
+
+    table: str
+    row: str
+    task: str
+    seed: int
+    scale: str
+    configs: tuple[str, ...]
+    run_dir: str
+
+    @property
+    def done(self) -> bool:
+        return (Path(self.run_dir) / "result.json").is_file()
+
+
+@dataclass(frozen=True)
+class SkippedRun:
+    """A row (or row x task) that is not run, and why."""
+
+    row: str
+    task: str | None
+    reason: str
+
+
+def load_recipes(path: Path = RECIPES) -> dict:
+    """The table -> row -> configs mapping; the error names the file and what is wrong."""
+    recipes = yaml.safe_load(Path(path).read_text())
+    if not isinstance(recipes, dict):
+        raise ValueError(f"{path}: expected a mapping of table ids, got {type(recipes).__name__}.")
+    unknown = sorted(set(recipes) - set(PUBLISHED_TABLES))
+    if unknown:
+        raise ValueError(f"{path}: unknown tables {unknown}; expected ids from {list(PUBLISHED_TABLES)}.")
+    return recipes
+
+
+def _expand(items: list[str], base: list[str], task: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for item in items:
+        out.extend(base if item == "<base>" else [item])
+    return tuple(item.replace("<task>", task) for item in out)
+
+
+def plan_runs(
+    table_id: str,
+    *,
+    scaled: bool,
+    seeds: list[int],
+    runs_dir: Path,
+    rows: list[str] | None = None,
+    tasks: list[str] | None = None,
+    recipes: dict | None = None,
+    root: Path = REPO,
+) -> tuple[list[PlannedRun], list[SkippedRun]]:
+    """Every run of ``table_id`` (seed-major, so all rows get a first seed early) and the skipped rows.
+
+    Raises:
+        ValueError: ``rows`` or ``tasks`` name something the table does not have.
+    """
+    table = get_table(table_id)
+    recipes = load_recipes() if recipes is None else recipes
+    recipe = recipes.get(table_id, {})
+    scale = "scaled" if scaled else "full"
+    available = list(recipe.get("scaled_tasks" if scaled else "tasks", []))
+    for name, asked, valid in (("rows", rows, table.methods), ("tasks", tasks, table.tasks)):
+        bad = sorted(set(asked or []) - set(valid))
+        if bad:
+            raise ValueError(f"`--{name} {' '.join(bad)}` is invalid for {table_id}: expected some of {list(valid)}.")
+    chosen_tasks = [t for t in available if tasks is None or t in tasks]
+    skipped = [
+        SkippedRun("*", t, f"no {scale} data/config for this task") for t in table.tasks if t not in available
+    ]
+    base = recipe.get("base", {}).get(scale, [])
+    plans: list[PlannedRun] = []
+    for method in table.methods:
+        if rows is not None and method not in rows:
+            continue
+        entry = recipe.get("rows", {}).get(method)
+        if entry is None:
+            reason = recipe.get("skipped", {}).get(method, "method not implemented in this library")
+            skipped.append(SkippedRun(method, None, reason))
+            continue
+        items = entry.get(scale, []) if isinstance(entry, dict) else entry
+        if not items:
+            skipped.append(SkippedRun(method, None, f"no {scale} configs"))
+            continue
+        for task in chosen_tasks:
+            configs = _expand(items, base, task)
+            missing = [c for c in configs if not (root / c).is_file()]
+            if missing:
+                skipped.append(SkippedRun(method, task, f"config not found: {', '.join(missing)}"))
+                continue
+            for seed in seeds:
+                run_dir = Path(runs_dir) / table_id / scale / method / task / f"seed{seed}"
+                plans.append(PlannedRun(table_id, method, task, seed, scale, configs, str(run_dir.resolve())))
+    plans.sort(key=lambda p: (p.seed, table.methods.index(p.row), p.task))
+    return plans, skipped
+
+
+def _run_overrides(plan: PlannedRun) -> dict:
+    """Last config of a run: its seed, and every log file in the run folder."""
+    return {
+        "seed_everything": plan.seed,
+        "trainer": {
+            "default_root_dir": plan.run_dir,
+            "enable_progress_bar": False,
+            "logger": {
+                "class_path": "pytorch_lightning.loggers.CSVLogger",
+                "init_args": {"save_dir": plan.run_dir, "name": "", "version": ""},
+            },
+        },
+        "data": {"init_args": {"seed": plan.seed}},
+    }
+
+
+def run_command(plan: PlannedRun, extra: list[str] = (), root: Path = REPO, export: bool = False) -> list[str]:
+    """The ``lightning-compress fit`` command of ``plan`` (run from ``root``); ``extra`` are CLI overrides."""
+    command = [sys.executable, "-c", _LAUNCH, str(root), "fit"]
+    for config in plan.configs:
+        command += ["--config", str(root / config)]
+    command += ["--config", str(Path(plan.run_dir) / "run.yaml")]
+    if not export:
+        command += ["--export_dir", "none"]
+    command += [*extra, f"--trainer.callbacks+={RUN_RECORD}", f"--trainer.callbacks.init_args.out_dir={plan.run_dir}"]
+    return command
+
+
+def _result(plan: PlannedRun, metrics: dict[str, float], seconds: float) -> dict:
+    return {**asdict(plan), "configs": list(plan.configs), "seconds": seconds, "metrics": metrics}
+
+
+def run_plans(plans: list[PlannedRun], extra: list[str], workers: int | None, export: bool = False) -> int:
+    """Run the unfinished ``plans`` through a :class:`LocalExecutor`; returns the number of failed runs."""
+    from lightning_compress.tuner.executors import LocalExecutor, TrialSpec
+
+    todo = [plan for plan in plans if not plan.done]
+    if not todo:
+        return 0
+    executor = LocalExecutor(devices="auto", workers=workers)
+    by_id: dict[int, PlannedRun] = {}
+    for index, plan in enumerate(todo):
+        run_dir = Path(plan.run_dir)
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # an interrupted run starts over
+        run_dir.mkdir(parents=True)
+        (run_dir / "run.yaml").write_text(yaml.safe_dump(_run_overrides(plan), sort_keys=False))
+        command = run_command(plan, extra, export=export)
+        (run_dir / "command.txt").write_text(" ".join(command) + "\n")
+        by_id[index] = plan
+        executor.submit(TrialSpec(index, command, plan.run_dir, str(run_dir / "final_metrics.json")))
+    failed = 0
+    try:
+        while executor.pending:
+            for outcome in executor.wait():
+                plan = by_id[outcome.trial_id]
+                label = f"{plan.row} / {plan.task} / seed {plan.seed}"
+                if outcome.status == "done":
+                    result = _result(plan, outcome.metrics, outcome.seconds)
+                    (Path(plan.run_dir) / "result.json").write_text(json.dumps(result, indent=1))
+                    print(f"[{time.strftime('%H:%M:%S')}] done   {label} ({outcome.seconds / 60:.1f} min)", flush=True)
+                else:
+                    failed += 1
+                    print(f"[{time.strftime('%H:%M:%S')}] FAILED {label}: {outcome.error}", flush=True)
+    finally:
+        executor.shutdown()
+    return failed
+
+
+def reproduce_main(argv: list[str]) -> int:
+    """``lightning-compress reproduce TABLE [--scaled] [--seeds N] ... [-- CLI OVERRIDES]``."""
+    extra: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1 :]
+    parser = argparse.ArgumentParser(
+        prog="lightning-compress reproduce",
+        description="Run every (row, task, seed) of a published table; finished runs are skipped. "
+        "Arguments after `--` are passed to every `lightning-compress fit` (e.g. -- --trainer.max_steps=2).",
+    )
+    parser.add_argument("table", choices=list(PUBLISHED_TABLES), help="Published table id.")
+    parser.add_argument("--scaled", action="store_true", help="CPU-sized variants on the local data.")
+    parser.add_argument("--seeds", type=int, default=3, help="Number of seeds (1..N).")
+    parser.add_argument("--rows", nargs="+", default=None, help="Only these rows (method ids).")
+    parser.add_argument("--tasks", nargs="+", default=None, help="Only these tasks.")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/reproduce"), help="Root of the run folders.")
+    parser.add_argument("--workers", type=int, default=None, help="Concurrent CPU runs (GPUs: one run per GPU).")
+    parser.add_argument("--export", action="store_true", help="Also write each run's compressed model.")
+    parser.add_argument("--dry-run", action="store_true", help="Print the plan and the commands, run nothing.")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds} is invalid: expected an int >= 1.")
+    if not get_table(args.table).reproducible:
+        print(f"{args.table}: {get_table(args.table).note}")
+    try:
+        plans, skipped = plan_runs(
+            args.table,
+            scaled=args.scaled,
+            seeds=list(range(1, args.seeds + 1)),
+            runs_dir=args.runs_dir,
+            rows=args.rows,
+            tasks=args.tasks,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    for skip in skipped:
+        print(f"skipped {skip.row}" + (f" / {skip.task}" if skip.task else "") + f": {skip.reason}")
+    done = sum(plan.done for plan in plans)
+    print(f"{args.table}: {len(plans)} runs planned, {done} already finished, {len(plans) - done} to run")
+    if args.dry_run:
+        for plan in plans:
+            state = "done" if plan.done else "todo"
+            print(f"[{state}] {plan.row} / {plan.task} / seed {plan.seed}: {' '.join(run_command(plan, extra)[4:])}")
+        return 0
+    failed = run_plans(plans, extra, args.workers, export=args.export)
+    print(f"{args.table}: {failed} failed; tables and plots: lightning-compress report {args.runs_dir}")
+    return 1 if failed else 0
