@@ -5,6 +5,8 @@
   is exported compressed to ``<log_dir>/compressed`` and a summary table is printed.
 * ``lightning-compress export CHECKPOINT OUTDIR`` — compressed export of a Lightning checkpoint.
 * ``lightning-compress tune --config configs/tune/NAME.yaml [--resume]`` — sparsity sweep (``SparsityTuner``).
+* ``lightning-compress reproduce TABLE [--scaled] [--seeds N] [-- OVERRIDES]`` — every run of a published table.
+* ``lightning-compress report RUNS_DIR [--out docs/results]`` — our numbers next to the published ones, with plots.
 """
 
 from __future__ import annotations
@@ -102,6 +104,15 @@ def main(argv: list[str] | None = None) -> None:
         return
     if command and command[0] == "tune":
         tune_main(command[1:])
+        return
+    if command and command[0] == "reproduce":
+        from lightning_compress.reproduce import reproduce_main
+
+        sys.exit(reproduce_main(command[1:]))
+    if command and command[0] == "report":
+        from lightning_compress.reporting.report import report_main
+
+        report_main(command[1:])
         return
     CompressCLI(
         TransformerTaskModule,

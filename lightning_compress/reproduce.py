@@ -102,9 +102,7 @@ def plan_runs(
         if bad:
             raise ValueError(f"`--{name} {' '.join(bad)}` is invalid for {table_id}: expected some of {list(valid)}.")
     chosen_tasks = [t for t in available if tasks is None or t in tasks]
-    skipped = [
-        SkippedRun("*", t, f"no {scale} data/config for this task") for t in table.tasks if t not in available
-    ]
+    skipped = [SkippedRun("*", t, f"no {scale} data/config for this task") for t in table.tasks if t not in available]
     base = recipe.get("base", {}).get(scale, [])
     plans: list[PlannedRun] = []
     for method in table.methods:

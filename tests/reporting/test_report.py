@@ -1,0 +1,144 @@
+"""``lightning-compress report`` on a fabricated runs folder: table numbers, point selection, ordering verdicts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from lightning_compress.cli import main
+from lightning_compress.reporting.comparison import compare_table
+from lightning_compress.reporting.published import get_table
+from lightning_compress.reporting.report import write_report
+from lightning_compress.reporting.runs import load_runs
+
+XGLUE_POINT = 1 - 0.9**11  # sparsity of the Table 9.1 / 11.2 point
+
+
+def _write_run(root: Path, table: str, row: str, task: str, seed: int, validations: list[dict], scale="scaled"):
+    """A run folder as `reproduce` leaves it: result.json, a CSVLogger metrics.csv (train rows too), layer file."""
+    run_dir = root / table / scale / row / task / f"seed{seed}"
+    run_dir.mkdir(parents=True)
+    keys = sorted({key for v in validations for key in v})
+    with open(run_dir / "metrics.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["epoch", "step", "train/loss", *keys])
+        writer.writeheader()
+        for epoch, validation in enumerate(validations):
+            writer.writerow({"epoch": epoch, "step": 10 * epoch + 5, "train/loss": 0.5})
+            writer.writerow({"epoch": epoch, "step": 10 * epoch + 9, **validation})
+    meta = {"table": table, "row": row, "task": task, "seed": seed, "scale": scale, "configs": [], "metrics": {}}
+    (run_dir / "result.json").write_text(json.dumps(meta))
+    last = validations[-1].get("val/prunable_sparsity", 0.0)
+    layers = {"layers": {"model.encoder.layer.0.q.weight": last, "model.encoder.layer.0.k.weight": last / 2}}
+    (run_dir / "layer_sparsity.json").write_text(json.dumps(layers))
+
+
+def _xnli(avg: float, sparsity: float, en: float = 0.8) -> dict:
+    return {
+        "val/avg/accuracy": avg,
+        "val/en/accuracy": en,
+        "val/de/accuracy": 2 * avg - en,
+        "val/prunable_sparsity": sparsity,
+    }
+
+
+@pytest.fixture()
+def runs_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "runs"
+    # Table 11.2: the score at the step-11 point is the value; the earlier and the later points are decoys
+    table_point = {"l2_mbp": (0.60, 0.62), "sdp_kld": (0.58, 0.60), "sdp_cc": (0.66, 0.70), "taylor": (0.61, 0.63)}
+    for row, seeds in table_point.items():
+        for seed, value in enumerate(seeds, start=1):
+            history = [_xnli(0.9, 0.0), _xnli(0.8, 0.5), _xnli(value, XGLUE_POINT), _xnli(0.1, 1 - 0.9**12)]
+            _write_run(root, "oneill_11_2", row, "xnli", seed, history)
+    # Table 11.1: SST-2 at step 22, CoLA at step 15; the dense run has no sparsity (its last validation counts)
+    _write_run(root, "oneill_11_1", "dense", "sst2", 1, [{"val/accuracy": 0.80}, {"val/accuracy": 0.85}])
+    _write_run(root, "oneill_11_1", "l2_mbp", "sst2", 1, [
+        {"val/accuracy": 0.84, "val/prunable_sparsity": 0.0},
+        {"val/accuracy": 0.81, "val/prunable_sparsity": 1 - 0.9**22},
+    ])  # fmt: skip
+    _write_run(root, "oneill_11_1", "l2_mbp", "cola", 1, [
+        {"val/matthews": 0.30, "val/prunable_sparsity": 1 - 0.9**15},
+        {"val/matthews": 0.10, "val/prunable_sparsity": 1 - 0.9**16},
+    ])  # fmt: skip
+    # Table 10.10: model selection on the best English epoch
+    _write_run(root, "oneill_10_10", "ft", "xnli", 1, [_xnli(0.70, 0.0, en=0.85), _xnli(0.72, 0.0, en=0.80)])
+    _write_run(root, "oneill_10_10", "graddrop", "xnli", 1, [_xnli(0.71, 0.0, en=0.80), _xnli(0.69, 0.0, en=0.86)])
+    return root
+
+
+def test_table_point_is_selected_by_sparsity_and_averaged_over_seeds(runs_dir: Path) -> None:
+    table = get_table("oneill_11_2")
+    comparison = compare_table(table, load_runs(runs_dir), "scaled")
+    rows = {row.method: row for row in comparison.rows}
+    cc = rows["sdp_cc"].cells[0]
+    assert cc.mean == pytest.approx(68.0)
+    assert cc.std == pytest.approx(statistics.stdev([66.0, 70.0]))
+    assert cc.n == 2 and cc.published == 66.47
+    assert rows["sdp_cc"].average == pytest.approx(68.0)  # XNLI is the only column with runs
+    assert rows["sdp_cc"].published_average == 70.76
+    assert rows["sdp_cc"].remaining == pytest.approx(0.9**11)
+    assert rows["l2_mbp"].cells[0].mean == pytest.approx(61.0)
+    assert rows["sdp_cos"].cells[0].mean is None and rows["sdp_cos"].runs == 0
+    assert rows["dense"].average is None
+
+
+def test_ordering_verdicts(runs_dir: Path) -> None:
+    comparison = compare_table(get_table("oneill_11_2"), load_runs(runs_dir), "scaled")
+    verdicts = {(v.claim.better, v.claim.worse): v for v in comparison.verdicts}
+    assert verdicts[("sdp_cc", "sdp_kld")].status == "held"
+    assert verdicts[("sdp_cc", "sdp_kld")].better == pytest.approx(68.0)
+    assert verdicts[("sdp_cc", "sdp_kld")].worse == pytest.approx(59.0)
+    assert verdicts[("sdp_kld", "l2_mbp")].status == "not held"
+    assert verdicts[("sdp_cc", "taylor")].status == "held"
+    assert verdicts[("sdp_cos", "l2_mbp")].status == "no data"
+    assert verdicts[("sdp_cc", "sdp_kld")].columns == (0,)
+
+
+def test_glue_points_per_task_and_dense_last_validation(runs_dir: Path) -> None:
+    comparison = compare_table(get_table("oneill_11_1"), load_runs(runs_dir), "scaled")
+    rows = {row.method: row for row in comparison.rows}
+    labels = [c.label for c in get_table("oneill_11_1").columns]
+    assert rows["l2_mbp"].cells[labels.index("SST-2")].mean == pytest.approx(81.0)
+    assert rows["l2_mbp"].cells[labels.index("CoLA")].mean == pytest.approx(30.0)  # step 15, not 16
+    assert rows["dense"].cells[labels.index("SST-2")].mean == pytest.approx(85.0)
+    assert rows["l2_mbp"].average == pytest.approx(81.0)  # score_7 over the columns we have (SST-2)
+    verdicts = {(v.claim.better, v.claim.worse): v.status for v in comparison.verdicts}
+    assert verdicts[("l2_mbp", "random")] == "no data"
+
+
+def test_best_english_epoch_selection(runs_dir: Path) -> None:
+    comparison = compare_table(get_table("oneill_10_10"), load_runs(runs_dir), "scaled")
+    rows = {row.method: row for row in comparison.rows}
+    assert rows["ft"].cells[0].mean == pytest.approx(70.0)  # epoch 0 has the best English score
+    assert rows["graddrop"].cells[0].mean == pytest.approx(69.0)
+    verdicts = {(v.claim.better, v.claim.worse): v.status for v in comparison.verdicts}
+    assert verdicts[("graddrop", "ft")] == "not held"
+    assert verdicts[("layer_graddrop", "ft")] == "no data"
+
+
+def test_report_command_writes_tables_and_figures(runs_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    main(["report", str(runs_dir), "--out", str(out)])
+    names = {path.name for path in out.iterdir()}
+    for stem in ("oneill_11_2_scaled", "oneill_11_1_scaled", "oneill_10_10_scaled"):
+        assert {f"{stem}.md", f"{stem}.csv"} <= names
+    assert {"oneill_11_2_scaled_xnli_sparsity.png", "oneill_11_2_scaled_xnli_languages.png"} <= names
+    assert "oneill_11_2_scaled_layers.png" in names
+    assert "oneill_10_10_scaled_xnli_sparsity.png" not in names  # one sparsity only: no curve
+    markdown = (out / "oneill_11_2_scaled.md").read_text()
+    assert "| L2-MBP + SDP-CC | 68.00 ± 2.83 (66.47) |" in markdown
+    assert "L2-MBP + SDP-CC > L2-MBP + SDP-KLD (average; §11.5: SDP-CC best): **held**" in markdown
+    assert "**not held**" in markdown and "**no data**" in markdown
+    with open(out / "oneill_11_2_scaled.csv") as handle:
+        lines = [line for line in csv.DictReader(handle) if line["method"] == "sdp_cc" and line["task"] == "xnli"]
+    assert float(lines[0]["ours_mean"]) == pytest.approx(68.0) and lines[0]["n"] == "2"
+
+
+def test_report_without_runs_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["report", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert write_report(tmp_path, tmp_path / "out") == []
