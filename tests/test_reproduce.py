@@ -1,0 +1,117 @@
+"""``lightning-compress reproduce``: row -> configs plans, fit commands, and every composed config parses."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lightning_compress.cli import main
+from lightning_compress.reporting.published import PUBLISHED_TABLES
+from lightning_compress.reproduce import REPO, RUN_RECORD, load_recipes, plan_runs, reproduce_main, run_command
+
+_OWN = ("/_base/", "configs/methods/", "/_methods/")  # the composed fragments (standalone configs test themselves)
+
+
+def _composed_plans() -> list:
+    plans = []
+    for table_id in load_recipes():
+        for scaled in (False, True):
+            found, _ = plan_runs(table_id, scaled=scaled, seeds=[1], runs_dir=Path("/tmp/unused"))
+            plans += [p for p in found if all(any(part in c for part in _OWN) for c in p.configs)]
+    return plans
+
+
+COMPOSED = _composed_plans()
+
+
+def _print_config(configs: tuple[str, ...]) -> dict:
+    buffer = io.StringIO()
+    args = ["fit", *[arg for config in configs for arg in ("--config", config)], "--print_config"]
+    with contextlib.redirect_stdout(buffer), pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code in (0, None)
+    return yaml.safe_load(buffer.getvalue())
+
+
+def test_every_reproducible_table_has_a_recipe() -> None:
+    recipes = load_recipes()
+    assert set(recipes) == set(PUBLISHED_TABLES)
+    for table_id, recipe in recipes.items():
+        table = PUBLISHED_TABLES[table_id]
+        assert set(recipe["rows"]) | set(recipe.get("skipped", {})) == set(table.methods), table_id
+        assert set(recipe["scaled_tasks"]) <= set(recipe["tasks"]) <= set(table.tasks)
+
+
+def test_scaled_plan_of_table_11_1() -> None:
+    plans, skipped = plan_runs("oneill_11_1", scaled=True, seeds=[1, 2], runs_dir=Path("runs/x"))
+    l2 = [p for p in plans if p.row == "l2_mbp" and p.task == "cola"]
+    assert [p.seed for p in l2] == [1, 2]
+    assert l2[0].configs == (
+        "configs/scaled/_base/minilm_glue.yaml",
+        "configs/glue/_base/task_cola.yaml",
+        "configs/methods/gmp_l2_magnitude.yaml",
+    )
+    assert l2[0].run_dir.endswith("runs/x/oneill_11_1/scaled/l2_mbp/cola/seed1")
+    reasons = {(s.row, s.task): s.reason for s in skipped}
+    assert reasons[("*", "mnli")].startswith("no scaled data")
+    assert reasons[("distilbert", None)].startswith("quoted")
+    assert plans[0].seed == 1 and plans[-1].seed == 2  # seed-major
+
+
+def test_run_command_and_finished_runs(tmp_path: Path) -> None:
+    plans, _ = plan_runs("oneill_9_1", scaled=True, seeds=[1], runs_dir=tmp_path, rows=["lamp"], tasks=["xnli"])
+    (plan,) = plans
+    command = run_command(plan, ["--trainer.max_steps=2"])
+    assert command[4] == "fit" and "--trainer.max_steps=2" in command
+    assert command[-2:] == [
+        f"--trainer.callbacks+={RUN_RECORD}",
+        f"--trainer.callbacks.init_args.out_dir={plan.run_dir}",
+    ]
+    assert command[command.index("--export_dir") + 1] == "none"
+    assert not plan.done
+    Path(plan.run_dir).mkdir(parents=True)
+    (Path(plan.run_dir) / "result.json").write_text(json.dumps({}))
+    assert plan.done
+
+
+def test_invalid_rows_and_tasks_name_the_choices(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(ValueError, match="expected some of"):
+        plan_runs("oneill_9_1", scaled=True, seeds=[1], runs_dir=Path("x"), rows=["nope"])
+    with pytest.raises(SystemExit):
+        reproduce_main(["oneill_9_1", "--tasks", "nope"])
+    assert "--tasks nope" in capsys.readouterr().err
+
+
+def test_dry_run_lists_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = reproduce_main(["oneill_10_10", "--scaled", "--seeds", "1", "--runs-dir", str(tmp_path), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "skipped filter: quoted" in out and "16 runs planned" in out
+    assert "configs/scaled/_methods/graddrop_layer.yaml" in out
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("plan", COMPOSED, ids=lambda p: f"{p.table}-{p.scale}-{p.row}-{p.task}")
+def test_composed_configs_parse(plan, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    config = _print_config(plan.configs)
+    callbacks = config["trainer"]["callbacks"] or []
+    if "gmp_" in plan.configs[-1]:
+        (pruning,) = callbacks
+        assert pruning["class_path"] == "lightning_compress.callbacks.GradualMagnitudePruning"
+        assert pruning["init_args"]["schedule"] == "iterative" and pruning["init_args"]["frequency"] == "epoch"
+        table = PUBLISHED_TABLES[plan.table]
+        steps = round(math.log(table.remaining_for(plan.task)) / math.log(0.9))
+        assert config["trainer"]["max_epochs"] == steps + 1  # one epoch per step, then one recovery epoch
+        expected_decay = 5e-4 if "_l2_" in plan.configs[-1] else 0.0
+        assert config["model"]["init_args"]["weight_decay"] == expected_decay
+    data = config["data"]["init_args"]
+    assert data["task"] == plan.task
+    if plan.scale == "scaled":
+        assert config["trainer"]["accelerator"] == "cpu" and data["max_train_samples"] <= 1600
