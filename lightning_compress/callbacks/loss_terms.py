@@ -50,12 +50,17 @@ class LossTermCallback(Callback):
         return 1.0
 
     @property
+    def adds_loss_terms(self) -> bool:
+        """Whether this callback, as configured, contributes terms (only then is automatic optimization required)."""
+        return True
+
+    @property
     def loss_term_order_key(self) -> str:
         """Sort key that fixes where this callback's terms go in the sum (independent of the callback order)."""
         return f"{type(self).__qualname__}{self.state_key}"
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage == "fit" and not pl_module.automatic_optimization:
+        if stage == "fit" and self.adds_loss_terms and not pl_module.automatic_optimization:
             raise ValueError(
                 f"`{type(self).__name__}` adds terms to the loss of `training_step` before Lightning's backward pass, "
                 "which needs automatic optimization; the module sets `automatic_optimization = False`. HINT: use "

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
-from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lightning_compress.callbacks._common import named_parameters, warn_if_training_in_eval_mode
+from lightning_compress.callbacks.loss_terms import LossTermCallback
 from lightning_compress.pruning.criteria import (
     CRITERIA,
     GradStats,
@@ -48,7 +49,7 @@ _DEFAULT_L1_PENALTY = 5e-4
 _DEFAULT_L0_PENALTY_ON_MEAN = 5e-4
 
 
-class GradualMagnitudePruning(Callback):
+class GradualMagnitudePruning(LossTermCallback):
     r"""Prune the target weights gradually while the model is fine-tuned.
 
     At each pruning event of the schedule the target weights are scored (``criterion``) and the lowest
@@ -285,6 +286,7 @@ class GradualMagnitudePruning(Callback):
 
     # ------------------------------------------------------------------ hooks
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
         self.target_names = resolve_targets(pl_module, self.targets or None, self.exclude or None)
         params = named_parameters(pl_module)
         if self.pattern == "n:m":
@@ -334,16 +336,14 @@ class GradualMagnitudePruning(Callback):
             if event.step == step:
                 self._prune(trainer, pl_module, index, event)
 
-    def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: Tensor) -> None:
-        if self.criterion not in ("l0", "l1") or not loss.requires_grad:
-            return
-        term = self._penalty_term(pl_module)
-        if pl_module.automatic_optimization:
-            term = term / trainer.accumulate_grad_batches  # Lightning has divided the loss the same way
-        scaler = getattr(trainer.precision_plugin, "scaler", None)
-        if scaler is not None:
-            term = scaler.scale(term)  # the AMP loss is already scaled here
-        loss.add_(term.to(device=loss.device, dtype=loss.dtype))
+    @property
+    def adds_loss_terms(self) -> bool:
+        return self.criterion in ("l0", "l1")
+
+    def loss_terms(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Tensor]:
+        """The ``l1`` or ``l0`` penalty of those criteria (added before the single backward, logged as
+        ``train/l1`` / ``train/l0``); nothing for the other criteria."""
+        return {self.criterion: self._penalty_term(pl_module)} if self.adds_loss_terms else {}
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
         params = named_parameters(pl_module)
