@@ -25,8 +25,10 @@ from lightning_compress.quantization.quantizers import (
     ACT_QUANTIZERS,
     TWN_THRESHOLD_FACTOR,
     bwn_quantize,
+    bwn_scales,
     split_binary_quantize,
     twn_quantize,
+    twn_scales,
 )
 from lightning_compress.quantization.splitting import ternary_weight_split
 
@@ -134,6 +136,11 @@ class SplitBinaryLinear(nn.Module):
     Equivalent to applying the binary matrix ``[W₁ W₂]`` to ``[x; x]``: the cost of one full-width binary layer.
     The bias is added once (erratum E-T3). Built by :func:`split_model` from a ternary :class:`QuantLinear`, whose
     activation quantizers it keeps, so its forward equals the ternary layer's at the split.
+
+    The buffers ``scale_offset1`` / ``scale_offset2`` (float64, one entry: the matrix is one group) are added to
+    the BWN scales ``mean|W_k|``. :func:`split_module` sets them to ``α_t/2 - mean|W_k|`` (~1e-7·α: the rounding of
+    the split latents to fp32), so that the quantized weight equals ``TWN(W)`` bit for bit; they are kept, unchanged,
+    during binary fine-tuning, saved in the state dict, and folded into the exported scales.
     """
 
     def __init__(
@@ -154,14 +161,23 @@ class SplitBinaryLinear(nn.Module):
         self.act_quantizer = act_quantizer
         self.output_quantizer = output_quantizer
         self.quantize_weights = True
+        self.register_buffer("scale_offset1", torch.zeros(1, dtype=torch.float64, device=weight1.device))
+        self.register_buffer("scale_offset2", torch.zeros(1, dtype=torch.float64, device=weight1.device))
 
     @property
     def weights(self) -> str:
         return "split"
 
+    def branch_scales(self) -> tuple[Tensor, Tensor]:
+        """The scales ``mean|W_k| + c_k`` of the two binary branches (float64, one per matrix)."""
+        return (
+            bwn_scales(self.weight1) + self.scale_offset1,
+            bwn_scales(self.weight2) + self.scale_offset2,
+        )
+
     def quantized_weight(self) -> Tensor:
-        """``BWN(W₁) + BWN(W₂)`` (an ``out x in`` tensor), with STEs to both latent weights."""
-        return split_binary_quantize(self.weight1, self.weight2)
+        """``BWN(W₁) + BWN(W₂)`` (an ``out x in`` tensor) with the scale offsets, with STEs to both latent weights."""
+        return split_binary_quantize(self.weight1, self.weight2, None, (self.scale_offset1, self.scale_offset2))
 
     def forward(self, x: Tensor) -> Tensor:
         if self.act_quantizer is not None:
@@ -215,7 +231,11 @@ class QuantEmbedding(nn.Embedding):
 
 
 class SplitBinaryEmbedding(nn.Module):
-    """Two row-wise binary tables summed, ``BWN_row(E₁)[ids] + BWN_row(E₂)[ids]``, split from a ternary embedding."""
+    """Two row-wise binary tables summed, ``BWN_row(E₁)[ids] + BWN_row(E₂)[ids]``, split from a ternary embedding.
+
+    Like :class:`SplitBinaryLinear`, it holds per-row float64 scale offsets ``scale_offset1`` / ``scale_offset2``
+    (``α_t/2 - mean|E_k[row]|`` from the split), gathered with the looked-up rows.
+    """
 
     def __init__(self, weight1: Tensor, weight2: Tensor, padding_idx: int | None = None) -> None:
         super().__init__()
@@ -224,13 +244,23 @@ class SplitBinaryEmbedding(nn.Module):
         self.weight1 = nn.Parameter(weight1.detach().clone())
         self.weight2 = nn.Parameter(weight2.detach().clone())
         self.quantize_weights = True
+        rows = self.num_embeddings
+        self.register_buffer("scale_offset1", torch.zeros(rows, dtype=torch.float64, device=weight1.device))
+        self.register_buffer("scale_offset2", torch.zeros(rows, dtype=torch.float64, device=weight1.device))
 
     @property
     def weights(self) -> str:
         return "split"
 
+    def branch_scales(self) -> tuple[Tensor, Tensor]:
+        """The per-row scales ``mean|E_k[row]| + c_k[row]`` of the two binary tables (float64)."""
+        return (
+            bwn_scales(self.weight1, 0) + self.scale_offset1,
+            bwn_scales(self.weight2, 0) + self.scale_offset2,
+        )
+
     def quantized_weight(self) -> Tensor:
-        return split_binary_quantize(self.weight1, self.weight2, 0)
+        return split_binary_quantize(self.weight1, self.weight2, 0, (self.scale_offset1, self.scale_offset2))
 
     def forward(self, input_ids: Tensor) -> Tensor:
         rows1 = F.embedding(input_ids, self.weight1, self.padding_idx)
@@ -238,7 +268,9 @@ class SplitBinaryEmbedding(nn.Module):
         if not self.quantize_weights:
             return rows1 + rows2
         flat1, flat2 = rows1.reshape(-1, rows1.shape[-1]), rows2.reshape(-1, rows2.shape[-1])
-        return split_binary_quantize(flat1, flat2, 0).reshape(rows1.shape)
+        ids = input_ids.reshape(-1)
+        offsets = (self.scale_offset1[ids], self.scale_offset2[ids])
+        return split_binary_quantize(flat1, flat2, 0, offsets).reshape(rows1.shape)
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"
@@ -369,12 +401,17 @@ def split_module(module: QuantLinear | QuantEmbedding) -> SplitBinaryLinear | Sp
     """The split binary equivalent of one ternary module (METHODS §4.2); activation quantizers are shared."""
     if not isinstance(module, (QuantLinear, QuantEmbedding)) or module.weights != "ternary":
         raise ValueError(f"Only ternary QuantLinear/QuantEmbedding modules can be split, got {module!r}.")
+    dim = None if isinstance(module, QuantLinear) else 0
+    w1, w2 = ternary_weight_split(module.weight, dim, module.threshold_factor)
     if isinstance(module, QuantLinear):
-        w1, w2 = ternary_weight_split(module.weight, None, module.threshold_factor)
         split = SplitBinaryLinear(w1, w2, module.bias, module.act_quantizer, module.output_quantizer)
     else:
-        w1, w2 = ternary_weight_split(module.weight, 0, module.threshold_factor)
         split = SplitBinaryEmbedding(w1, w2, module.padding_idx)
+    # c_k = α_t/2 - α_k with the very scales the forward computes: α_k + c_k = α_t/2 exactly in float64 (Sterbenz,
+    # α_k is within ~1 ulp of α_t/2), so BWN(w1) + BWN(w2) = TWN(w) bit for bit despite the fp32 latents
+    _, alpha = twn_scales(module.weight, dim, module.threshold_factor)
+    split.scale_offset1.copy_(alpha / 2 - bwn_scales(split.weight1, dim))
+    split.scale_offset2.copy_(alpha / 2 - bwn_scales(split.weight2, dim))
     return split.train(module.training)
 
 

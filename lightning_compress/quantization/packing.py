@@ -3,7 +3,8 @@
 A quantized module's weight is stored as its quantized values only (the latent weights are not needed to run it):
 
 * binary (BWN, and each branch of a split module): ``<key>::sign`` (one bit per weight, ``w ≥ 0``) and
-  ``<key>::scale`` (fp32 α, one per matrix or per embedding row);
+  ``<key>::scale`` (fp32 α, one per matrix or per embedding row; for a split branch, ``mean|w_k|`` plus the branch's
+  scale offset, so the offsets themselves are not stored and load as 0);
 * ternary (TWN): ``<key>::nonzero`` and ``<key>::sign`` (two bits per weight) and ``<key>::scale``.
 
 Decoding gives ``±α`` (``0`` off the ternary support). Loaded into a quantized module as its latent weight, these
@@ -29,11 +30,14 @@ from lightning_compress.quantization.modules import (
 from lightning_compress.quantization.quantizers import ACT_QUANTIZERS, bwn_scales, twn_scales
 
 _SEP = "::"
+#: Scale-offset buffers of a split module (see :class:`~lightning_compress.quantization.SplitBinaryLinear`).
+_OFFSETS = ("scale_offset1", "scale_offset2")
 
 
-def encode_binary(weight: Tensor, dim: int | None) -> dict[str, Tensor]:
-    """``{"sign": packed bits, "scale": fp32 α}`` of ``BWN(weight)``."""
-    return {"sign": pack_bits(weight.detach() >= 0), "scale": bwn_scales(weight, dim).float()}
+def encode_binary(weight: Tensor, dim: int | None, scale: Tensor | None = None) -> dict[str, Tensor]:
+    """``{"sign": packed bits, "scale": fp32 α}`` of ``BWN(weight)`` (``scale``: float64 α instead of mean|w|)."""
+    alpha = bwn_scales(weight, dim) if scale is None else scale.detach()
+    return {"sign": pack_bits(weight.detach() >= 0), "scale": alpha.float()}
 
 
 def encode_ternary(weight: Tensor, dim: int | None, threshold_factor: float) -> dict[str, Tensor]:
@@ -77,17 +81,20 @@ def encode_quantized(model: nn.Module) -> tuple[dict[str, Tensor], dict[str, dic
         embedding = isinstance(module, (QuantEmbedding, SplitBinaryEmbedding))
         dim = 0 if embedding else None
         spec: dict[str, Any] = {"module": "embedding" if embedding else "linear", "weights": module.weights}
+        scales: dict[str, Tensor | None] = {}
         if isinstance(module, (QuantLinear, QuantEmbedding)):
             weights = {"weight": module.weight}
             spec["threshold_factor"] = module.threshold_factor
         else:
             weights = {"weight1": module.weight1, "weight2": module.weight2}
+            scales = dict(zip(weights, module.branch_scales()))
+            keys.update(f"{name}.{offset}" for offset in _OFFSETS)  # folded into the stored scales
         for attribute, weight in weights.items():
             key = f"{name}.{attribute}"
             if module.weights == "ternary":
                 parts = encode_ternary(weight, dim, module.threshold_factor)
             else:
-                parts = encode_binary(weight, dim)
+                parts = encode_binary(weight, dim, scales.get(attribute))
             for part, value in parts.items():
                 tensors[key + _SEP + part] = value.contiguous()
             keys.add(key)
@@ -113,6 +120,9 @@ def decode_quantized(specs: dict[str, dict[str, Any]], get_tensor) -> dict[str, 
             part_names = ("nonzero", "sign", "scale") if spec["weights"] == "ternary" else ("sign", "scale")
             parts = {part: get_tensor(key + _SEP + part) for part in part_names}
             state[key] = decode(parts, spec["shape"], dim)
+        if spec["weights"] == "split":
+            groups = spec["shape"][0] if dim == 0 else 1
+            state.update({f"{name}.{offset}": torch.zeros(groups, dtype=torch.float64) for offset in _OFFSETS})
     return state
 
 

@@ -1,9 +1,9 @@
 """Weight and activation quantizers of BinaryBERT / TernaryBERT (METHODS §4.1, §4.3), with straight-through estimators.
 
 Weight quantizers take the latent full-precision tensor and return the quantized tensor of the same shape. The
-scaling factors are recomputed from the latent weights at every call (not learned) and are computed in float64, so
-that a ternary matrix and the two binary halves of its split (:mod:`~lightning_compress.quantization.splitting`)
-give the same fp32 values to the last bit in practice.
+scaling factors are recomputed from the latent weights at every call (not learned) and are computed in float64; a
+split pair carries per-group scale offsets fixed at the split, so that a ternary matrix and the two binary halves of
+its split (:mod:`~lightning_compress.quantization.splitting`) give the same fp32 values to the last bit.
 """
 
 from __future__ import annotations
@@ -147,20 +147,32 @@ class _PairStraightThrough(torch.autograd.Function):
         return grad, grad, None
 
 
-def split_binary_quantize(first: Tensor, second: Tensor, dim: int | None = None) -> Tensor:
-    r"""``BWN(w₁) + BWN(w₂)`` of a split pair, summed in float64 and rounded once, with an identity STE to both.
+def split_binary_quantize(
+    first: Tensor, second: Tensor, dim: int | None = None, offsets: tuple[Tensor, Tensor] | None = None
+) -> Tensor:
+    r"""``BWN(w₁) + BWN(w₂)`` of a split pair, with per-group scale offsets, and an identity STE to both latents.
 
-    Adding the two binary tensors in float64 before the single rounding to ``first.dtype`` gives, right after
-    :func:`~lightning_compress.quantization.ternary_weight_split`, the same fp32 values as ``TWN(w)`` (``α₁ + α₂``
-    rounds to ``α``; ``α₁ - α₂`` is ~1e-10·α), so quantized activations downstream round the same way too.
+    Each branch's scale is ``α_k' = mean|w_k| + c_k`` (float64, one per group), rounded to ``first.dtype`` like
+    the fp32 scale the export stores; the two binary tensors are then added in float64 and rounded once.
+    :func:`~lightning_compress.quantization.modules.split_module` sets ``c_k = α_t/2 - mean|w_k|`` at the split
+    (``α_t`` the ternary scale, computed with the same :func:`bwn_scales`), so that ``α₁' = α₂' = α_t/2`` exactly
+    (Sterbenz) and the result equals ``TWN(w)`` bit for bit: quantized activations downstream round the same way.
+
+    Args:
+        first, second: The two latent branches (same shape).
+        dim: ``None`` (one group) or the dimension indexing the groups (``0``: row-wise).
+        offsets: ``(c_1, c_2)``, float64 tensors with one entry per group, or ``None`` (no offset).
 
     Example:
         >>> split_binary_quantize(torch.tensor([1.0, -1.0]), torch.tensor([1.0, 1.0]))
         tensor([2., 0.])
     """
     total = torch.zeros(first.shape, dtype=torch.float64, device=first.device)
-    for latent in (first, second):
+    for index, latent in enumerate((first, second)):
         alpha = bwn_scales(latent, dim)
+        if offsets is not None:
+            alpha = alpha + offsets[index].to(device=alpha.device, dtype=torch.float64).reshape(alpha.shape)
+        alpha = alpha.to(first.dtype).double()  # the scale of each binary branch, as stored by the export
         signs = _binary_sign(latent.detach()).double()
         total += signs * _ungroup(alpha.unsqueeze(1).expand(-1, _groups(latent, dim).shape[1]), latent, dim)
     return _PairStraightThrough.apply(first, second, total.to(first.dtype))
