@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+from collections import deque
 from typing import Any, Literal
 
 import torch
@@ -20,18 +21,32 @@ from lightning_compress.callbacks._common import warn_if_training_in_eval_mode
 from lightning_compress.callbacks.loss_terms import LossTermCallback
 from lightning_compress.quantization.modules import (
     WEIGHT_KINDS,
+    QuantEmbedding,
+    QuantLinear,
     check_act_arguments,
     quantize_model,
     require_linear,
     split_model,
     split_to_match_state_dict_,
 )
+from lightning_compress.quantization.splitting import knapsack_select, parameterwise_gain, split_sensitivity
 from lightning_compress.quantization.width import half_width
 
 _DISTILL = ("two_stage", "prediction", "none")
 _EMBEDDINGS = r"(^|\.)embeddings$"
 _ATTENTION = r"(^|\.)encoder\.layers?\.\d+\.attention$"
 _LAYER = r"(^|\.)encoder\.layers?\.\d+$"
+_REST = ("binary", "ternary")
+#: Transformer parts of adaptive splitting (Bai §5.3.2): module-name suffix inside a block -> part (Q and K grouped).
+_PARTS = {
+    "attention.self.query": "mha_qk",
+    "attention.self.key": "mha_qk",
+    "attention.self.value": "mha_v",
+    "attention.output.dense": "mha_o",
+    "intermediate.dense": "ffn_mid",
+    "output.dense": "ffn_out",
+}
+_BLOCK = re.compile(r"^(.*encoder\.layers?\.(\d+))\.(.+)$")
 
 
 class TernaryWeightSplitting(LossTermCallback):
@@ -80,8 +95,18 @@ class TernaryWeightSplitting(LossTermCallback):
         width: Fraction of attention heads and FFN neurons kept in each block (0.5: DynaBERT 0.5×, so the split
             binary model costs what a full-width binary one does; 1.0: full width). ``None``: 0.5 with a split,
             1.0 without.
-        adaptive_budget: Reserved for adaptive splitting (Bai §5.3.2); the core is
-            :func:`~lightning_compress.quantization.adaptive_split_plan`. Only ``None`` is accepted for now.
+        adaptive_budget: Adaptive splitting (Bai §5.3.2, METHODS §4.5): ``None`` splits every ternary module. A
+            float in [0, 1] is the budget as a fraction of the extra cost of splitting everything (0: split nothing,
+            1: split all); an int is the extra cost in parameters (1-bit weights). At the split, the per-parameter
+            sensitivity ``u`` of each (layer, part) group (MHA-QK, MHA-V, MHA-O, FFN-Mid, FFN-Out), of the word
+            embedding and of the pooler is measured on the last ``adaptive_batches`` training batches (gain = drop
+            of the prediction-distillation loss when the group's weights run in full precision, divided by its
+            parameters; part and layer gains are summed), the 0/1 knapsack ``max uᵀs, cᵀs ≤ budget`` is solved
+            exactly (``c`` = parameters of the group), and only the chosen groups are split.
+        adaptive_rest: What the groups not chosen become: ``"binary"`` (BWN of their latent weights, so the model is
+            uniformly 1-bit and the budget bounds its size, as in METHODS §4.5) or ``"ternary"`` (kept as they are).
+        adaptive_batches: Number of training batches (the forwards of the last optimizer steps before the split)
+            the sensitivity is measured on. A run resumed inside that window measures on fewer batches.
         teacher_checkpoint: A Lightning checkpoint of the fine-tuned full-precision module; when given, teacher and
             student start from its weights (the student of BinaryBERT starts from the fine-tuned model). ``None``:
             the module passed to ``fit`` is the fine-tuned model.
@@ -104,9 +129,11 @@ class TernaryWeightSplitting(LossTermCallback):
         task_loss_weight: float | None = None,
         temperature: float = 1.0,
         width: float | None = None,
-        adaptive_budget: float | None = None,
+        adaptive_budget: float | int | None = None,
         teacher_checkpoint: str | None = None,
         restart_schedule: bool = True,
+        adaptive_rest: Literal["binary", "ternary"] = "binary",
+        adaptive_batches: int = 4,
     ) -> None:
         super().__init__()
         self._validate_init_arguments(
@@ -120,6 +147,8 @@ class TernaryWeightSplitting(LossTermCallback):
             temperature=temperature,
             width=width,
             adaptive_budget=adaptive_budget,
+            adaptive_rest=adaptive_rest,
+            adaptive_batches=adaptive_batches,
         )
         self.split_at = split_at
         self.weights = weights
@@ -133,6 +162,12 @@ class TernaryWeightSplitting(LossTermCallback):
         self.temperature = float(temperature)
         self.width = (0.5 if split_at is not None else 1.0) if width is None else float(width)
         self.adaptive_budget = adaptive_budget
+        self.adaptive_rest = adaptive_rest
+        self.adaptive_batches = adaptive_batches
+        #: Adaptive splitting: the module names to split, and the measured sensitivities, costs and groups.
+        self.plan: list[str] | None = None
+        self.adaptive: dict[str, Any] = {}
+        self._recorded_inputs: deque = deque(maxlen=adaptive_batches if isinstance(adaptive_batches, int) else 1)
         self.teacher_checkpoint = teacher_checkpoint
         self.restart_schedule = restart_schedule
 
@@ -198,11 +233,29 @@ class TernaryWeightSplitting(LossTermCallback):
         width = arguments["width"]
         if width is not None and (isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1):
             raise ValueError(f"`{name}(width={width!r})` is invalid: expected a float in (0, 1] (0.5 or 1.0) or None.")
-        if arguments["adaptive_budget"] is not None:
+        budget = arguments["adaptive_budget"]
+        if budget is not None:
+            if isinstance(budget, bool) or not isinstance(budget, (int, float)):
+                raise TypeError(
+                    f"`{name}(adaptive_budget={budget!r})` is invalid: expected a float in [0, 1] (fraction of the "
+                    "extra cost of splitting everything), an int >= 0 (extra parameters) or None."
+                )
+            if (isinstance(budget, float) and not 0.0 <= budget <= 1.0) or (isinstance(budget, int) and budget < 0):
+                raise ValueError(
+                    f"`{name}(adaptive_budget={budget!r})` is invalid: expected a float in [0, 1] (fraction of the "
+                    "extra cost of splitting everything), an int >= 0 (extra parameters) or None."
+                )
+            if split_at is None or weights != "ternary":
+                raise ValueError(
+                    f"`{name}(adaptive_budget={budget!r})` needs a split: use `weights='ternary'` and a `split_at`."
+                )
+        if arguments["adaptive_rest"] not in _REST:
             raise ValueError(
-                f"`{name}(adaptive_budget={arguments['adaptive_budget']!r})` is not supported yet: the knapsack plan "
-                "is available as `lightning_compress.quantization.adaptive_split_plan`; pass None."
+                f"`{name}(adaptive_rest={arguments['adaptive_rest']!r})` is invalid: expected one of {list(_REST)}."
             )
+        batches = arguments["adaptive_batches"]
+        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+            raise ValueError(f"`{name}(adaptive_batches={batches!r})` is invalid: expected an int >= 1.")
 
     @property
     def state_key(self) -> str:
@@ -290,6 +343,14 @@ class TernaryWeightSplitting(LossTermCallback):
     ) -> None:
         self._active = False
         self._clear_records()
+        if (
+            self.adaptive_budget is not None
+            and self.phase == "ternary"
+            and self.plan is None
+            and self.split_step is not None
+            and trainer.global_step >= self.split_step
+        ):  # the last ternary step is done: measure on the weights of the split point, before any checkpoint
+            self._plan_adaptive_split(trainer)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._clear_records()
@@ -316,7 +377,17 @@ class TernaryWeightSplitting(LossTermCallback):
 
     def _split(self, trainer: Trainer, pl_module: LightningModule) -> None:
         assert self._student is not None
-        names = split_model(self._student)
+        if self.adaptive_budget is not None:
+            if self.plan is None:
+                raise RuntimeError(
+                    "TernaryWeightSplitting(adaptive_budget=...) reached the split without a plan: the sensitivity is "
+                    "measured at the end of the last ternary step, which this run did not execute (was it resumed "
+                    "from a checkpoint written at the split step by a run without `adaptive_budget`?)."
+                )
+            names = split_model(self._student, self.plan) if self.plan else []
+            self._apply_adaptive_rest()
+        else:
+            names = split_model(self._student)
         self.phase = "binary"
         strategy = trainer.strategy
         if isinstance(strategy.model, DistributedDataParallel):  # the wrapper registered the old parameters
@@ -361,7 +432,16 @@ class TernaryWeightSplitting(LossTermCallback):
         return hook
 
     def _student_hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        if not self._active or not module.training or self.teacher is None:
+        if not self._active or not module.training:
+            return
+        if (
+            self.adaptive_budget is not None
+            and self.phase == "ternary"
+            and self.split_step is not None
+            and self._step >= self.split_step - self.adaptive_batches
+        ):
+            self._recorded_inputs.append(_detached((args, kwargs)))
+        if self.teacher is None:
             return
         self._student_logits = _logits(output)
         self._teacher_running = True
@@ -390,14 +470,135 @@ class TernaryWeightSplitting(LossTermCallback):
         self._teacher_outputs.clear()
         self._student_logits = self._teacher_logits = None
 
+    # ------------------------------------------------------------------ adaptive splitting
+    @torch.no_grad()
+    def _plan_adaptive_split(self, trainer: Trainer) -> None:
+        """Measure the sensitivities at the split point, solve the knapsack and record the plan (METHODS §4.5)."""
+        assert self._student is not None
+        inputs = list(self._recorded_inputs)
+        self._recorded_inputs.clear()
+        if not inputs:
+            raise RuntimeError(
+                "TernaryWeightSplitting(adaptive_budget=...) recorded no training forward of the Hugging Face model "
+                "before the split, so it cannot measure the sensitivities."
+            )
+        modules = {
+            name: module
+            for name, module in self._student.named_modules()
+            if isinstance(module, (QuantLinear, QuantEmbedding)) and module.weights == "ternary"
+        }
+        groups, parts, layers = split_groups(list(modules))
+        sizes = {name: module.weight.numel() for name, module in modules.items()}
+        # what each gain measurement leaves in full precision: every part over all layers, every layer, each other
+        probes: dict[str, list[str]] = {f"part:{p}": names for p, names in parts.items()}
+        probes.update({f"layer:{j}": names for j, names in layers.items()})
+        probes.update({f"item:{item}": names for item, names in groups.items() if "/" not in item})
+        gains = self._measure_gains(modules, inputs, probes, trainer)
+        sensitivity: dict[str, float] = {}
+        if parts:
+            layer_ids = sorted(layers, key=int)
+            per_group = split_sensitivity(
+                {p: gains[f"part:{p}"] for p in parts},
+                {p: sum(sizes[n] for n in names) for p, names in parts.items()},
+                [gains[f"layer:{j}"] for j in layer_ids],
+                [sum(sizes[n] for n in layers[j]) for j in layer_ids],
+            )
+            for (index, part), value in per_group.items():
+                item = f"layer{layer_ids[index]}/{part}"
+                if item in groups:
+                    sensitivity[item] = value
+        for item, names in groups.items():
+            if f"item:{item}" in gains:
+                sensitivity[item] = parameterwise_gain(gains[f"item:{item}"], sum(sizes[n] for n in names))
+        items = list(groups)
+        costs = {item: sum(sizes[n] for n in groups[item]) for item in items}
+        total = sum(costs.values())
+        budget = self.adaptive_budget
+        if isinstance(budget, float):
+            budget = round(budget * total)
+        chosen = knapsack_select([sensitivity[i] for i in items], [costs[i] for i in items], int(budget))
+        selected = [item for item, take in zip(items, chosen) if take]
+        self.plan = [name for name in modules if any(name in groups[item] for item in selected)]
+        self.adaptive = {
+            "groups": groups,
+            "sensitivity": sensitivity,
+            "costs": costs,
+            "budget": int(budget),
+            "selected": selected,
+        }
+        rank_zero_info(
+            f"TernaryWeightSplitting: adaptive splitting chose {len(selected)} of {len(items)} groups "
+            f"({sum(costs[i] for i in selected)} of {total} extra parameters, budget {int(budget)})."
+        )
+
+    def _measure_gains(
+        self, modules: dict[str, nn.Module], inputs: list, probes: dict[str, list[str]], trainer: Trainer
+    ) -> dict[str, float]:
+        """Performance (minus the prediction-distillation loss) with each probe's weights in full precision, minus
+        the fully quantized performance; averaged over the recorded batches and over the processes."""
+        student = self._student
+        training = {module: module.training for module in student.modules()}
+        student.eval()
+        try:
+            if self.teacher is not None:
+                references = [_logits(self.teacher(*args, **kwargs)) for args, kwargs in inputs]
+            else:  # no teacher: agreement with the student's own full-precision latent weights
+                for module in modules.values():
+                    module.quantize_weights = False
+                references = [_logits(student(*args, **kwargs)) for args, kwargs in inputs]
+                for module in modules.values():
+                    module.quantize_weights = True
+
+            def performance() -> float:
+                losses = [
+                    prediction_distillation_loss(_logits(student(*args, **kwargs)), reference, self.temperature)
+                    for (args, kwargs), reference in zip(inputs, references)
+                ]
+                return -float(torch.stack([loss.double() for loss in losses]).mean())
+
+            base = performance()
+            values = []
+            for names in probes.values():
+                for name in names:
+                    modules[name].quantize_weights = False
+                values.append(performance() - base)
+                for name in names:
+                    modules[name].quantize_weights = True
+        finally:
+            for module, mode in training.items():
+                module.training = mode
+        reduced = trainer.strategy.reduce(torch.tensor(values, dtype=torch.float64), reduce_op="mean")
+        return dict(zip(probes, (float(v) for v in torch.as_tensor(reduced).cpu())))
+
+    def _apply_adaptive_rest(self) -> list[str]:
+        """Binarize the ternary modules left out of the plan (``adaptive_rest="binary"``)."""
+        if self.adaptive_rest != "binary" or self.plan is None or self._student is None:
+            return []
+        names = []
+        for name, module in self._student.named_modules():
+            if isinstance(module, (QuantLinear, QuantEmbedding)) and module.weights == "ternary":
+                module.weights = "binary"
+                names.append(name)
+        return names
+
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        return {"phase": self.phase, "split_step": self.split_step, "kept": self.kept}
+        return {
+            "phase": self.phase,
+            "split_step": self.split_step,
+            "kept": self.kept,
+            "plan": self.plan,
+            "adaptive": self.adaptive,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.phase = state_dict.get("phase", self.phase)
         self.split_step = state_dict.get("split_step", self.split_step)
         self.kept = state_dict.get("kept", self.kept)
+        self.plan = state_dict.get("plan", self.plan)
+        self.adaptive = state_dict.get("adaptive", self.adaptive)
+        if self.phase == "binary":  # the planned modules were split when the model state loaded
+            self._apply_adaptive_rest()
 
 
 def intermediate_distillation_loss(student: dict[str, Tensor], teacher: dict[str, Tensor]) -> Tensor:
@@ -420,6 +621,47 @@ def prediction_distillation_loss(student_logits: Tensor, teacher_logits: Tensor,
         return F.mse_loss(student_logits, teacher_logits)
     targets = F.softmax(teacher_logits / temperature, dim=-1)
     return -(targets * F.log_softmax(student_logits / temperature, dim=-1)).sum(dim=-1).mean()
+
+
+def split_groups(names: list[str]) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]:
+    """The knapsack items of adaptive splitting over quantized module names (Bai §5.3.2).
+
+    Returns:
+        ``(groups, parts, layers)``: ``groups`` maps an item (``"layer<j>/<part>"`` for the Transformer parts,
+        with Q and K in one ``mha_qk`` item; the module name for the word embedding, the pooler and anything
+        else) to its module names; ``parts`` maps each part to its modules over all layers; ``layers`` maps each
+        layer index (a str) to its modules.
+
+    Example:
+        >>> split_groups(["bert.encoder.layer.0.attention.self.query", "bert.encoder.layer.0.attention.self.key",
+        ...               "bert.pooler.dense"])[0]
+        {'layer0/mha_qk': ['bert.encoder.layer.0.attention.self.query', 'bert.encoder.layer.0.attention.self.key'], \
+'bert.pooler.dense': ['bert.pooler.dense']}
+    """
+    groups: dict[str, list[str]] = {}
+    parts: dict[str, list[str]] = {}
+    layers: dict[str, list[str]] = {}
+    for name in names:
+        match = _BLOCK.match(name)
+        part = _PARTS.get(match.group(3)) if match else None
+        if match and part:
+            layer = match.group(2)
+            groups.setdefault(f"layer{layer}/{part}", []).append(name)
+            parts.setdefault(part, []).append(name)
+            layers.setdefault(layer, []).append(name)
+        else:
+            groups[name] = [name]
+    return groups, parts, layers
+
+
+def _detached(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.detach()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_detached(v) for v in value)
+    if isinstance(value, dict):
+        return {key: _detached(v) for key, v in value.items()}
+    return value
 
 
 def _time_compressed(fn: Any, factor: float):

@@ -1,3 +1,4 @@
+import itertools
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from transformers import get_linear_schedule_with_warmup
 
 from lightning_compress.callbacks import TernaryWeightSplitting
+from lightning_compress.callbacks.weight_splitting import split_groups
+from lightning_compress.export import load_compressed, save_compressed
 from lightning_compress.quantization import QuantEmbedding, QuantLinear, SplitBinaryEmbedding, SplitBinaryLinear
 from tests.tiny import UserModule, loader
 
@@ -132,7 +135,11 @@ def test_resume_before_or_after_the_split_is_exact(tmp_path, resume_epoch):
         ({"distill": "kl"}, ValueError, r"distill='kl'\)` is invalid"),
         ({"width": 0.0}, ValueError, r"width=0.0\)` is invalid"),
         ({"temperature": 0}, ValueError, r"temperature=0\)` is invalid"),
-        ({"adaptive_budget": 0.5}, ValueError, "adaptive_split_plan"),
+        ({"adaptive_budget": 1.5}, ValueError, r"adaptive_budget=1.5\)` is invalid"),
+        ({"adaptive_budget": "half"}, TypeError, r"adaptive_budget='half'\)` is invalid"),
+        ({"adaptive_budget": 0.5, "split_at": None}, ValueError, "needs a split"),
+        ({"adaptive_rest": "ternaryish"}, ValueError, r"adaptive_rest='ternaryish'\)` is invalid"),
+        ({"adaptive_batches": 0}, ValueError, r"adaptive_batches=0\)` is invalid"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, error, match):
@@ -191,3 +198,82 @@ def test_ddp_two_processes_keep_identical_weights_across_the_split(tmp_path):
     assert any(name.endswith("weight1") for name in rank0["weights"])
     for name in rank0["weights"]:
         assert torch.equal(rank0["weights"][name], rank1["weights"][name]), name
+
+
+def _fit_adaptive(tmp_path, budget=0.4, rest="binary", ckpt_path=None, max_epochs=3):
+    seed_everything(0)
+    module = ScheduledModule(dropout=0.0)
+    tws = TernaryWeightSplitting(
+        split_at=12, act_bits=8, width=0.5, adaptive_budget=budget, adaptive_rest=rest, adaptive_batches=3
+    )
+    checkpoints = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1, filename="{epoch}")
+    trainer = make_trainer([tws, checkpoints], max_epochs=max_epochs, enable_checkpointing=True)
+    trainer.fit(module, loader(), ckpt_path=ckpt_path)
+    return module, tws
+
+
+def test_split_groups_pairs_query_and_key_and_keeps_embedding_and_pooler_alone():
+    suffixes = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense")
+    suffixes += ("intermediate.dense", "output.dense")
+    names = [f"bert.encoder.layer.{j}.{suffix}" for j in (0, 1) for suffix in suffixes]
+    names += ["bert.pooler.dense", "bert.embeddings.word_embeddings"]
+    groups, parts, layers = split_groups(names)
+    assert len(groups) == 2 * 5 + 2 and groups["layer1/mha_qk"] == names[6:8]
+    assert len(parts["mha_qk"]) == 4 and len(layers["0"]) == 6
+    assert groups["bert.pooler.dense"] == ["bert.pooler.dense"]
+
+
+def test_adaptive_split_plan_is_the_knapsack_optimum_of_the_measured_gains(tmp_path):
+    module, tws = _fit_adaptive(tmp_path)
+    adaptive = tws.adaptive
+    items = list(adaptive["groups"])
+    values = [adaptive["sensitivity"][i] for i in items]
+    costs = [adaptive["costs"][i] for i in items]
+    assert len(items) == 2 * 5 + 2 and adaptive["budget"] == round(0.4 * sum(costs))
+    assert any(v > 0 for v in values) and len(set(values)) > 1  # gains were measured, not defaults
+    best = max(
+        sum(v for v, take in zip(values, choice) if take)
+        for choice in itertools.product([False, True], repeat=len(items))
+        if sum(c for c, take in zip(costs, choice) if take) <= adaptive["budget"]
+    )
+    chosen = set(adaptive["selected"])
+    assert sum(c for i, c in zip(items, costs) if i in chosen) <= adaptive["budget"]
+    assert sum(v for i, v in zip(items, values) if i in chosen) == pytest.approx(best, rel=1e-12, abs=1e-15)
+    assert 0 < len(chosen) < len(items)
+    # a mixed model: the planned modules are split pairs, every other one binary (adaptive_rest="binary")
+    modules = dict(module.model.named_modules())
+    assert sorted(tws.plan) == sorted(n for i in chosen for n in adaptive["groups"][i])
+    for item, names in adaptive["groups"].items():
+        for name in names:
+            if item in chosen:
+                assert isinstance(modules[name], (SplitBinaryLinear, SplitBinaryEmbedding)), name
+            else:
+                assert isinstance(modules[name], (QuantLinear, QuantEmbedding)), name
+                assert modules[name].weights == "binary", name
+
+
+def test_resume_after_an_adaptive_split_is_exact(tmp_path):
+    full_module, full_tws = _fit_adaptive(tmp_path / "full")
+    resumed_module, resumed_tws = _fit_adaptive(tmp_path / "resumed", ckpt_path=tmp_path / "full" / "epoch=1.ckpt")
+    assert resumed_tws.plan == full_tws.plan and resumed_tws.adaptive == full_tws.adaptive
+    full_modules, resumed_modules = dict(full_module.named_modules()), dict(resumed_module.named_modules())
+    for name, module in full_modules.items():
+        assert type(resumed_modules[name]) is type(module), name
+        assert getattr(resumed_modules[name], "weights", None) == getattr(module, "weights", None), name
+    full, resumed = dict(full_module.named_parameters()), dict(resumed_module.named_parameters())
+    assert full.keys() == resumed.keys()
+    for name in full:
+        assert torch.equal(full[name], resumed[name]), name
+
+
+@pytest.mark.parametrize("rest", ["binary", "ternary"])
+def test_mixed_adaptive_model_exports_and_reloads_identical_outputs(tmp_path, rest):
+    module, tws = _fit_adaptive(tmp_path / "run", rest=rest, max_epochs=2)
+    model = module.model.eval()
+    kinds = {getattr(m, "weights", None) for m in model.modules()}
+    assert {"split", rest} <= kinds
+    save_compressed(model, tmp_path / "export")
+    loaded = load_compressed(tmp_path / "export")
+    x = torch.randint(0, 64, (3, 10))
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=x).logits, loaded(input_ids=x).logits)
