@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from pytorch_lightning import LightningModule
+from pytorch_lightning import LightningModule, Trainer
 from torch.utils.data import DataLoader, Dataset
 from transformers import BertConfig, BertForSequenceClassification
 
@@ -67,3 +67,17 @@ class RandomTokens(Dataset):
 
 def loader(n: int = 64, batch_size: int = 8, seed: int = 0) -> DataLoader:
     return DataLoader(RandomTokens(n, seed=seed), batch_size=batch_size, shuffle=False)
+
+
+def make_trainer(callbacks, max_epochs: int = 3, **kwargs) -> Trainer:
+    """A quiet, deterministic CPU Trainer for callback tests (no logger or checkpoints unless asked for)."""
+    kwargs.setdefault("logger", False)
+    kwargs.setdefault("enable_checkpointing", False)
+    return Trainer(
+        max_epochs=max_epochs,
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+        **kwargs,
+    )

@@ -4,8 +4,7 @@ from pytorch_lightning import Callback, seed_everything
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_compress.callbacks import AlignReg, GradualMagnitudePruning
-from tests.callbacks.test_pruning import make_trainer
-from tests.tiny import UserModule, loader, tiny_bert_config
+from tests.tiny import UserModule, loader, make_trainer, tiny_bert_config
 
 
 class TermLog(Callback):

@@ -7,27 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from pytorch_lightning import Callback, Trainer, seed_everything
+from pytorch_lightning import Callback, seed_everything
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_compress.callbacks import GradientDropout, GradualMagnitudePruning
 from lightning_compress.gradient_dropout import element_keep_mask, epoch_keep_mask, mask_generator
-from tests.tiny import UserModule, loader
+from tests.tiny import UserModule, loader, make_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def make_trainer(callbacks, max_epochs=1, **kwargs):
-    kwargs.setdefault("logger", False)
-    kwargs.setdefault("enable_checkpointing", False)
-    return Trainer(
-        max_epochs=max_epochs,
-        callbacks=callbacks,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        deterministic=True,
-        **kwargs,
-    )
 
 
 class Recorder(Callback):
@@ -302,8 +289,12 @@ def test_ddp_with_find_unused_parameters_skips_frozen_gradients(tmp_path):
     run_ddp(tmp_path, "ddp_find_unused_parameters_true")
 
 
+SCALED_VARIANTS = ("ft", "ft_nodropout", "graddrop", "graddrop_epoch", "gradfreeze", "layer_graddrop")
 CONFIGS = sorted(
-    [*(ROOT / "configs" / "xglue").glob("*_graddrop_*.yaml"), *(ROOT / "configs" / "scaled").glob("xnli_*.yaml")]
+    [
+        *(ROOT / "configs" / "xglue").glob("*_graddrop_*.yaml"),
+        *(ROOT / "configs" / "scaled" / f"xnli_{variant}.yaml" for variant in SCALED_VARIANTS),
+    ]
 )
 
 

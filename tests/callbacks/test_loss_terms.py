@@ -7,8 +7,7 @@ from pytorch_lightning import Callback, seed_everything
 from lightning_compress.callbacks import AlignReg, LossTermCallback, SelfDistilledPruning
 from lightning_compress.distillation import cross_correlation_loss, kl_with_temperature
 from lightning_compress.pruning.regularizers import align_reg_penalty
-from tests.callbacks.test_pruning import make_trainer
-from tests.tiny import UserModule, loader
+from tests.tiny import UserModule, loader, make_trainer
 
 
 class Squares(LossTermCallback):

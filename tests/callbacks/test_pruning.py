@@ -4,25 +4,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from pytorch_lightning import Callback, Trainer, seed_everything
+from pytorch_lightning import Callback, seed_everything
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_compress.callbacks import GradualMagnitudePruning
 from lightning_compress.pruning import sparsity_report
-from tests.tiny import UserModule, loader
-
-
-def make_trainer(callbacks, max_epochs=3, **kwargs):
-    kwargs.setdefault("logger", False)
-    kwargs.setdefault("enable_checkpointing", False)
-    return Trainer(
-        max_epochs=max_epochs,
-        callbacks=callbacks,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        deterministic=True,
-        **kwargs,
-    )
+from tests.tiny import UserModule, loader, make_trainer
 
 
 class PrunedStayZero(Callback):

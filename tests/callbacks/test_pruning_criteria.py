@@ -12,8 +12,8 @@ from lightning_compress.pruning import is_nm_sparse, sparsity_report
 from lightning_compress.pruning.criteria import CRITERIA
 from lightning_compress.pruning.l0 import hard_concrete_eval, hard_concrete_sample, init_log_alpha, keep_probability
 from lightning_compress.pruning.masks import layerwise_masks
-from tests.callbacks.test_pruning import PrunedStayZero, make_trainer
-from tests.tiny import UserModule, loader
+from tests.callbacks.test_pruning import PrunedStayZero
+from tests.tiny import UserModule, loader, make_trainer
 
 
 def fit(callbacks, module=None, n=32, **trainer_kwargs):

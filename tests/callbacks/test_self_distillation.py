@@ -9,8 +9,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from lightning_compress.callbacks import AlignReg, GradualMagnitudePruning, SelfDistilledPruning
-from tests.callbacks.test_pruning import make_trainer
-from tests.tiny import RandomTokens, UserModule, loader, tiny_bert_config
+from tests.tiny import RandomTokens, UserModule, loader, make_trainer, tiny_bert_config
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(val_dataloader|LeafSpec|without a GradualMagnitudePruning).*")
 

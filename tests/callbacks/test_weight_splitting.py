@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from pytorch_lightning import Callback, Trainer, seed_everything
+from pytorch_lightning import Callback, seed_everything
 from pytorch_lightning.callbacks import ModelCheckpoint
 from transformers import get_linear_schedule_with_warmup
 
@@ -14,7 +14,7 @@ from lightning_compress.callbacks import TernaryWeightSplitting
 from lightning_compress.callbacks.weight_splitting import split_groups
 from lightning_compress.export import load_compressed, save_compressed
 from lightning_compress.quantization import QuantEmbedding, QuantLinear, SplitBinaryEmbedding, SplitBinaryLinear
-from tests.tiny import UserModule, loader
+from tests.tiny import UserModule, loader, make_trainer
 
 
 class ScheduledModule(UserModule):
@@ -25,19 +25,6 @@ class ScheduledModule(UserModule):
         total = self.trainer.estimated_stepping_batches
         scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total), total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def make_trainer(callbacks, max_epochs=3, **kwargs):
-    kwargs.setdefault("logger", False)
-    kwargs.setdefault("enable_checkpointing", False)
-    return Trainer(
-        max_epochs=max_epochs,
-        callbacks=callbacks,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        deterministic=True,
-        **kwargs,
-    )
 
 
 class Probe(Callback):
