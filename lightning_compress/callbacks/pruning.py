@@ -95,7 +95,10 @@ class GradualMagnitudePruning(LossTermCallback):
         seed: Seed of the random criteria (scores drawn from ``(seed, event index)``) and of the L0 gates.
         penalty: Strength of the ``l1`` / ``l0`` loss term; ``None`` gives METHODS' defaults (``5e-4`` on
             ``Σ|W|``; ``5e-4 / N_targeted`` on ``Σ P(z ≠ 0)``). Only for those two criteria.
-        gate_lr: Adam learning rate of the L0 gate parameters ``log α`` (``criterion="l0"``).
+        gate_lr: Adam learning rate of the L0 gate parameters ``log α`` (``criterion="l0"``). Adam moves every gate by
+            about ``gate_lr`` per step whatever its gradient, i.e. it rescales every gated weight by ~``0.1·gate_lr``
+            per step in a coherent direction: ``1e-2`` makes MiniLM-L6 fine-tuning diverge within 40 steps, ``1e-4``
+            trains as stably as plain fine-tuning.
 
     Example::
 
@@ -121,7 +124,7 @@ class GradualMagnitudePruning(LossTermCallback):
         m: int = 4,
         seed: int = 0,
         penalty: float | None = None,
-        gate_lr: float = 0.01,
+        gate_lr: float = 1e-4,
     ) -> None:
         super().__init__()
         self._validate_init_arguments(
