@@ -3,7 +3,10 @@
 The row -> configs mapping is ``configs/reproduce.yaml``. Each run gets its own folder
 ``<runs_dir>/<table>/<full|scaled>/<row>/<task>/seed<k>`` holding ``run.yaml`` (seed, CSV logger into the folder),
 the CSV log, ``layer_sparsity.json`` and, once the run has finished, ``result.json``; a run with a ``result.json``
-is skipped, so an interrupted table resumes. Runs go through
+is skipped, so an interrupted table resumes. A row that distills from another one (``teacher: {row, arg}`` in the
+recipe: SDP from the dense row, TWS/BWN from the full-precision row) runs after it: the teacher run saves
+``final.ckpt`` and the student gets ``--trainer.callbacks.init_args.<arg>=<teacher run>/final.ckpt`` (the last
+callback of the row's configs takes the teacher). Runs go through
 :class:`~lightning_compress.tuner.executors.LocalExecutor` (one run per GPU, or ``workers`` CPU runs sharing the
 cores).
 """
@@ -11,6 +14,7 @@ cores).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -21,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from lightning_compress.reporting.published import PUBLISHED_TABLES, get_table
+from lightning_compress.reporting.run_record import FINAL_CHECKPOINT
 
 __all__ = ["REPO", "PlannedRun", "SkippedRun", "load_recipes", "plan_runs", "reproduce_main", "run_command"]
 
@@ -43,10 +48,20 @@ class PlannedRun:
     scale: str
     configs: tuple[str, ...]
     run_dir: str
+    teacher_dir: str | None = None
+    teacher_arg: str | None = None
+    saves_checkpoint: bool = False
 
     @property
     def done(self) -> bool:
-        return (Path(self.run_dir) / "result.json").is_file()
+        folder = Path(self.run_dir)
+        return (folder / "result.json").is_file() and (
+            not self.saves_checkpoint or (folder / FINAL_CHECKPOINT).is_file()
+        )
+
+    @property
+    def teacher_checkpoint(self) -> Path | None:
+        return None if self.teacher_dir is None else Path(self.teacher_dir) / FINAL_CHECKPOINT
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,17 @@ def load_recipes(path: Path = RECIPES) -> dict:
     if unknown:
         raise ValueError(f"{path}: unknown tables {unknown}; expected ids from {list(PUBLISHED_TABLES)}.")
     return recipes
+
+
+def _row_items(entry: list | dict, scale: str) -> list[str]:
+    """A row's config list at ``scale``: the list itself, or its ``configs`` / ``full`` / ``scaled`` entry."""
+    if isinstance(entry, list):
+        return entry
+    return entry.get("configs", entry.get(scale, []))
+
+
+def _missing(configs: tuple[str, ...], root: Path) -> list[str]:
+    return [c for c in dict.fromkeys(configs) if not (root / c).is_file()]
 
 
 def _expand(items: list[str], base: list[str], task: str) -> tuple[str, ...]:
@@ -104,30 +130,48 @@ def plan_runs(
     chosen_tasks = [t for t in available if tasks is None or t in tasks]
     skipped = [SkippedRun("*", t, f"no {scale} data/config for this task") for t in table.tasks if t not in available]
     base = recipe.get("base", {}).get(scale, [])
-    plans: list[PlannedRun] = []
+    entries = recipe.get("rows", {})
+
+    def run_dir(method: str, task: str, seed: int) -> str:
+        return str((Path(runs_dir) / table_id / scale / method / task / f"seed{seed}").resolve())
+
+    plans: dict[tuple[str, str, int], PlannedRun] = {}
+    teachers: set[tuple[str, str, int]] = set()
     for method in table.methods:
         if rows is not None and method not in rows:
             continue
-        entry = recipe.get("rows", {}).get(method)
+        entry = entries.get(method)
         if entry is None:
             reason = recipe.get("skipped", {}).get(method, "method not implemented in this library")
             skipped.append(SkippedRun(method, None, reason))
             continue
-        items = entry.get(scale, []) if isinstance(entry, dict) else entry
+        items = _row_items(entry, scale)
         if not items:
             skipped.append(SkippedRun(method, None, f"no {scale} configs"))
             continue
+        teacher = entry.get("teacher") if isinstance(entry, dict) else None
+        teacher_items = [] if teacher is None else _row_items(entries[teacher["row"]], scale)
         for task in chosen_tasks:
             configs = _expand(items, base, task)
-            missing = [c for c in configs if not (root / c).is_file()]
+            missing = _missing(configs + _expand(teacher_items, base, task), root)
             if missing:
                 skipped.append(SkippedRun(method, task, f"config not found: {', '.join(missing)}"))
                 continue
             for seed in seeds:
-                run_dir = Path(runs_dir) / table_id / scale / method / task / f"seed{seed}"
-                plans.append(PlannedRun(table_id, method, task, seed, scale, configs, str(run_dir.resolve())))
-    plans.sort(key=lambda p: (p.seed, table.methods.index(p.row), p.task))
-    return plans, skipped
+                plan = PlannedRun(table_id, method, task, seed, scale, configs, run_dir(method, task, seed))
+                if teacher is not None:
+                    key = (teacher["row"], task, seed)
+                    teachers.add(key)
+                    plan = dataclasses.replace(plan, teacher_dir=run_dir(*key), teacher_arg=teacher["arg"])
+                plans[(method, task, seed)] = plan
+    for method, task, seed in teachers:  # a teacher row runs (and keeps its weights) even when not asked for
+        configs = _expand(_row_items(entries[method], scale), base, task)
+        plan = plans.get((method, task, seed)) or PlannedRun(
+            table_id, method, task, seed, scale, configs, run_dir(method, task, seed)
+        )
+        plans[(method, task, seed)] = dataclasses.replace(plan, saves_checkpoint=True)
+    ordered = sorted(plans.values(), key=lambda p: (p.seed, table.methods.index(p.row), p.task))
+    return ordered, skipped
 
 
 def _run_overrides(plan: PlannedRun) -> dict:
@@ -154,7 +198,11 @@ def run_command(plan: PlannedRun, extra: list[str] = (), root: Path = REPO, expo
     command += ["--config", str(Path(plan.run_dir) / "run.yaml")]
     if not export:
         command += ["--export_dir", "none"]
+    if plan.teacher_checkpoint is not None:
+        command += [f"--trainer.callbacks.init_args.{plan.teacher_arg}={plan.teacher_checkpoint}"]
     command += [*extra, f"--trainer.callbacks+={RUN_RECORD}", f"--trainer.callbacks.init_args.out_dir={plan.run_dir}"]
+    if plan.saves_checkpoint:
+        command += ["--trainer.callbacks.init_args.save_checkpoint=true"]
     return command
 
 
@@ -163,7 +211,11 @@ def _result(plan: PlannedRun, metrics: dict[str, float], seconds: float) -> dict
 
 
 def run_plans(plans: list[PlannedRun], extra: list[str], workers: int | None, export: bool = False) -> int:
-    """Run the unfinished ``plans`` through a :class:`LocalExecutor`; returns the number of failed runs."""
+    """Run the unfinished ``plans`` through a :class:`LocalExecutor`; returns the number of failed runs.
+
+    A run with a teacher is submitted once its teacher run has finished (and fails, without running, if the teacher
+    failed); the others start at once, as many at a time as the executor has slots.
+    """
     from lightning_compress.tuner.executors import LocalExecutor, TrialSpec
 
     todo = [plan for plan in plans if not plan.done]
@@ -171,7 +223,8 @@ def run_plans(plans: list[PlannedRun], extra: list[str], workers: int | None, ex
         return 0
     executor = LocalExecutor(devices="auto", workers=workers)
     by_id: dict[int, PlannedRun] = {}
-    for index, plan in enumerate(todo):
+
+    def submit(plan: PlannedRun) -> None:
         run_dir = Path(plan.run_dir)
         if run_dir.exists():
             shutil.rmtree(run_dir)  # an interrupted run starts over
@@ -179,21 +232,37 @@ def run_plans(plans: list[PlannedRun], extra: list[str], workers: int | None, ex
         (run_dir / "run.yaml").write_text(yaml.safe_dump(_run_overrides(plan), sort_keys=False))
         command = run_command(plan, extra, export=export)
         (run_dir / "command.txt").write_text(" ".join(command) + "\n")
-        by_id[index] = plan
-        executor.submit(TrialSpec(index, command, plan.run_dir, str(run_dir / "final_metrics.json")))
+        by_id[len(by_id)] = plan
+        executor.submit(TrialSpec(len(by_id) - 1, command, plan.run_dir, str(run_dir / "final_metrics.json")))
+
+    def report(plan: PlannedRun, status: str) -> None:
+        label = f"{plan.row} / {plan.task} / seed {plan.seed}"
+        print(f"[{time.strftime('%H:%M:%S')}] {status:<6} {label}", flush=True)
+
+    waiting = [plan for plan in todo if plan.teacher_dir is not None]
+    for plan in todo:
+        if plan.teacher_dir is None:
+            submit(plan)
     failed = 0
     try:
-        while executor.pending:
+        while waiting or executor.pending:
+            for plan in [p for p in waiting if p.teacher_checkpoint.is_file()]:
+                waiting.remove(plan)
+                submit(plan)
+            if not executor.pending:  # every remaining run waits for a teacher that will not come
+                for plan in waiting:
+                    failed += 1
+                    report(plan, f"FAILED (no teacher: {plan.teacher_checkpoint} was not written)")
+                break
             for outcome in executor.wait():
                 plan = by_id[outcome.trial_id]
-                label = f"{plan.row} / {plan.task} / seed {plan.seed}"
                 if outcome.status == "done":
                     result = _result(plan, outcome.metrics, outcome.seconds)
                     (Path(plan.run_dir) / "result.json").write_text(json.dumps(result, indent=1))
-                    print(f"[{time.strftime('%H:%M:%S')}] done   {label} ({outcome.seconds / 60:.1f} min)", flush=True)
+                    report(plan, f"done ({outcome.seconds / 60:.1f} min)")
                 else:
                     failed += 1
-                    print(f"[{time.strftime('%H:%M:%S')}] FAILED {label}: {outcome.error}", flush=True)
+                    report(plan, f"FAILED: {outcome.error}")
     finally:
         executor.shutdown()
     return failed

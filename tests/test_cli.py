@@ -1,16 +1,13 @@
 """End-to-end: `lightning-compress fit` with the quickstart config on a tiny local model and corpus, then `export`."""
 
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from pytorch_lightning import LightningModule
-from transformers import BertConfig, BertModel
 
 from lightning_compress.cli import main
 from lightning_compress.export import load_compressed
-from lightning_compress.hub import resolve_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = {
@@ -18,21 +15,6 @@ WORDS = {
     "money": "bank market shares price profit economy trade company growth tax",
     "music": "album song band concert singer chart music stage tour record",
 }
-
-
-@pytest.fixture(scope="module")
-def tiny_minilm(tmp_path_factory) -> str:
-    """A 2-layer, 32-wide BERT with the real MiniLM tokenizer files, saved as a local model folder."""
-    folder = tmp_path_factory.mktemp("tiny_minilm")
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
-    )
-    BertModel(config).save_pretrained(folder)
-    packaged = Path(resolve_pretrained("sentence-transformers/all-MiniLM-L6-v2"))
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(packaged / name, folder / name)
-    return str(folder)
 
 
 @pytest.fixture(scope="module")

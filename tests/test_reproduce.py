@@ -9,11 +9,21 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from lightning_compress.cli import main
 from lightning_compress.reporting.published import PUBLISHED_TABLES
-from lightning_compress.reproduce import REPO, RUN_RECORD, load_recipes, plan_runs, reproduce_main, run_command
+from lightning_compress.reproduce import (
+    REPO,
+    RUN_RECORD,
+    load_recipes,
+    plan_runs,
+    reproduce_main,
+    run_command,
+    run_plans,
+)
+from tests.data.fixtures import write_glue_task
 
 _OWN = ("/_base/", "configs/methods/", "/_methods/")  # the composed fragments (standalone configs test themselves)
 
@@ -110,6 +120,87 @@ def test_dry_run_lists_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture) -
     assert not any(tmp_path.iterdir())
 
 
+def test_a_distillation_row_brings_its_teacher_run(tmp_path: Path) -> None:
+    plans, _ = plan_runs("bai_5_2", scaled=True, seeds=[1], runs_dir=tmp_path, rows=["tws_118"], tasks=["mrpc"])
+    teacher, student = plans
+    assert (teacher.row, student.row) == ("full_precision", "tws_118")
+    assert teacher.saves_checkpoint and not student.saves_checkpoint
+    assert student.teacher_checkpoint == Path(teacher.run_dir) / "final.ckpt"
+    assert run_command(teacher)[-1] == "--trainer.callbacks.init_args.save_checkpoint=true"
+    command = run_command(student)
+    assert f"--trainer.callbacks.init_args.teacher_checkpoint={teacher.run_dir}/final.ckpt" in command
+    assert command.index(f"--trainer.callbacks+={RUN_RECORD}") > command.index("--config", 10)  # teacher arg first
+    Path(teacher.run_dir).mkdir(parents=True)
+    (Path(teacher.run_dir) / "result.json").write_text("{}")
+    assert not teacher.done  # a teacher run is finished only with its weights
+    (Path(teacher.run_dir) / "final.ckpt").write_bytes(b"")
+    assert teacher.done
+
+
+def test_reproduce_runs_the_teacher_then_the_distilled_row(tiny_minilm: str, tmp_path: Path) -> None:
+    """End to end on a tiny model and task: the dense run saves its weights, then SDP-CC distills from them."""
+    glue = tmp_path / "glue"
+    write_glue_task(glue, "SST-2", n_train=16, n_dev=8)
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        yaml.safe_dump(
+            {
+                "trainer": {
+                    "max_epochs": 2,
+                    "accelerator": "cpu",
+                    "enable_checkpointing": False,
+                    "num_sanity_val_steps": 0,
+                    "enable_model_summary": False,
+                },
+                "model": {
+                    "class_path": "lightning_compress.models.SequenceClassificationModule",
+                    "init_args": {"pretrained": tiny_minilm, "lr": 1e-3},
+                },
+                "data": {
+                    "class_path": "lightning_compress.data.GlueDataModule",
+                    "init_args": {
+                        "task": "sst2",
+                        "data_dir": str(glue),
+                        "batch_size": 4,
+                        "max_seq_length": 16,
+                        "cache_dir": str(tmp_path / "cache"),
+                    },
+                },
+            }
+        )
+    )
+    methods = REPO / "configs" / "methods"
+    recipes = {
+        "oneill_11_1": {
+            "scaled_tasks": ["sst2"],
+            "base": {"scaled": [str(base)]},
+            "rows": {
+                "dense": ["<base>", str(methods / "dense.yaml")],
+                "sdp_cc": {
+                    "configs": ["<base>", str(methods / "gmp_l2_magnitude.yaml"), str(methods / "sdp_cc.yaml")],
+                    "teacher": {"row": "dense", "arg": "teacher"},
+                },
+            },
+        }
+    }
+    plans, _ = plan_runs(
+        "oneill_11_1", scaled=True, seeds=[7], runs_dir=tmp_path / "runs", rows=["sdp_cc"], recipes=recipes
+    )
+    assert run_plans(plans, [], workers=2) == 0
+    dense, sdp = plans
+    assert dense.done and sdp.done
+    teacher = torch.load(Path(dense.run_dir) / "final.ckpt", map_location="cpu", weights_only=False)
+    assert "optimizer_states" not in teacher and teacher["state_dict"]
+    result = json.loads((Path(sdp.run_dir) / "result.json").read_text())
+    assert result["seed"] == 7 and "val/accuracy" in result["metrics"]
+    layer_sparsity = json.loads((Path(sdp.run_dir) / "layer_sparsity.json").read_text())
+    assert layer_sparsity["prunable"] == pytest.approx(0.1, abs=0.01)  # one iterative step of 10 % after epoch 1
+    assert (
+        f"--trainer.callbacks.init_args.teacher={dense.run_dir}/final.ckpt"
+        in (Path(sdp.run_dir) / "command.txt").read_text()
+    )
+
+
 @pytest.mark.parametrize("plan", COMPOSED_PARAMS, ids=lambda p: f"{p.table}-{p.scale}-{p.row}-{p.task}")
 def test_composed_configs_parse(plan, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
@@ -124,7 +215,16 @@ def test_composed_configs_parse(plan, monkeypatch: pytest.MonkeyPatch) -> None:
         assert config["trainer"]["max_epochs"] == steps + 1  # one epoch per step, then one recovery epoch
         expected_decay = 5e-4 if "_l2_" in plan.configs[-1] else 0.0
         assert config["model"]["init_args"]["weight_decay"] == expected_decay
+    classes = [callback["class_path"].rsplit(".", 1)[1] for callback in callbacks]
+    if "/sdp_" in plan.configs[-1]:
+        assert classes == ["GradualMagnitudePruning", "SelfDistilledPruning"]
+        assert callbacks[1]["init_args"]["student_from_teacher"]
+    if "/alignreg_" in plan.configs[-1]:
+        assert classes == ["GradualMagnitudePruning", "AlignReg"]
+    if plan.table == "bai_5_2" and plan.row != "full_precision":
+        assert classes == ["TernaryWeightSplitting"] and config["trainer"]["gradient_clip_val"] == 1.0
+        assert config["trainer"]["max_epochs"] == (3 if plan.scale == "scaled" else 18)
     data = config["data"]["init_args"]
     assert data["task"] == plan.task
     if plan.scale == "scaled":
-        assert config["trainer"]["accelerator"] == "cpu" and data["max_train_samples"] <= 1600
+        assert config["trainer"]["accelerator"] == "cpu" and data["max_train_samples"] <= 2000

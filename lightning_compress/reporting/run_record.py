@@ -11,11 +11,13 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from lightning_compress.pruning.masks import sparsity_report
 
-__all__ = ["SPARSITY_KEY", "RunRecord"]
+__all__ = ["FINAL_CHECKPOINT", "SPARSITY_KEY", "RunRecord"]
 
 #: Logged at every validation: fraction of exact zeros in the prunable weights (METHODS §0.3), i.e. the sparsity
 #: at which that validation was measured.
 SPARSITY_KEY = "val/prunable_sparsity"
+#: File name of the weights-only Lightning checkpoint written with ``save_checkpoint=True`` (the teacher of later runs).
+FINAL_CHECKPOINT = "final.ckpt"
 
 
 def _prunable_names(trainer: Trainer, pl_module: LightningModule) -> list[str] | None:
@@ -36,14 +38,19 @@ class RunRecord(Callback):
       per-parameter sparsity, prunable and whole-model sparsity) and ``final_metrics.json`` (every scalar of
       ``trainer.callback_metrics``) are written.
 
+    * with ``save_checkpoint=True``, the final weights as ``final.ckpt`` (a weights-only Lightning checkpoint): the
+      teacher that ``lightning-compress reproduce`` hands to the distillation rows of a table.
+
     Args:
-        out_dir: Folder of the two files; ``None`` uses ``trainer.log_dir``.
+        out_dir: Folder of the files; ``None`` uses ``trainer.log_dir``.
+        save_checkpoint: Also write ``final.ckpt`` when training ends.
     """
 
-    def __init__(self, out_dir: str | None = None) -> None:
+    def __init__(self, out_dir: str | None = None, save_checkpoint: bool = False) -> None:
         if out_dir is not None and not isinstance(out_dir, str):
             raise TypeError(f"`RunRecord(out_dir={out_dir!r})` is invalid: expected a folder path (str) or None.")
         self.out_dir = out_dir
+        self.save_checkpoint = bool(save_checkpoint)
 
     def _folder(self, trainer: Trainer) -> Path:
         folder = Path(self.out_dir or trainer.log_dir or ".")
@@ -58,6 +65,10 @@ class RunRecord(Callback):
         except (KeyError, ValueError):  # a model without the default targets: nothing to measure
             return
         pl_module.log(SPARSITY_KEY, float(report["prunable"]), rank_zero_only=True)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.save_checkpoint:  # every rank calls it: the strategy decides who writes
+            trainer.save_checkpoint(self._folder(trainer) / FINAL_CHECKPOINT, weights_only=True)
 
     @rank_zero_only
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
