@@ -100,9 +100,7 @@ def main() -> None:
             runs = [run(curve, method, seed, args.n_iter) for seed in seeds]
             errors = [abs(x - x_star) for x, _ in runs]
             infeasible = sum(not ok for _, ok in runs)
-            error = (
-                f"{statistics.median(errors):.4f}/{max(errors):.4f}" if curve.noise else f"{max(errors):.4f}"
-            )
+            error = f"{statistics.median(errors):.4f}/{max(errors):.4f}" if curve.noise else f"{max(errors):.4f}"
             cells.append(f"{error:>15} {f'{infeasible}/{len(runs)}':>6}")
         print(f"{curve.name:<22} {x_star:>7.4f} " + " ".join(cells), flush=True)
     print(f"({time.perf_counter() - started:.0f} s)")

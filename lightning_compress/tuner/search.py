@@ -564,10 +564,14 @@ def constrained_search(
     """
     _validate_common(n_iter, (0.0, 1.0), q)
     bounds = torch.as_tensor(bounds, dtype=torch.double)
-    X, objective, metric = initial if initial is not None else (
-        torch.empty(0, bounds.shape[-1], dtype=torch.double),
-        torch.empty(0, dtype=torch.double),
-        torch.empty(0, dtype=torch.double),
+    X, objective, metric = (
+        initial
+        if initial is not None
+        else (
+            torch.empty(0, bounds.shape[-1], dtype=torch.double),
+            torch.empty(0, dtype=torch.double),
+            torch.empty(0, dtype=torch.double),
+        )
     )
     with torch.random.fork_rng():
         if seed is not None:
