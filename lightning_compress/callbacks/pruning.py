@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import torch
 from pytorch_lightning import LightningModule, Trainer
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
@@ -24,6 +24,7 @@ from lightning_compress.pruning.criteria import (
     needs_gradients,
 )
 from lightning_compress.pruning.l0 import (
+    INIT_NOISE_STD,
     expected_l0,
     gate_weight_,
     hard_concrete_eval,
@@ -312,6 +313,8 @@ class GradualMagnitudePruning(LossTermCallback):
                 f"(final_sparsity={self.final_sparsity}) within this run; more steps or a larger step_fraction "
                 "are needed."
             )
+        if self.criterion == "l0" and self.events and self.last_event_step < 0:
+            self._warn_if_gates_untrained(self.events[0].step)
         if needs_gradients(self.criterion) and self.events and self.events[0].step == 0:
             raise ValueError(
                 f"GradualMagnitudePruning(criterion={self.criterion_name!r}) scores "
@@ -460,6 +463,25 @@ class GradualMagnitudePruning(LossTermCallback):
         }
 
     # loss terms and L0 gates ---------------------------------------------
+    def _warn_if_gates_untrained(self, first_event_step: int) -> None:
+        """Warn when the gates cannot learn a ranking before the first event.
+
+        Adam moves a gate's ``log α`` by at most about ``gate_lr`` per step, so before the first event the learned
+        part of ``log α`` is at most ``gate_lr · first_event_step``. When that is below 3 standard deviations of the
+        initial noise, the keep probabilities rank the weights by that noise: the events prune at random (measured
+        on SST-2 / MiniLM-L6 with a first event at step 25: Spearman correlation 0.000 between keep probability
+        and |w|, and a 90 % run that ends at the majority class like ``criterion="random"``).
+        """
+        reach = self.gate_lr * first_event_step
+        if reach < 3 * INIT_NOISE_STD:
+            rank_zero_warn(
+                f"GradualMagnitudePruning(criterion='l0'): the gates can move their log α by at most "
+                f"gate_lr × steps = {self.gate_lr:g} × {first_event_step} = {reach:.4f} before the first pruning "
+                f"event, less than 3σ of their initial noise ({3 * INIT_NOISE_STD:g}): the keep probabilities will "
+                "rank the weights at random. Start pruning later (`start`), train longer, or raise `gate_lr` "
+                "(with care: large gate learning rates destabilise fine-tuning)."
+            )
+
     def _penalty_term(self, pl_module: LightningModule) -> Tensor:
         """The loss term of ``criterion="l1"`` (``λ1 Σ_l ‖M_l ⊙ W_l‖₁``) or ``"l0"`` (``λ0 Σ_l Σ M_l ⊙ P(z ≠ 0)``)."""
         params = named_parameters(pl_module)

@@ -22,10 +22,12 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 BETA, GAMMA, ZETA = 2.0 / 3.0, -0.1, 1.1
+#: Standard deviation of the noise added to the initial ``log α`` (METHODS §1.3 [default]).
+INIT_NOISE_STD = 0.01
 
 
 def init_log_alpha(
-    shape: torch.Size | tuple[int, ...], generator: torch.Generator, drop_rate: float = 0.1, std: float = 0.01
+    shape: torch.Size | tuple[int, ...], generator: torch.Generator, drop_rate: float = 0.1, std: float = INIT_NOISE_STD
 ) -> Tensor:
     """Initial ``log α = log((1 − drop_rate) / drop_rate) + N(0, std²)`` (METHODS §1.3 [default]: ``log 9 ≈ 2.197``).
 
@@ -129,6 +131,7 @@ def gate_weight_(module: nn.Module, gate: Callable[[nn.Module], Tensor]) -> list
 __all__ = [
     "BETA",
     "GAMMA",
+    "INIT_NOISE_STD",
     "ZETA",
     "expected_l0",
     "gate_weight_",

@@ -1,5 +1,7 @@
 """GradualMagnitudePruning with every criterion, N:M patterns, the L0/L1 loss terms and their resume."""
 
+import warnings
+
 import pytest
 import torch
 from jsonargparse import ArgumentParser
@@ -282,3 +284,15 @@ def test_gradient_criterion_needs_a_step_before_the_first_event():
     pruning = GradualMagnitudePruning(schedule="one_shot", start=0, criterion="gradient")
     with pytest.raises(ValueError, match="the first event is at step 0: start the schedule at step >= 1"):
         fit([pruning], max_epochs=1)
+
+
+def test_l0_warns_when_the_gates_cannot_outgrow_their_initial_noise_before_the_first_event():
+    # first event at step 2: the default gate_lr 1e-4 moves log α by <= 2e-4 < 3 × 0.01: the ranking is the init noise
+    with pytest.warns(UserWarning, match=r"0\.0001 × 2 = 0\.0002 before the first pruning event"):
+        fit([GradualMagnitudePruning(final_sparsity=0.5, schedule="one_shot", start=2, criterion="l0")], max_steps=3)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*initial noise.*")
+        fit(
+            [GradualMagnitudePruning(final_sparsity=0.5, schedule="one_shot", start=2, criterion="l0", gate_lr=0.1)],
+            max_steps=3,
+        )
