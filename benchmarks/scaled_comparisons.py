@@ -1,0 +1,219 @@
+"""Scaled, seed-matched comparisons of the loss-term and quantization methods against their baselines (CPU-sized).
+
+Each comparison is a set of configs that share data, schedule, optimiser and step budget and differ in the method:
+
+* ``sdp_sst2``: MiniLM-L6 on SST-2 pruned to 90 %: plain magnitude pruning vs SDP-KLD vs SDP-CC (METHODS §3), the
+  teacher being the dense run ``sst2_dense`` (``configs/scaled/sst2_gmp.yaml`` without callbacks, trained once);
+* ``alignreg_xnli``: multilingual e5-small on English SNLI pruned to 70 %, zero-shot XNLI: plain magnitude pruning vs
+  the three AlignReg regularisers (METHODS §2);
+* ``binarybert_sst2`` / ``binarybert_mrpc``: MiniLM-L6 full precision vs TWS 1-1-8 vs BWN 1-1-8 (METHODS §4), every
+  seed distilling from its own full-precision run.
+
+Runs go to ``<root>/<run>/seed<S>`` (``final_metrics.json`` and ``layer_sparsity.json`` written by
+:class:`~lightning_compress.reporting.run_record.RunRecord`, the CSV log, the fit's output); a finished run is
+skipped, so an interrupted grid resumes. The table is mean ± std over the seeds of the final validation.
+
+    python benchmarks/scaled_comparisons.py sdp_sst2 alignreg_xnli [--seeds 42 43 44] [--root runs/scaled]
+                                            [--jobs 2] [--threads 1] [--table-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_RECORD = "lightning_compress.reporting.run_record.RunRecord"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One config of a comparison; ``teacher`` names the run (same seed unless ``shared_teacher``) it distills from."""
+
+    name: str
+    label: str
+    config: str
+    args: tuple[str, ...] = ()
+    teacher: str | None = None
+    teacher_arg: str = "teacher"
+    shared_teacher: bool = False  # the teacher is the run's seed-42 run, trained once
+    saves_checkpoint: bool = False
+
+
+@dataclass(frozen=True)
+class Comparison:
+    title: str
+    metric: str
+    runs: tuple[Run, ...]
+    extra_metrics: tuple[str, ...] = ()
+    teachers: tuple[Run, ...] = field(default=())
+
+
+_GLUE_DENSE = Run(
+    "sst2_dense", "dense teacher", "configs/scaled/sst2_gmp.yaml", ("--trainer.callbacks=[]",), saves_checkpoint=True
+)
+_XNLI = "configs/scaled/xnli_{}.yaml"
+COMPARISONS = {
+    "sdp_sst2": Comparison(
+        "SST-2, MiniLM-L6, 90 % sparsity (4,000 sentences, 250 steps, full dev set)",
+        "val/accuracy",
+        (
+            Run("sst2_gmp", "magnitude pruning (MBP)", "configs/scaled/sst2_gmp.yaml"),
+            *(
+                Run(
+                    f"sst2_sdp_{kind}",
+                    f"MBP + SDP-{kind.upper()}",
+                    f"configs/scaled/sst2_sdp_{kind}.yaml",
+                    teacher="sst2_dense",
+                    shared_teacher=True,
+                )
+                for kind in ("kld", "cc")
+            ),
+        ),
+        teachers=(_GLUE_DENSE,),
+    ),
+    "alignreg_xnli": Comparison(
+        "Zero-shot XNLI, multilingual e5-small, 70 % sparsity (1,600 English SNLI pairs, 2 epochs; de ru zh ar sw)",
+        "val/avg_zero_shot/accuracy",
+        (
+            Run("xnli_gmp70", "magnitude pruning (MBP)", _XNLI.format("gmp70")),
+            Run("xnli_alignreg_cosine_unit", "Cosine-MBP (unit-wise)", _XNLI.format("alignreg_cosine_unit")),
+            Run("xnli_alignreg_cosine_layer", "Cosine-LMBP (layer-wise)", _XNLI.format("alignreg_cosine_layer")),
+            Run("xnli_alignreg_frobenius", "Frobenius-MBP", _XNLI.format("alignreg_frobenius")),
+        ),
+        extra_metrics=("val/en/accuracy",),
+    ),
+    **{
+        f"binarybert_{task}": Comparison(
+            f"{task.upper()}, MiniLM-L6, 2,000 training examples (TWS / BWN: 3 epochs, full dev set)",
+            "val/accuracy",
+            (
+                Run(
+                    f"{task}_fp",
+                    "full precision (teacher)",
+                    f"configs/scaled/{task}_fp_1-1-8.yaml",
+                    saves_checkpoint=True,
+                ),
+                Run(
+                    f"{task}_tws",
+                    "TWS 1-1-8",
+                    f"configs/scaled/{task}_tws_1-1-8.yaml",
+                    teacher=f"{task}_fp",
+                    teacher_arg="teacher_checkpoint",
+                ),
+                Run(
+                    f"{task}_bwn",
+                    "BWN 1-1-8",
+                    f"configs/scaled/{task}_bwn_1-1-8.yaml",
+                    teacher=f"{task}_fp",
+                    teacher_arg="teacher_checkpoint",
+                ),
+            ),
+            extra_metrics=("val/f1",) if task == "mrpc" else (),
+        )
+        for task in ("sst2", "mrpc")
+    },
+}
+CHECKPOINT = "final.ckpt"
+
+
+def run_dir(root: Path, run: Run, seed: int) -> Path:
+    return root / run.name / f"seed{seed}"
+
+
+def fit(run: Run, seed: int, root: Path, threads: int | None, teacher_seed: int | None) -> bool:
+    """Run ``run`` for ``seed`` (skipped when finished); waits for its teacher's checkpoint. True when it finished."""
+    directory = run_dir(root, run, seed)
+    if (directory / "final_metrics.json").is_file():
+        return True
+    command = [sys.executable, "-m", "lightning_compress.cli", "fit", "--config", run.config, *run.args]
+    command += [f"--seed_everything={seed}", "--trainer.enable_progress_bar=false", "--export_dir", "none"]
+    command += [f"--trainer.default_root_dir={directory}", "--trainer.logger=pytorch_lightning.loggers.CSVLogger"]
+    command += [
+        f"--trainer.logger.init_args.save_dir={directory}",
+        "--trainer.logger.init_args.name=",
+        "--trainer.logger.init_args.version=",
+    ]
+    if run.teacher is not None:
+        teacher = root / run.teacher / f"seed{teacher_seed}" / CHECKPOINT
+        while not teacher.is_file():  # trained by another job of the same grid
+            time.sleep(10)
+        command.append(f"--trainer.callbacks.init_args.{run.teacher_arg}={teacher}")
+    command += [f"--trainer.callbacks+={RUN_RECORD}", f"--trainer.callbacks.init_args.out_dir={directory}"]
+    if run.saves_checkpoint:
+        command.append("--trainer.callbacks.init_args.save_checkpoint=true")
+    if directory.exists():
+        shutil.rmtree(directory)  # an interrupted run starts over
+    directory.mkdir(parents=True)
+    print(
+        f"[{time.strftime('%H:%M:%S')}] {run.name} seed {seed}: lightning-compress {' '.join(command[3:])}", flush=True
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
+    with open(directory / "stdout.log", "w") as out:
+        code = subprocess.run(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+    if code != 0:
+        print(f"{run.name} seed {seed} failed (exit {code}); see {directory / 'stdout.log'}", flush=True)
+    return code == 0
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "—"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):.2f} ± {100 * std:.2f}"
+
+
+def table(comparison: Comparison, root: Path, seeds: list[int]) -> str:
+    """Markdown table of ``comparison``: mean ± std (in %) over the finished seeds, and the measured sparsity."""
+    metrics = (comparison.metric, *comparison.extra_metrics)
+    header = f"| run | seeds | {' | '.join(metrics)} | prunable sparsity |"
+    lines = [f"**{comparison.title}**", "", header, "|" + "---|" * (len(metrics) + 3)]
+    for run in comparison.runs:
+        finished = []
+        for seed in seeds:
+            path = run_dir(root, run, seed) / "final_metrics.json"
+            if path.is_file():
+                finished.append(json.loads(path.read_text()))
+        cells = [_mean_std([m[key] for m in finished if key in m]) for key in metrics]
+        sparsity = [m["val/prunable_sparsity"] for m in finished if "val/prunable_sparsity" in m]
+        sparsity_text = f"{statistics.mean(sparsity):.4f}" if sparsity else "—"
+        lines.append(f"| {run.label} | {len(finished)} | {' | '.join(cells)} | {sparsity_text} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("comparisons", nargs="+", choices=list(COMPARISONS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--root", type=Path, default=REPO / "runs" / "scaled")
+    parser.add_argument("--jobs", type=int, default=1, help="Concurrent fits.")
+    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each fit.")
+    parser.add_argument("--table-only", action="store_true", help="Tabulate the finished runs, run nothing.")
+    args = parser.parse_args()
+    chosen = [COMPARISONS[name] for name in args.comparisons]
+    if not args.table_only:
+        jobs = []
+        for comparison in chosen:  # teachers first, then the runs seed by seed
+            jobs += [(teacher, args.seeds[0], None) for teacher in comparison.teachers]
+            for seed in args.seeds:
+                for run in comparison.runs:
+                    teacher_seed = args.seeds[0] if run.shared_teacher else seed
+                    jobs.append((run, seed, teacher_seed if run.teacher else None))
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(lambda job: fit(*job[:2], args.root, args.threads, job[2]), jobs))
+    for comparison in chosen:
+        print()
+        print(table(comparison, args.root, args.seeds))
+
+
+if __name__ == "__main__":
+    main()
