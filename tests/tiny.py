@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 from pytorch_lightning import LightningModule, Trainer
 from torch.utils.data import DataLoader, Dataset
 from transformers import BertConfig, BertForSequenceClassification
 
 VOCAB = 64
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_bert_config(**overrides) -> BertConfig:
@@ -81,3 +87,21 @@ def make_trainer(callbacks, max_epochs: int = 3, **kwargs) -> Trainer:
         deterministic=True,
         **kwargs,
     )
+
+
+def run_ddp_script(script: str, tmp_path: Path, *args: str) -> tuple[dict, dict]:
+    """Run ``script`` (a 2-process DDP program that saves ``rank0.pt`` / ``rank1.pt`` into the folder given as its
+    first argument, then ``args``) in a subprocess from the repository root; return what the two ranks saved."""
+    path = tmp_path / "ddp_script.py"
+    path.write_text(script)
+    result = subprocess.run(
+        [sys.executable, str(path), str(tmp_path), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1))
+    return rank0, rank1

@@ -1,7 +1,4 @@
 import importlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +9,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_compress.callbacks import GradientDropout, GradualMagnitudePruning
 from lightning_compress.gradient_dropout import element_keep_mask, epoch_keep_mask, mask_generator
-from tests.tiny import UserModule, loader, make_trainer
+from tests.tiny import UserModule, loader, make_trainer, run_ddp_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -259,18 +256,7 @@ torch.save({"weights": module.state_dict(), "initial": initial}, f"{out}/rank{tr
 
 
 def run_ddp(tmp_path, strategy):
-    script = tmp_path / "ddp_graddrop.py"
-    script.write_text(DDP_SCRIPT)
-    result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path), strategy],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    rank0, rank1 = run_ddp_script(DDP_SCRIPT, tmp_path, strategy)
     for name in rank0["weights"]:
         assert torch.equal(rank0["weights"][name], rank1["weights"][name]), name
     # 2 epochs, one block per epoch: the embeddings are never unfrozen, the top block always trains

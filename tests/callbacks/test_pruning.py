@@ -1,7 +1,3 @@
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from pytorch_lightning import Callback, seed_everything
@@ -9,7 +5,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_compress.callbacks import GradualMagnitudePruning
 from lightning_compress.pruning import sparsity_report
-from tests.tiny import UserModule, loader, make_trainer
+from tests.tiny import UserModule, loader, make_trainer, run_ddp_script
 
 
 class PrunedStayZero(Callback):
@@ -179,19 +175,7 @@ torch.save({"masks": [cb.masks for cb in callbacks], "gates": callbacks[2].log_a
 
 def test_ddp_two_processes_have_identical_masks_and_weights(tmp_path):
     """I5: magnitude, random and L0 masks, the gates and all weights agree across ranks."""
-    script = tmp_path / "ddp_pruning.py"
-    script.write_text(DDP_SCRIPT)
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**__import__("os").environ, "PYTHONPATH": str(root)},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    rank0, rank1 = run_ddp_script(DDP_SCRIPT, tmp_path)
     for masks0, masks1 in zip(rank0["masks"], rank1["masks"]):
         assert masks0.keys() == masks1.keys() and masks0
         for name in masks0:

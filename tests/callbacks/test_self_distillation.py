@@ -1,7 +1,3 @@
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from pytorch_lightning import Callback, seed_everything
@@ -9,7 +5,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from lightning_compress.callbacks import AlignReg, GradualMagnitudePruning, SelfDistilledPruning
-from tests.tiny import RandomTokens, UserModule, loader, make_trainer, tiny_bert_config
+from tests.tiny import RandomTokens, UserModule, loader, make_trainer, run_ddp_script, tiny_bert_config
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(val_dataloader|LeafSpec|without a GradualMagnitudePruning).*")
 
@@ -254,19 +250,7 @@ torch.save({"weights": module.state_dict(), "cached": sdp.cached, "logits": sdp.
 
 
 def test_ddp_two_processes_have_identical_weights_and_caches(tmp_path):
-    script = tmp_path / "ddp_sdp.py"
-    script.write_text(DDP_SCRIPT)
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**__import__("os").environ, "PYTHONPATH": str(root)},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    rank0, rank1 = run_ddp_script(DDP_SCRIPT, tmp_path)
     assert rank0["complete"] and rank1["complete"] and bool(rank0["cached"].all())
     assert torch.equal(rank0["logits"], rank1["logits"])
     for name in rank0["weights"]:

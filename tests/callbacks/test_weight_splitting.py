@@ -1,8 +1,4 @@
 import itertools
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +10,7 @@ from lightning_compress.callbacks import TernaryWeightSplitting
 from lightning_compress.callbacks.weight_splitting import split_groups
 from lightning_compress.export import load_compressed, save_compressed
 from lightning_compress.quantization import QuantEmbedding, QuantLinear, SplitBinaryEmbedding, SplitBinaryLinear
-from tests.tiny import UserModule, loader, make_trainer
+from tests.tiny import UserModule, loader, make_trainer, run_ddp_script
 
 
 class ScheduledModule(UserModule):
@@ -168,19 +164,7 @@ torch.save({"phase": tws.phase, "weights": module.state_dict()}, f"{out}/rank{tr
 
 
 def test_ddp_two_processes_keep_identical_weights_across_the_split(tmp_path):
-    script = tmp_path / "ddp_tws.py"
-    script.write_text(DDP_SCRIPT)
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(root)},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    rank0, rank1 = run_ddp_script(DDP_SCRIPT, tmp_path)
     assert rank0["phase"] == rank1["phase"] == "binary"
     assert any(name.endswith("weight1") for name in rank0["weights"])
     for name in rank0["weights"]:
