@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lightning_compress.reporting.published import get_table
+
 REPO = Path(__file__).resolve().parents[1]
 RUN_RECORD = "lightning_compress.reporting.run_record.RunRecord"
 
@@ -47,13 +49,17 @@ class Run:
     teacher_arg: str = "teacher"
     shared_teacher: bool = False  # the teacher is the run's seed-42 run, trained once
     saves_checkpoint: bool = False
+    published: str | None = None  # the row (method id) of the comparison's published table
 
 
 @dataclass(frozen=True)
 class Comparison:
+    """Runs compared on ``metric``; ``published`` = (table id, column task) of the numbers printed beside them."""
+
     title: str
     metric: str
     runs: tuple[Run, ...]
+    published: tuple[str, str]
     extra_metrics: tuple[str, ...] = ()
     teachers: tuple[Run, ...] = field(default=())
 
@@ -67,7 +73,7 @@ COMPARISONS = {
         "SST-2, MiniLM-L6, 90 % sparsity (4,000 sentences, 250 steps, full dev set)",
         "val/accuracy",
         (
-            Run("sst2_gmp", "magnitude pruning (MBP)", "configs/scaled/sst2_gmp.yaml"),
+            Run("sst2_gmp", "magnitude pruning (MBP)", "configs/scaled/sst2_gmp.yaml", published="l2_mbp"),
             *(
                 Run(
                     f"sst2_sdp_{kind}",
@@ -75,21 +81,39 @@ COMPARISONS = {
                     f"configs/scaled/sst2_sdp_{kind}.yaml",
                     teacher="sst2_dense",
                     shared_teacher=True,
+                    published=f"sdp_{kind}",
                 )
                 for kind in ("kld", "cc")
             ),
         ),
+        published=("oneill_11_1", "sst2"),
         teachers=(_GLUE_DENSE,),
     ),
     "alignreg_xnli": Comparison(
         "Zero-shot XNLI, multilingual e5-small, 70 % sparsity (1,600 English SNLI pairs, 2 epochs; de ru zh ar sw)",
         "val/avg_zero_shot/accuracy",
         (
-            Run("xnli_gmp70", "magnitude pruning (MBP)", _XNLI.format("gmp70")),
-            Run("xnli_alignreg_cosine_unit", "Cosine-MBP (unit-wise)", _XNLI.format("alignreg_cosine_unit")),
-            Run("xnli_alignreg_cosine_layer", "Cosine-LMBP (layer-wise)", _XNLI.format("alignreg_cosine_layer")),
-            Run("xnli_alignreg_frobenius", "Frobenius-MBP", _XNLI.format("alignreg_frobenius")),
+            Run("xnli_gmp70", "magnitude pruning (MBP)", _XNLI.format("gmp70"), published="l2_mbp"),
+            Run(
+                "xnli_alignreg_cosine_unit",
+                "Cosine-MBP (unit-wise)",
+                _XNLI.format("alignreg_cosine_unit"),
+                published="cosine_mbp",
+            ),
+            Run(
+                "xnli_alignreg_cosine_layer",
+                "Cosine-LMBP (layer-wise)",
+                _XNLI.format("alignreg_cosine_layer"),
+                published="cosine_lmbp",
+            ),
+            Run(
+                "xnli_alignreg_frobenius",
+                "Frobenius-MBP",
+                _XNLI.format("alignreg_frobenius"),
+                published="frobenius_mbp",
+            ),
         ),
+        published=("oneill_9_1", "xnli"),
         extra_metrics=("val/en/accuracy",),
     ),
     **{
@@ -102,6 +126,7 @@ COMPARISONS = {
                     "full precision (teacher)",
                     f"configs/scaled/{task}_fp_1-1-8.yaml",
                     saves_checkpoint=True,
+                    published="full_precision",
                 ),
                 Run(
                     f"{task}_tws",
@@ -109,6 +134,7 @@ COMPARISONS = {
                     f"configs/scaled/{task}_tws_1-1-8.yaml",
                     teacher=f"{task}_fp",
                     teacher_arg="teacher_checkpoint",
+                    published="tws_118",
                 ),
                 Run(
                     f"{task}_bwn",
@@ -116,8 +142,10 @@ COMPARISONS = {
                     f"configs/scaled/{task}_bwn_1-1-8.yaml",
                     teacher=f"{task}_fp",
                     teacher_arg="teacher_checkpoint",
+                    published="bwn_118",
                 ),
             ),
+            published=("bai_5_2", task),
             extra_metrics=("val/f1",) if task == "mrpc" else (),
         )
         for task in ("sst2", "mrpc")
@@ -172,11 +200,22 @@ def _mean_std(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.2f} ± {100 * std:.2f}"
 
 
+def _published(comparison: Comparison, run: Run) -> str:
+    if run.published is None:
+        return "—"
+    table_id, task = comparison.published
+    published = get_table(table_id)
+    column = next(i for i, c in enumerate(published.columns) if c.task == task)
+    return f"{published.row(run.published).values[column]:.2f}"
+
+
 def table(comparison: Comparison, root: Path, seeds: list[int]) -> str:
-    """Markdown table of ``comparison``: mean ± std (in %) over the finished seeds, and the measured sparsity."""
+    """Markdown table of ``comparison``: mean ± std (in %) over the finished seeds, the measured sparsity and the
+    published number of the same row (full-size model and protocol: compare orderings, not values)."""
     metrics = (comparison.metric, *comparison.extra_metrics)
-    header = f"| run | seeds | {' | '.join(metrics)} | prunable sparsity |"
-    lines = [f"**{comparison.title}**", "", header, "|" + "---|" * (len(metrics) + 3)]
+    table_id, _ = comparison.published
+    header = f"| run | seeds | {' | '.join(metrics)} | prunable sparsity | published ({table_id}) |"
+    lines = [f"**{comparison.title}**", "", header, "|" + "---|" * (len(metrics) + 4)]
     for run in comparison.runs:
         finished = []
         for seed in seeds:
@@ -186,7 +225,8 @@ def table(comparison: Comparison, root: Path, seeds: list[int]) -> str:
         cells = [_mean_std([m[key] for m in finished if key in m]) for key in metrics]
         sparsity = [m["val/prunable_sparsity"] for m in finished if "val/prunable_sparsity" in m]
         sparsity_text = f"{statistics.mean(sparsity):.4f}" if sparsity else "—"
-        lines.append(f"| {run.label} | {len(finished)} | {' | '.join(cells)} | {sparsity_text} |")
+        published = _published(comparison, run)
+        lines.append(f"| {run.label} | {len(finished)} | {' | '.join(cells)} | {sparsity_text} | {published} |")
     return "\n".join(lines)
 
 
