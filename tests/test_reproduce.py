@@ -116,7 +116,7 @@ def test_dry_run_lists_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture) -
     out = capsys.readouterr().out
     assert code == 0
     assert "skipped filter: quoted" in out and "16 runs planned" in out
-    assert "configs/scaled/_methods/graddrop_layer.yaml" in out
+    assert "configs/methods/graddrop_layer.yaml" in out
     assert not any(tmp_path.iterdir())
 
 
@@ -221,6 +221,8 @@ def test_composed_configs_parse(plan, monkeypatch: pytest.MonkeyPatch) -> None:
         assert callbacks[1]["init_args"]["student_from_teacher"]
     if "/alignreg_" in plan.configs[-1]:
         assert classes == ["GradualMagnitudePruning", "AlignReg"]
+    if plan.table == "oneill_10_10":
+        assert "GradientDropout" in classes and ("ModelCheckpoint" in classes) == (plan.scale == "full")
     if plan.table == "bai_5_2" and plan.row != "full_precision":
         assert classes == ["TernaryWeightSplitting"] and config["trainer"]["gradient_clip_val"] == 1.0
         assert config["trainer"]["max_epochs"] == (3 if plan.scale == "scaled" else 18)

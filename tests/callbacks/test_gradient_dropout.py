@@ -276,12 +276,8 @@ def test_ddp_with_find_unused_parameters_skips_frozen_gradients(tmp_path):
 
 
 SCALED_VARIANTS = ("ft", "ft_nodropout", "graddrop", "graddrop_epoch", "gradfreeze", "layer_graddrop")
-CONFIGS = sorted(
-    [
-        *(ROOT / "configs" / "xglue").glob("*_graddrop_*.yaml"),
-        *(ROOT / "configs" / "scaled" / f"xnli_{variant}.yaml" for variant in SCALED_VARIANTS),
-    ]
-)
+# the standalone scaled configs; the composed ones (configs/methods/graddrop_*.yaml on a base) parse in test_reproduce
+CONFIGS = sorted(ROOT / "configs" / "scaled" / f"xnli_{variant}.yaml" for variant in SCALED_VARIANTS)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.name)
