@@ -230,6 +230,52 @@ def table(comparison: Comparison, root: Path, seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+def plot(name: str, comparison: Comparison, root: Path, seeds: list[int], out_dir: Path) -> Path | None:
+    """Bar chart of ``comparison``: mean ± std per run of every ``val/<language>/accuracy`` it logged (cross-lingual
+    runs) or of its metric; each seed's value as a dot. Returns the PNG path, or ``None`` without finished runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    finished = {
+        run.label: [
+            json.loads(path.read_text())
+            for seed in seeds
+            if (path := run_dir(root, run, seed) / "final_metrics.json").is_file()
+        ]
+        for run in comparison.runs
+    }
+    finished = {label: metrics for label, metrics in finished.items() if metrics}
+    if not finished:
+        return None
+    first = next(iter(finished.values()))[0]
+    keys = sorted(k for k in first if k.startswith("val/") and k.endswith("/accuracy") and k.count("/") == 2)
+    keys = [k for k in keys if "/avg" not in k] or [comparison.metric]
+    width = 0.8 / len(finished)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(keys) + 2), 3.6))
+    for index, (label, metrics) in enumerate(finished.items()):
+        positions = [k + (index - (len(finished) - 1) / 2) * width for k in range(len(keys))]
+        values = [[100 * m[key] for m in metrics if key in m] for key in keys]
+        means = [statistics.mean(v) for v in values]
+        errors = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+        ax.bar(positions, means, width, yerr=errors, capsize=2, label=f"{label} ({len(metrics)} seeds)")
+        for position, points in zip(positions, values):
+            ax.scatter([position] * len(points), points, s=6, color="black", zorder=3)
+    ax.set_xticks(range(len(keys)), [k.split("/")[1] if len(keys) > 1 else k for k in keys])
+    low = min(100 * m[k] for metrics in finished.values() for m in metrics for k in keys if k in m)
+    ax.set_ylim(max(0.0, low - 10), None)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(comparison.title, fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("comparisons", nargs="+", choices=list(COMPARISONS))
@@ -238,6 +284,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="Concurrent fits.")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each fit.")
     parser.add_argument("--table-only", action="store_true", help="Tabulate the finished runs, run nothing.")
+    parser.add_argument("--plots", type=Path, default=None, help="Also write one bar chart per comparison here.")
     args = parser.parse_args()
     chosen = [COMPARISONS[name] for name in args.comparisons]
     if not args.table_only:
@@ -250,9 +297,11 @@ def main() -> None:
                     jobs.append((run, seed, teacher_seed if run.teacher else None))
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda job: fit(*job[:2], args.root, args.threads, job[2]), jobs))
-    for comparison in chosen:
+    for name in args.comparisons:
         print()
-        print(table(comparison, args.root, args.seeds))
+        print(table(COMPARISONS[name], args.root, args.seeds))
+        if args.plots is not None and (path := plot(name, COMPARISONS[name], args.root, args.seeds, args.plots)):
+            print(f"\n![{name}]({path})")
 
 
 if __name__ == "__main__":
