@@ -209,6 +209,11 @@ def _published(comparison: Comparison, run: Run) -> str:
     return f"{published.row(run.published).values[column]:.2f}"
 
 
+def _finished(root: Path, run: Run, seeds: list[int]) -> list[dict[str, float]]:
+    paths = (run_dir(root, run, seed) / "final_metrics.json" for seed in seeds)
+    return [json.loads(path.read_text()) for path in paths if path.is_file()]
+
+
 def table(comparison: Comparison, root: Path, seeds: list[int]) -> str:
     """Markdown table of ``comparison``: mean ± std (in %) over the finished seeds, the measured sparsity and the
     published number of the same row (full-size model and protocol: compare orderings, not values)."""
@@ -217,16 +222,40 @@ def table(comparison: Comparison, root: Path, seeds: list[int]) -> str:
     header = f"| run | seeds | {' | '.join(metrics)} | prunable sparsity | published ({table_id}) |"
     lines = [f"**{comparison.title}**", "", header, "|" + "---|" * (len(metrics) + 4)]
     for run in comparison.runs:
-        finished = []
-        for seed in seeds:
-            path = run_dir(root, run, seed) / "final_metrics.json"
-            if path.is_file():
-                finished.append(json.loads(path.read_text()))
+        finished = _finished(root, run, seeds)
         cells = [_mean_std([m[key] for m in finished if key in m]) for key in metrics]
         sparsity = [m["val/prunable_sparsity"] for m in finished if "val/prunable_sparsity" in m]
         sparsity_text = f"{statistics.mean(sparsity):.4f}" if sparsity else "—"
         published = _published(comparison, run)
         lines.append(f"| {run.label} | {len(finished)} | {' | '.join(cells)} | {sparsity_text} | {published} |")
+    return "\n".join(lines)
+
+
+def claims(comparison: Comparison, root: Path, seeds: list[int]) -> str:
+    """The published table's claimed orderings between rows of ``comparison``, each marked on ``metric``:
+    **held** (the mean gap exceeds the seeds' spread, sqrt(std_a² + std_b²)), held on the mean only, or not held."""
+    table_id, _ = comparison.published
+    by_row = {run.published: run for run in comparison.runs if run.published}
+    lines = []
+    for claim in get_table(table_id).claims:
+        if claim.better not in by_row or claim.worse not in by_row:
+            continue
+        better, worse = (by_row[row] for row in (claim.better, claim.worse))
+        values = [[100 * m[comparison.metric] for m in _finished(root, run, seeds)] for run in (better, worse)]
+        text = f"{better.label} > {worse.label} ({claim.source}): "
+        if not all(values):
+            lines.append(f"* {text}no data")
+            continue
+        gap = statistics.mean(values[0]) - statistics.mean(values[1])
+        spread = sum((statistics.stdev(v) if len(v) > 1 else 0.0) ** 2 for v in values) ** 0.5
+        seeds_text = f"{min(len(v) for v in values)} seed(s)"
+        if gap > 0 and gap > spread:
+            verdict = f"**held**, by {gap:.2f} points (seed spread {spread:.2f}, {seeds_text})"
+        elif gap > 0:
+            verdict = f"held on the mean only: +{gap:.2f} points, within the seed spread {spread:.2f} ({seeds_text})"
+        else:
+            verdict = f"**not held**: {gap:+.2f} points (seed spread {spread:.2f}, {seeds_text})"
+        lines.append(f"* {text}{verdict}")
     return "\n".join(lines)
 
 
@@ -300,6 +329,8 @@ def main() -> None:
     for name in args.comparisons:
         print()
         print(table(COMPARISONS[name], args.root, args.seeds))
+        print()
+        print(claims(COMPARISONS[name], args.root, args.seeds))
         if args.plots is not None and (path := plot(name, COMPARISONS[name], args.root, args.seeds, args.plots)):
             print(f"\n![{name}]({path})")
 
