@@ -19,6 +19,7 @@ callbacks in any order gives bitwise-identical gradients. Each term is logged as
 
 from __future__ import annotations
 
+import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 from torch import Tensor
 
@@ -74,6 +75,8 @@ class LossTermCallback(Callback):
         weight, terms = collect_loss_terms(callbacks, trainer, pl_module)
         for name, value in terms.items():
             pl_module.log(f"train/{name}", value.detach(), on_step=True, on_epoch=False)
+        if trainer.global_step % max(1, trainer.log_every_n_steps) == 0:  # when the metrics are synced anyway
+            check_finite_terms(terms, trainer.global_step)
         if not terms and weight == 1.0:
             return
         total: Tensor | None = None
@@ -89,6 +92,21 @@ class LossTermCallback(Callback):
         if scaler is not None:
             total = scaler.scale(total)  # the AMP loss is already scaled here
         loss.add_(total.to(device=loss.device, dtype=loss.dtype))
+
+
+def check_finite_terms(terms: dict[str, Tensor], step: int) -> None:
+    """Raise when a loss term is NaN or infinite: the backward pass would spread it into every weight.
+
+    Raises:
+        FloatingPointError: naming the terms, their values and the step.
+    """
+    bad = {name: float(value) for name, value in terms.items() if not bool(torch.isfinite(value.detach()))}
+    if bad:
+        raise FloatingPointError(
+            f"Loss term(s) {bad} at step {step} are not finite; the backward pass would make every weight NaN. "
+            "HINT: look at the inputs of that term (e.g. a teacher checkpoint of another model, fp16 overflow) or "
+            "lower its weight / the learning rate."
+        )
 
 
 def collect_loss_terms(

@@ -90,7 +90,7 @@ def cross_correlation_matrix(z_student: Tensor, z_teacher: Tensor, eps: float = 
         C_{ij} = \frac{\sum_m \hat z^S_{m,i} \hat z^T_{m,j}}
             {\sqrt{\sum_m (\hat z^S_{m,i})^2}\,\sqrt{\sum_m (\hat z^T_{m,j})^2}}
 
-    A feature that is constant over the batch has ``ẑ = 0`` and a zero row/column in ``C``.
+    A feature that is (nearly) constant over the batch has ``ẑ ≈ 0`` and a zero row/column in ``C``.
 
     Args:
         z_student: A ``M x D`` tensor ``z^S``.
@@ -106,9 +106,14 @@ def cross_correlation_matrix(z_student: Tensor, z_teacher: Tensor, eps: float = 
             "`M x D`."
         )
     s, t = batch_standardize(z_student, eps), batch_standardize(z_teacher, eps)
-    s_norm = torch.linalg.vector_norm(s, dim=0)
-    t_norm = torch.linalg.vector_norm(t, dim=0)
-    return (s.T @ t) / (s_norm[:, None] * t_norm[None, :]).clamp_min(torch.finfo(s.dtype).tiny)
+    # A feature (nearly) constant over the batch has a standardised column ~0 whose squared norm can underflow while
+    # its products with the other side do not (MiniLM-L6 has a [CLS] dimension of ~1e-32). Flooring the squared
+    # norms at M·eps, the batch-norm guard, makes its row / column of C vanish instead of exploding; any feature with
+    # variance above ~eps² keeps its exact Pearson correlation.
+    floor = z_student.shape[0] * eps
+    s_norm = s.square().sum(dim=0).clamp_min(floor).sqrt()
+    t_norm = t.square().sum(dim=0).clamp_min(floor).sqrt()
+    return (s.T @ t) / (s_norm[:, None] * t_norm[None, :])
 
 
 def cross_correlation_loss(

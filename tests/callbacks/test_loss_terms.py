@@ -112,3 +112,13 @@ def test_manual_optimization_is_refused():
 
     with pytest.raises(ValueError, match="needs automatic optimization"):
         make_trainer([Squares()], max_steps=1).fit(Manual(), loader())
+
+
+def test_a_non_finite_term_stops_the_run_with_its_name():
+    class Overflow(Squares):
+        def loss_terms(self, trainer, pl_module):
+            big = super().loss_terms(trainer, pl_module)["squares"]
+            return {"overflow": big * float("inf") if trainer.global_step == 2 else big}
+
+    with pytest.raises(FloatingPointError, match=r"\{'overflow': inf\} at step 2 are not finite"):
+        make_trainer([Overflow()], max_epochs=1, log_every_n_steps=1).fit(UserModule(), loader())

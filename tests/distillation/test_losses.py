@@ -64,6 +64,22 @@ def test_cross_correlation_invariants_I11_I12():
     torch.testing.assert_close(cross_correlation_matrix(z, scaled), c, rtol=1e-4, atol=1e-6)
 
 
+def test_cross_correlation_of_a_feature_near_zero_stays_bounded():
+    # a student feature of ~1e-32 (MiniLM-L6 has one in its [CLS] vector): its squared norm underflows in float32
+    # while its products with the teacher do not; its row of C must vanish, not explode (it did: |C| = 1.5e9)
+    generator = torch.Generator().manual_seed(0)
+    zt = torch.randn(32, 4, generator=generator)
+    zs = torch.randn(32, 4, generator=generator)
+    zs[:, 2] = 2.2e-32 + 1e-33 * torch.rand(32, generator=generator)
+    zs.requires_grad_(True)
+    c = cross_correlation_matrix(zs, zt)
+    assert float(c.abs().max()) <= 1 + 1e-6
+    assert float(c[2].abs().max()) < 1e-6
+    loss = cross_correlation_loss(zs, zt)
+    loss.backward()
+    assert bool(torch.isfinite(loss)) and bool(torch.isfinite(zs.grad).all())
+
+
 def test_cosine_feature_loss_hand_value():
     zs = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
     zt = torch.tensor([[0.0, 1.0], [2.0, 2.0]])
