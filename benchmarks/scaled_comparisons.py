@@ -233,7 +233,8 @@ def table(comparison: Comparison, root: Path, seeds: list[int]) -> str:
 
 def claims(comparison: Comparison, root: Path, seeds: list[int]) -> str:
     """The published table's claimed orderings between rows of ``comparison``, each marked on ``metric``:
-    **held** (the mean gap exceeds the seeds' spread, sqrt(std_a² + std_b²)), held on the mean only, or not held."""
+    **held** (the mean gap exceeds the seeds' spread, sqrt(std_a² + std_b²)), held on the mean only, not held, or
+    undecided (a single seed on one side)."""
     table_id, _ = comparison.published
     by_row = {run.published: run for run in comparison.runs if run.published}
     lines = []
@@ -249,7 +250,9 @@ def claims(comparison: Comparison, root: Path, seeds: list[int]) -> str:
         gap = statistics.mean(values[0]) - statistics.mean(values[1])
         spread = sum((statistics.stdev(v) if len(v) > 1 else 0.0) ** 2 for v in values) ** 0.5
         seeds_text = f"{min(len(v) for v in values)} seed(s)"
-        if gap > 0 and gap > spread:
+        if min(len(v) for v in values) < 2:
+            verdict = f"undecided: {gap:+.2f} points on a single seed (no spread to compare with)"
+        elif gap > 0 and gap > spread:
             verdict = f"**held**, by {gap:.2f} points (seed spread {spread:.2f}, {seeds_text})"
         elif gap > 0:
             verdict = f"held on the mean only: +{gap:.2f} points, within the seed spread {spread:.2f} ({seeds_text})"
