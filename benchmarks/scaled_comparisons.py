@@ -193,11 +193,15 @@ def fit(run: Run, seed: int, root: Path, threads: int | None, teacher_seed: int 
     return code == 0
 
 
+def _std(values: list[float]) -> float:
+    """Sample standard deviation over the seeds; 0 for a single seed."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def _mean_std(values: list[float]) -> str:
     if not values:
         return "—"
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.mean(values):.2f} ± {100 * std:.2f}"
+    return f"{100 * statistics.mean(values):.2f} ± {100 * _std(values):.2f}"
 
 
 def _published(comparison: Comparison, run: Run) -> str:
@@ -248,7 +252,7 @@ def claims(comparison: Comparison, root: Path, seeds: list[int]) -> str:
             lines.append(f"* {text}no data")
             continue
         gap = statistics.mean(values[0]) - statistics.mean(values[1])
-        spread = sum((statistics.stdev(v) if len(v) > 1 else 0.0) ** 2 for v in values) ** 0.5
+        spread = sum(_std(v) ** 2 for v in values) ** 0.5
         seeds_text = f"{min(len(v) for v in values)} seed(s)"
         if min(len(v) for v in values) < 2:
             verdict = f"undecided: {gap:+.2f} points on a single seed (no spread to compare with)"
@@ -290,7 +294,7 @@ def plot(name: str, comparison: Comparison, root: Path, seeds: list[int], out_di
         positions = [k + (index - (len(finished) - 1) / 2) * width for k in range(len(keys))]
         values = [[100 * m[key] for m in metrics if key in m] for key in keys]
         means = [statistics.mean(v) for v in values]
-        errors = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+        errors = [_std(v) for v in values]
         ax.bar(positions, means, width, yerr=errors, capsize=2, label=f"{label} ({len(metrics)} seeds)")
         for position, points in zip(positions, values):
             ax.scatter([position] * len(points), points, s=6, color="black", zorder=3)
