@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lightning_compress.reporting.comparison import ordering_status
 from lightning_compress.reporting.published import get_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -236,9 +237,8 @@ def table(comparison: Comparison, root: Path, seeds: list[int]) -> str:
 
 
 def claims(comparison: Comparison, root: Path, seeds: list[int]) -> str:
-    """The published table's claimed orderings between rows of ``comparison``, each marked on ``metric``:
-    **held** (the mean gap exceeds the seeds' spread, sqrt(std_a² + std_b²)), held on the mean only, not held, or
-    undecided (a single seed on one side)."""
+    """The published table's claimed orderings between rows of ``comparison``, each marked on ``metric`` by
+    :func:`~lightning_compress.reporting.comparison.ordering_status` (the seeds' spread is sqrt(std_a² + std_b²))."""
     table_id, _ = comparison.published
     by_row = {run.published: run for run in comparison.runs if run.published}
     lines = []
@@ -252,17 +252,10 @@ def claims(comparison: Comparison, root: Path, seeds: list[int]) -> str:
             lines.append(f"* {text}no data")
             continue
         gap = statistics.mean(values[0]) - statistics.mean(values[1])
-        spread = sum(_std(v) ** 2 for v in values) ** 0.5
-        seeds_text = f"{min(len(v) for v in values)} seed(s)"
-        if min(len(v) for v in values) < 2:
-            verdict = f"undecided: {gap:+.2f} points on a single seed (no spread to compare with)"
-        elif gap > 0 and gap > spread:
-            verdict = f"**held**, by {gap:.2f} points (seed spread {spread:.2f}, {seeds_text})"
-        elif gap > 0:
-            verdict = f"held on the mean only: +{gap:.2f} points, within the seed spread {spread:.2f} ({seeds_text})"
-        else:
-            verdict = f"**not held**: {gap:+.2f} points (seed spread {spread:.2f}, {seeds_text})"
-        lines.append(f"* {text}{verdict}")
+        fewest = min(len(v) for v in values)
+        spread = sum(_std(v) ** 2 for v in values) ** 0.5 if fewest > 1 else None
+        detail = "a single seed" if spread is None else f"seed spread {spread:.2f}, {fewest} seeds"
+        lines.append(f"* {text}**{ordering_status(gap, spread)}**: {gap:+.2f} points ({detail})")
     return "\n".join(lines)
 
 

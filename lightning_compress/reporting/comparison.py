@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,16 @@ from lightning_compress.reporting.published import Claim, PublishedTable
 from lightning_compress.reporting.run_record import SPARSITY_KEY
 from lightning_compress.reporting.runs import RunResult, metric_value, select_point
 
-__all__ = ["Cell", "ClaimVerdict", "RowComparison", "TableComparison", "compare_table", "write_csv", "write_markdown"]
+__all__ = [
+    "Cell",
+    "ClaimVerdict",
+    "RowComparison",
+    "TableComparison",
+    "compare_table",
+    "ordering_status",
+    "write_csv",
+    "write_markdown",
+]
 
 #: Logged metrics are fractions (accuracy, MCC, correlations); the papers print them x100.
 SCALE = 100.0
@@ -43,13 +53,15 @@ class RowComparison:
 
 @dataclass(frozen=True)
 class ClaimVerdict:
-    """A claimed ordering checked on our numbers: ``status`` is ``held``, ``not held`` or ``no data``."""
+    """A claimed ordering checked on our numbers (``status``: see :func:`ordering_status`, or ``no data``); ``spread``
+    is the seeds' spread of the gap (``None`` when a side has a single seed)."""
 
     claim: Claim
     status: str
     better: float | None
     worse: float | None
     columns: tuple[int, ...]
+    spread: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,20 @@ def _points(table: PublishedTable, runs: list[RunResult], column: int) -> list[t
     return out
 
 
+def ordering_status(gap: float, spread: float | None) -> str:
+    """How well a claimed ordering holds, given our mean gap (better - worse) and the seeds' spread of that gap
+    (sqrt of the sum of the seed variances of both sides; ``None`` when a side has a single seed).
+
+    ``held`` (the gap exceeds the spread), ``held on the mean only`` (positive but within the spread), ``not held``
+    (zero or negative), or ``undecided`` (a single seed: a gap without a spread says nothing).
+    """
+    if spread is None:
+        return "undecided"
+    if gap <= 0:
+        return "not held"
+    return "held" if gap > spread else "held on the mean only"
+
+
 def _mean_over(cells: tuple[Cell, ...], columns: tuple[int, ...]) -> float | None:
     values = [cells[i].mean for i in columns]
     return None if not values or any(v is None for v in values) else statistics.mean(values)  # type: ignore[arg-type]
@@ -95,8 +121,11 @@ def _verdict(table: PublishedTable, claim: Claim, by_method: dict[str, RowCompar
     if not columns:
         return ClaimVerdict(claim, "no data", None, None, ())
     ours_better, ours_worse = _mean_over(better.cells, columns), _mean_over(worse.cells, columns)
-    status = "held" if ours_better > ours_worse else "not held"  # type: ignore[operator]
-    return ClaimVerdict(claim, status, ours_better, ours_worse, columns)
+    stds = [cell.std for row in (better, worse) for cell in (row.cells[i] for i in columns)]
+    # the gap of two means over k columns: the variances of its 2k independent means add, scaled by 1/k^2
+    spread = None if any(s is None for s in stds) else math.sqrt(sum(s * s for s in stds)) / len(columns)  # type: ignore[operator, misc]
+    status = ordering_status(ours_better - ours_worse, spread)  # type: ignore[operator]
+    return ClaimVerdict(claim, status, ours_better, ours_worse, columns, spread)
 
 
 def compare_table(table: PublishedTable, runs: list[RunResult], scale: str) -> TableComparison:
@@ -143,7 +172,7 @@ def _cell_text(cell: Cell) -> str:
 
 
 def write_markdown(comparison: TableComparison, path: Path) -> None:
-    """Markdown table: per cell ``ours ± std (published)``, then the orderings with held / not held."""
+    """Markdown table: per cell ``ours ± std (published)``, then the orderings and how well each holds."""
     table = comparison.table
     lines = [
         f"# {table.title}",
@@ -163,7 +192,14 @@ def write_markdown(comparison: TableComparison, path: Path) -> None:
         cells = [row.label, *[_cell_text(c) for c in row.cells], average, remaining, str(row.runs)]
         lines.append("| " + " | ".join(cells) + " |")
     if comparison.verdicts:
-        lines += ["", "## Claimed orderings", ""]
+        lines += [
+            "",
+            "## Claimed orderings",
+            "",
+            "**held**: our mean gap exceeds the seeds' spread of the gap; **held on the mean only**: positive but "
+            "within it; **not held**: zero or negative; **undecided**: a single seed on one side.",
+            "",
+        ]
         labels = {row.method: row.label for row in comparison.rows}
         for verdict in comparison.verdicts:
             claim = verdict.claim
@@ -172,7 +208,8 @@ def write_markdown(comparison: TableComparison, path: Path) -> None:
             )
             if verdict.status != "no data":
                 names = ", ".join(table.columns[i].label for i in verdict.columns)
-                text += f" — ours {verdict.better:.2f} vs {verdict.worse:.2f} on {names}"
+                spread = "one seed" if verdict.spread is None else f"seed spread {verdict.spread:.2f}"
+                text += f" — ours {verdict.better:.2f} vs {verdict.worse:.2f} on {names} ({spread})"
             lines.append(text)
     path.write_text("\n".join(lines) + "\n")
 

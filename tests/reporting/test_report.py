@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lightning_compress.cli import main
-from lightning_compress.reporting.comparison import compare_table
+from lightning_compress.reporting.comparison import compare_table, ordering_status
 from lightning_compress.reporting.published import get_table
 from lightning_compress.reporting.report import write_report
 from lightning_compress.reporting.runs import load_runs
@@ -96,6 +96,17 @@ def test_ordering_verdicts(runs_dir: Path) -> None:
     assert verdicts[("sdp_cc", "taylor")].status == "held"
     assert verdicts[("sdp_cos", "l2_mbp")].status == "no data"
     assert verdicts[("sdp_cc", "sdp_kld")].columns == (0,)
+    # seeds (66, 70) vs (58, 60): gap 9 against a spread of sqrt(std² + std²) = sqrt(8 + 2)
+    assert verdicts[("sdp_cc", "sdp_kld")].spread == pytest.approx(10**0.5)
+
+
+@pytest.mark.parametrize(
+    ("gap", "spread", "status"),
+    [(3.0, 2.0, "held"), (1.0, 2.0, "held on the mean only"), (0.0, 2.0, "not held"), (-3.0, 0.5, "not held"),
+     (5.0, None, "undecided")],
+)  # fmt: skip
+def test_ordering_status_weighs_the_gap_against_the_seed_spread(gap: float, spread: float | None, status: str) -> None:
+    assert ordering_status(gap, spread) == status
 
 
 def test_glue_points_per_task_and_dense_last_validation(runs_dir: Path) -> None:
@@ -116,7 +127,7 @@ def test_best_english_epoch_selection(runs_dir: Path) -> None:
     assert rows["ft"].cells[0].mean == pytest.approx(70.0)  # epoch 0 has the best English score
     assert rows["graddrop"].cells[0].mean == pytest.approx(69.0)
     verdicts = {(v.claim.better, v.claim.worse): v.status for v in comparison.verdicts}
-    assert verdicts[("graddrop", "ft")] == "not held"
+    assert verdicts[("graddrop", "ft")] == "undecided"  # one seed each: no spread to weigh the gap against
     assert verdicts[("layer_graddrop", "ft")] == "no data"
 
 
@@ -131,7 +142,9 @@ def test_report_command_writes_tables_and_figures(runs_dir: Path, tmp_path: Path
     assert "oneill_10_10_scaled_xnli_sparsity.png" not in names  # one sparsity only: no curve
     markdown = (out / "oneill_11_2_scaled.md").read_text()
     assert "| L2-MBP + SDP-CC | 68.00 ± 2.83 (66.47) |" in markdown
-    assert "L2-MBP + SDP-CC > L2-MBP + SDP-KLD (average; §11.5: SDP-CC best): **held**" in markdown
+    claim = "L2-MBP + SDP-CC > L2-MBP + SDP-KLD (average; §11.5: SDP-CC best): **held** — ours 68.00 vs 59.00"
+    assert claim in markdown
+    assert "(seed spread 3.16)" in markdown
     assert "**not held**" in markdown and "**no data**" in markdown
     with open(out / "oneill_11_2_scaled.csv") as handle:
         lines = [line for line in csv.DictReader(handle) if line["method"] == "sdp_cc" and line["task"] == "xnli"]
