@@ -122,7 +122,7 @@ def _verdict(table: PublishedTable, claim: Claim, by_method: dict[str, RowCompar
         return ClaimVerdict(claim, "no data", None, None, ())
     ours_better, ours_worse = _mean_over(better.cells, columns), _mean_over(worse.cells, columns)
     stds = [cell.std for row in (better, worse) for cell in (row.cells[i] for i in columns)]
-    # the gap of two means over k columns: the variances of its 2k independent means add, scaled by 1/k^2
+    # gap of two averages over k columns: the per-column seed variances of both rows add, scaled by 1/k^2
     spread = None if any(s is None for s in stds) else math.sqrt(sum(s * s for s in stds)) / len(columns)  # type: ignore[operator, misc]
     status = ordering_status(ours_better - ours_worse, spread)  # type: ignore[operator]
     return ClaimVerdict(claim, status, ours_better, ours_worse, columns, spread)
