@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lightning_compress.reporting.comparison import ordering_status
+from lightning_compress.reporting.comparison import gap_spread, ordering_status
 from lightning_compress.reporting.published import get_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -238,7 +238,7 @@ def table(comparison: Comparison, root: Path, seeds: list[int]) -> str:
 
 def claims(comparison: Comparison, root: Path, seeds: list[int]) -> str:
     """The published table's claimed orderings between rows of ``comparison``, each marked on ``metric`` by
-    :func:`~lightning_compress.reporting.comparison.ordering_status` (the seeds' spread is sqrt(std_a² + std_b²))."""
+    ``ordering_status`` against the seeds' ``gap_spread`` (both from :mod:`lightning_compress.reporting.comparison`)."""
     table_id, _ = comparison.published
     by_row = {run.published: run for run in comparison.runs if run.published}
     lines = []
@@ -252,9 +252,8 @@ def claims(comparison: Comparison, root: Path, seeds: list[int]) -> str:
             lines.append(f"* {text}no data")
             continue
         gap = statistics.mean(values[0]) - statistics.mean(values[1])
-        fewest = min(len(v) for v in values)
-        spread = sum(_std(v) ** 2 for v in values) ** 0.5 if fewest > 1 else None
-        detail = "a single seed" if spread is None else f"seed spread {spread:.2f}, {fewest} seeds"
+        spread = gap_spread([statistics.stdev(v) if len(v) > 1 else None for v in values])
+        detail = "a single seed" if spread is None else f"seed spread {spread:.2f}, {min(map(len, values))} seeds"
         lines.append(f"* {text}**{ordering_status(gap, spread)}**: {gap:+.2f} points ({detail})")
     return "\n".join(lines)
 

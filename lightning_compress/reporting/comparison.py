@@ -18,6 +18,7 @@ __all__ = [
     "RowComparison",
     "TableComparison",
     "compare_table",
+    "gap_spread",
     "ordering_status",
     "write_csv",
     "write_markdown",
@@ -92,6 +93,14 @@ def _points(table: PublishedTable, runs: list[RunResult], column: int) -> list[t
     return out
 
 
+def gap_spread(stds: list[float | None], columns: int = 1) -> float | None:
+    """Seeds' spread of the gap between two rows averaged over ``columns`` columns, from the per-column seed standard
+    deviations of both rows (``stds``): their variances add, scaled by 1/columns²; ``None`` if one is missing."""
+    if any(std is None for std in stds):
+        return None
+    return math.sqrt(sum(std * std for std in stds)) / columns  # type: ignore[operator, misc]
+
+
 def ordering_status(gap: float, spread: float | None) -> str:
     """How well a claimed ordering holds, given our mean gap (better - worse) and the seeds' spread of that gap
     (sqrt of the sum of the seed variances of both sides; ``None`` when a side has a single seed).
@@ -122,8 +131,7 @@ def _verdict(table: PublishedTable, claim: Claim, by_method: dict[str, RowCompar
         return ClaimVerdict(claim, "no data", None, None, ())
     ours_better, ours_worse = _mean_over(better.cells, columns), _mean_over(worse.cells, columns)
     stds = [cell.std for row in (better, worse) for cell in (row.cells[i] for i in columns)]
-    # gap of two averages over k columns: the per-column seed variances of both rows add, scaled by 1/k^2
-    spread = None if any(s is None for s in stds) else math.sqrt(sum(s * s for s in stds)) / len(columns)  # type: ignore[operator, misc]
+    spread = gap_spread(stds, len(columns))
     status = ordering_status(ours_better - ours_worse, spread)  # type: ignore[operator]
     return ClaimVerdict(claim, status, ours_better, ours_worse, columns, spread)
 
