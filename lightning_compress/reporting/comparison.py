@@ -20,6 +20,7 @@ __all__ = [
     "compare_table",
     "gap_spread",
     "ordering_status",
+    "summary_markdown",
     "write_csv",
     "write_markdown",
 ]
@@ -174,9 +175,12 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _ours(cell: Cell) -> str:
+    return _fmt(cell.mean) if cell.std is None or cell.mean is None else f"{cell.mean:.2f} ± {cell.std:.2f}"
+
+
 def _cell_text(cell: Cell) -> str:
-    ours = _fmt(cell.mean) if cell.std is None or cell.mean is None else f"{cell.mean:.2f} ± {cell.std:.2f}"
-    return f"{ours} ({_fmt(cell.published)})"
+    return f"{_ours(cell)} ({_fmt(cell.published)})"
 
 
 def write_markdown(comparison: TableComparison, path: Path) -> None:
@@ -208,18 +212,52 @@ def write_markdown(comparison: TableComparison, path: Path) -> None:
             "within it; **not held**: zero or negative; **undecided**: a single seed on one side.",
             "",
         ]
-        labels = {row.method: row.label for row in comparison.rows}
-        for verdict in comparison.verdicts:
-            claim = verdict.claim
-            text = (
-                f"- {labels[claim.better]} > {labels[claim.worse]} ({claim.on}; {claim.source}): **{verdict.status}**"
-            )
-            if verdict.status != "no data":
-                names = ", ".join(table.columns[i].label for i in verdict.columns)
-                spread = "one seed" if verdict.spread is None else f"seed spread {verdict.spread:.2f}"
-                text += f" — ours {verdict.better:.2f} vs {verdict.worse:.2f} on {names} ({spread})"
-            lines.append(text)
+        lines += _verdict_lines(comparison)
     path.write_text("\n".join(lines) + "\n")
+
+
+def _verdict_lines(comparison: TableComparison, with_no_data: bool = True) -> list[str]:
+    table = comparison.table
+    labels = {row.method: row.label for row in comparison.rows}
+    lines = []
+    for verdict in comparison.verdicts:
+        if verdict.status == "no data" and not with_no_data:
+            continue
+        claim = verdict.claim
+        text = f"- {labels[claim.better]} > {labels[claim.worse]} ({claim.on}; {claim.source}): **{verdict.status}**"
+        if verdict.status != "no data":
+            names = ", ".join(table.columns[i].label for i in verdict.columns)
+            spread = "one seed" if verdict.spread is None else f"seed spread {verdict.spread:.2f}"
+            text += f" — ours {verdict.better:.2f} vs {verdict.worse:.2f} on {names} ({spread})"
+        lines.append(text)
+    return lines
+
+
+def summary_markdown(comparison: TableComparison, figures: list[str] | tuple[str, ...] = ()) -> str:
+    """The part of a table that was run, for a results page: only the rows and columns with runs (ours ± std next
+    to the published number), the measured % of weights remaining, the orderings that could be checked, and
+    ``figures`` (image paths as the page should link them)."""
+    table = comparison.table
+    rows = [row for row in comparison.rows if row.runs]
+    columns = [i for i in range(len(table.columns)) if any(row.cells[i].n for row in rows)]
+    header = ["method", "seeds"]
+    for i in columns:
+        header += [table.columns[i].label, f"published ({table.model})"]
+    header.append("weights remaining %")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        seeds = sorted({row.cells[i].n for i in columns})
+        cells = [row.label, str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"]
+        for i in columns:
+            cells += [_ours(row.cells[i]), _fmt(row.cells[i].published)]
+        cells.append("–" if row.remaining is None else f"{100 * row.remaining:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    verdicts = _verdict_lines(comparison, with_no_data=False)
+    if verdicts:
+        lines += ["", *verdicts]
+    if figures:
+        lines += ["", *(f"![{Path(name).name}]({name})" for name in figures)]
+    return "\n".join(lines) + "\n"
 
 
 def write_csv(comparison: TableComparison, path: Path) -> None:

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 from pathlib import Path
 
-from lightning_compress.reporting.comparison import TableComparison, compare_table, write_csv, write_markdown
+from lightning_compress.reporting.comparison import (
+    TableComparison,
+    compare_table,
+    summary_markdown,
+    write_csv,
+    write_markdown,
+)
 from lightning_compress.reporting.published import PUBLISHED_TABLES
 from lightning_compress.reporting.runs import load_runs
 
-__all__ = ["CROSS_LINGUAL_TASKS", "report_main", "write_report"]
+__all__ = ["CROSS_LINGUAL_TASKS", "report_main", "update_document", "write_report"]
 
 #: Tasks whose runs log one score per language (the per-language bar plots).
 CROSS_LINGUAL_TASKS = ("xnli", "pawsx")
@@ -45,17 +53,50 @@ def write_report(runs_dir: str | Path, out: str | Path) -> list[TableComparison]
     return comparisons
 
 
+def update_document(document: str | Path, comparisons: list[TableComparison], out: str | Path) -> list[str]:
+    """Refresh the generated sections of a results page in place and return the names of those refreshed.
+
+    A section is the text between ``<!-- report:<table>_<scale> -->`` and ``<!-- /report:<table>_<scale> -->``; it
+    becomes :func:`~lightning_compress.reporting.comparison.summary_markdown` of that table, with the figures that
+    :func:`write_report` left in ``out`` linked relative to the page. Text outside the markers is kept as it is, and
+    sections of tables without runs are left alone.
+    """
+    document, out = Path(document), Path(out)
+    text = document.read_text()
+    refreshed = []
+    for comparison in comparisons:
+        stem = f"{comparison.table.table_id}_{comparison.scale}"
+        pattern = re.compile(rf"(<!-- report:{stem} -->\n).*?(<!-- /report:{stem} -->)", re.DOTALL)
+        if not pattern.search(text):
+            continue
+        figures = [os.path.relpath(path, document.parent) for path in sorted(out.glob(f"{stem}_*.png"))]
+        section = summary_markdown(comparison, figures)
+        text = pattern.sub(lambda match, body=section: match.group(1) + body + match.group(2), text)
+        refreshed.append(stem)
+    document.write_text(text)
+    return refreshed
+
+
 def report_main(argv: list[str]) -> None:
-    """``lightning-compress report RUNS_DIR [--out docs/results]``."""
+    """``lightning-compress report RUNS_DIR [--out docs/results] [--update docs/results.md]``."""
     parser = argparse.ArgumentParser(
         prog="lightning-compress report",
         description="Tables (markdown + CSV) and figures of the runs written by `lightning-compress reproduce`.",
     )
     parser.add_argument("runs_dir", type=Path, help="Root of the run folders (the --runs-dir of reproduce).")
     parser.add_argument("--out", type=Path, default=Path("docs/results"), help="Output folder.")
+    parser.add_argument(
+        "--update",
+        type=Path,
+        metavar="PAGE",
+        help="Also refresh the sections of this markdown page marked <!-- report:TABLE_SCALE --> ... "
+        "<!-- /report:TABLE_SCALE --> (e.g. docs/results.md) with the rows and columns that were run.",
+    )
     args = parser.parse_args(argv)
     if not args.runs_dir.is_dir():
         parser.error(f"runs_dir {args.runs_dir} does not exist")
+    if args.update is not None and not args.update.is_file():
+        parser.error(f"--update {args.update}: no such markdown page")
     comparisons = write_report(args.runs_dir, args.out)
     if not comparisons:
         parser.error(f"no finished run (a folder with result.json) under {args.runs_dir}")
@@ -66,3 +107,6 @@ def report_main(argv: list[str]) -> None:
             f"{comparison.table.table_id} ({comparison.scale}): {sum(r.runs for r in comparison.rows)} runs, "
             f"orderings held {held}/{checked} -> {args.out / (comparison.table.table_id + '_' + comparison.scale)}.md"
         )
+    if args.update is not None:
+        refreshed = update_document(args.update, comparisons, args.out)
+        print(f"{args.update}: refreshed {', '.join(refreshed) if refreshed else 'no section (no matching markers)'}")

@@ -151,6 +151,37 @@ def test_report_command_writes_tables_and_figures(runs_dir: Path, tmp_path: Path
     assert float(lines[0]["ours_mean"]) == pytest.approx(68.0) and lines[0]["n"] == "2"
 
 
+def test_report_refreshes_the_marked_sections_of_a_results_page(runs_dir: Path, tmp_path: Path) -> None:
+    page = tmp_path / "docs" / "results.md"
+    page.parent.mkdir()
+    stale = "<!-- report:oneill_11_2_scaled -->\nold numbers\n<!-- /report:oneill_11_2_scaled -->"
+    untouched = "<!-- report:bai_5_2_scaled -->\nno runs yet\n<!-- /report:bai_5_2_scaled -->"
+    page.write_text(f"# Results\n\nprose before\n{stale}\nprose after\n{untouched}\n")
+    main(["report", str(runs_dir), "--out", str(tmp_path / "docs" / "results"), "--update", str(page)])
+    text = page.read_text()
+    assert "old numbers" not in text
+    assert text.startswith("# Results\n\nprose before\n<!-- report:oneill_11_2_scaled -->\n")
+    assert "\nprose after\n" + untouched in text  # a table without runs keeps its section
+    start, end = text.index("<!-- report:oneill_11_2_scaled -->"), text.index("<!-- /report:oneill_11_2_scaled -->")
+    section = text[start:end]
+    # only the rows and the column that were run, ours next to the published number
+    assert "| method | seeds | XNLI | published (XLM-R Base) | weights remaining % |" in section
+    assert "| L2-MBP + SDP-CC | 2 | 68.00 ± 2.83 | 66.47 | 31.4 |" in section
+    assert "PAWSX" not in section and "Random" not in section
+    # the orderings with data, and the figures linked relative to the page
+    assert "L2-MBP + SDP-CC > L2-MBP + SDP-KLD" in section and "**held** — ours 68.00 vs 59.00" in section
+    assert "**no data**" not in section
+    assert "![oneill_11_2_scaled_xnli_languages.png](results/oneill_11_2_scaled_xnli_languages.png)" in section
+    # running it again gives the same page
+    main(["report", str(runs_dir), "--out", str(tmp_path / "docs" / "results"), "--update", str(page)])
+    assert page.read_text() == text
+
+
+def test_report_update_needs_an_existing_page(runs_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["report", str(runs_dir), "--out", str(tmp_path / "out"), "--update", str(tmp_path / "missing.md")])
+
+
 def test_report_without_runs_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["report", str(tmp_path), "--out", str(tmp_path / "out")])
