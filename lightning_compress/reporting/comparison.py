@@ -235,22 +235,25 @@ def _verdict_lines(comparison: TableComparison, with_no_data: bool = True) -> li
 
 def summary_markdown(comparison: TableComparison, figures: list[str] | tuple[str, ...] = ()) -> str:
     """The part of a table that was run, for a results page: only the rows and columns with runs (ours ± std next
-    to the published number), the measured % of weights remaining, the orderings that could be checked, and
-    ``figures`` (image paths as the page should link them)."""
+    to the published number), the measured % of weights remaining (pruning tables), the orderings that could be
+    checked, and ``figures`` (image paths as the page should link them)."""
     table = comparison.table
     rows = [row for row in comparison.rows if row.runs]
     columns = [i for i in range(len(table.columns)) if any(row.cells[i].n for row in rows)]
     header = ["method", "seeds"]
     for i in columns:
         header += [table.columns[i].label, f"published ({table.model})"]
-    header.append("weights remaining %")
+    pruning = table.remaining is not None
+    if pruning:
+        header.append("weights remaining %")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         seeds = sorted({row.cells[i].n for i in columns})
         cells = [row.label, str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"]
         for i in columns:
             cells += [_ours(row.cells[i]), _fmt(row.cells[i].published)]
-        cells.append("–" if row.remaining is None else f"{100 * row.remaining:.1f}")
+        if pruning:
+            cells.append("–" if row.remaining is None else f"{100 * row.remaining:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     verdicts = _verdict_lines(comparison, with_no_data=False)
     if verdicts:

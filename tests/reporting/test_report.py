@@ -156,7 +156,8 @@ def test_report_refreshes_the_marked_sections_of_a_results_page(runs_dir: Path, 
     page.parent.mkdir()
     stale = "<!-- report:oneill_11_2_scaled -->\nold numbers\n<!-- /report:oneill_11_2_scaled -->"
     untouched = "<!-- report:bai_5_2_scaled -->\nno runs yet\n<!-- /report:bai_5_2_scaled -->"
-    page.write_text(f"# Results\n\nprose before\n{stale}\nprose after\n{untouched}\n")
+    graddrop = "<!-- report:oneill_10_10_scaled -->\n<!-- /report:oneill_10_10_scaled -->"
+    page.write_text(f"# Results\n\nprose before\n{stale}\nprose after\n{untouched}\n{graddrop}\n")
     main(["report", str(runs_dir), "--out", str(tmp_path / "docs" / "results"), "--update", str(page)])
     text = page.read_text()
     assert "old numbers" not in text
@@ -172,6 +173,10 @@ def test_report_refreshes_the_marked_sections_of_a_results_page(runs_dir: Path, 
     assert "L2-MBP + SDP-CC > L2-MBP + SDP-KLD" in section and "**held** — ours 68.00 vs 59.00" in section
     assert "**no data**" not in section
     assert "![oneill_11_2_scaled_xnli_languages.png](results/oneill_11_2_scaled_xnli_languages.png)" in section
+    # a table that is not about pruning has no remaining-weights column
+    start, end = text.index("<!-- report:oneill_10_10_scaled -->"), text.index("<!-- /report:oneill_10_10_scaled -->")
+    assert "| method | seeds | XNLI | published (XLM-R Large) |\n" in text[start:end]
+    assert "| XLM-R Large (FT) | 1 | 70.00 | 79.25 |" in text[start:end]  # its best English epoch, not the last
     # running it again gives the same page
     main(["report", str(runs_dir), "--out", str(tmp_path / "docs" / "results"), "--update", str(page)])
     assert page.read_text() == text
