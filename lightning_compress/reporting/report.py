@@ -59,7 +59,7 @@ def update_document(document: str | Path, comparisons: list[TableComparison], ou
     A section is the text between ``<!-- report:<table>_<scale> -->`` and ``<!-- /report:<table>_<scale> -->``; it
     becomes :func:`~lightning_compress.reporting.comparison.summary_markdown` of that table, with the figures that
     :func:`write_report` left in ``out`` linked relative to the page. Text outside the markers is kept as it is, and
-    sections of tables without runs are left alone.
+    sections of tables without runs are left alone; an opening marker without its closing one is an error.
     """
     document, out = Path(document), Path(out)
     text = document.read_text()
@@ -68,6 +68,8 @@ def update_document(document: str | Path, comparisons: list[TableComparison], ou
         stem = f"{comparison.table.table_id}_{comparison.scale}"
         pattern = re.compile(rf"(<!-- report:{stem} -->\n).*?(<!-- /report:{stem} -->)", re.DOTALL)
         if not pattern.search(text):
+            if f"<!-- report:{stem} -->" in text:
+                raise ValueError(f"{document}: <!-- report:{stem} --> has no closing <!-- /report:{stem} --> line")
             continue
         figures = [os.path.relpath(path, document.parent) for path in sorted(out.glob(f"{stem}_*.png"))]
         section = summary_markdown(comparison, figures)

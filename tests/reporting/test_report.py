@@ -182,9 +182,14 @@ def test_report_refreshes_the_marked_sections_of_a_results_page(runs_dir: Path, 
     assert page.read_text() == text
 
 
-def test_report_update_needs_an_existing_page(runs_dir: Path, tmp_path: Path) -> None:
+def test_report_update_needs_an_existing_page_with_closed_markers(runs_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["report", str(runs_dir), "--out", str(tmp_path / "out"), "--update", str(tmp_path / "missing.md")])
+    page = tmp_path / "results.md"
+    page.write_text("<!-- report:oneill_11_2_scaled -->\nthe closing marker was deleted\n")
+    with pytest.raises(ValueError, match="no closing <!-- /report:oneill_11_2_scaled -->"):
+        main(["report", str(runs_dir), "--out", str(tmp_path / "out"), "--update", str(page)])
+    assert page.read_text() == "<!-- report:oneill_11_2_scaled -->\nthe closing marker was deleted\n"
 
 
 def test_report_without_runs_is_an_error(tmp_path: Path) -> None:
