@@ -40,7 +40,10 @@ def write_report(runs_dir: str | Path, out: str | Path) -> list[TableComparison]
         write_csv(comparison, out / f"{stem}.csv")
         figures = []
         for task in sorted({run.task for run in mine}):
-            if plot_sparsity_curves(table, mine, task, out / f"{stem}_{task}_sparsity.png"):
+            # pruning tables only: elsewhere the measured sparsity is the model's own exact zeros (e.g. those a
+            # frozen block keeps), not a point on a pruning schedule
+            pruning = table.remaining is not None
+            if pruning and plot_sparsity_curves(table, mine, task, out / f"{stem}_{task}_sparsity.png"):
                 figures.append(f"{stem}_{task}_sparsity.png")
             if task in CROSS_LINGUAL_TASKS and plot_languages(table, mine, task, out / f"{stem}_{task}_languages.png"):
                 figures.append(f"{stem}_{task}_languages.png")
