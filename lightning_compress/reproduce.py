@@ -3,7 +3,9 @@
 The row -> configs mapping is ``configs/reproduce.yaml``. Each run gets its own folder
 ``<runs_dir>/<table>/<full|scaled>/<row>/<task>/seed<k>`` holding ``run.yaml`` (seed, CSV logger into the folder),
 the CSV log, ``layer_sparsity.json`` and, once the run has finished, ``result.json``; a run with a ``result.json``
-is skipped, so an interrupted table resumes. A row that distills from another one (``teacher: {row, arg}`` in the
+is skipped, so an interrupted table resumes. A run that another table has already made (same configs, task, seed
+and overrides; e.g. Table 11.2's L2-MBP is Table 9.1's) is copied from that table's folder instead of run again.
+A row that distills from another one (``teacher: {row, arg}`` in the
 recipe: SDP from the dense row, TWS/BWN from the full-precision row) runs after it: the teacher run saves
 ``final.ckpt`` and the student gets ``--trainer.callbacks.init_args.<arg>=<teacher run>/final.ckpt`` (the last
 callback of the row's configs takes the teacher). Runs go through
@@ -27,7 +29,16 @@ import yaml
 from lightning_compress.reporting.published import PUBLISHED_TABLES, get_table
 from lightning_compress.reporting.run_record import FINAL_CHECKPOINT
 
-__all__ = ["REPO", "PlannedRun", "SkippedRun", "load_recipes", "plan_runs", "reproduce_main", "run_command"]
+__all__ = [
+    "REPO",
+    "PlannedRun",
+    "SkippedRun",
+    "find_identical_run",
+    "load_recipes",
+    "plan_runs",
+    "reproduce_main",
+    "run_command",
+]
 
 #: Repository root: config paths in ``configs/reproduce.yaml`` and inside the configs are relative to it.
 REPO = Path(__file__).resolve().parents[1]
@@ -210,15 +221,67 @@ def _result(plan: PlannedRun, metrics: dict[str, float], seconds: float) -> dict
     return {**asdict(plan), "configs": list(plan.configs), "seconds": seconds, "metrics": metrics}
 
 
+def _normalized_command(command: str, run_dir: str) -> str:
+    """A run's command with its own folder abstracted, so the same run of two tables compares equal."""
+    return command.replace(run_dir, "<run>").replace(" --trainer.callbacks.init_args.save_checkpoint=true", "")
+
+
+def find_identical_run(plan: PlannedRun, command: list[str]) -> Path | None:
+    """A finished run of another table under the same runs folder that ran ``command`` for ``plan``, if any.
+
+    Only runs without a teacher are shared: a student's command names its own table's teacher run.
+    """
+    if plan.teacher_dir is not None:
+        return None
+    own = Path(plan.run_dir)
+    runs_dir = own.parents[4]  # <runs_dir>/<table>/<scale>/<row>/<task>/seed<k>
+    wanted = _normalized_command(" ".join(command), plan.run_dir)
+    for result_file in sorted(runs_dir.glob(f"*/{plan.scale}/*/{plan.task}/{own.name}/result.json")):
+        candidate = result_file.parent
+        command_file = candidate / "command.txt"
+        if candidate == own or not command_file.is_file():
+            continue
+        source_dir = json.loads(result_file.read_text()).get("run_dir", str(candidate))
+        same = _normalized_command(command_file.read_text().strip(), source_dir) == wanted
+        if same and (not plan.saves_checkpoint or (candidate / FINAL_CHECKPOINT).is_file()):
+            return candidate
+    return None
+
+
+def _copy_run(source: Path, plan: PlannedRun) -> None:
+    """Make ``plan``'s folder a copy of the identical finished run in ``source``, its result relabelled."""
+    run_dir = Path(plan.run_dir)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    shutil.copytree(source, run_dir)
+    result = json.loads((source / "result.json").read_text())
+    relabelled = {**result, **_result(plan, result["metrics"], result["seconds"]), "copied_from": str(source)}
+    (run_dir / "result.json").write_text(json.dumps(relabelled, indent=1))
+
+
 def run_plans(plans: list[PlannedRun], extra: list[str], workers: int | None, export: bool = False) -> int:
     """Run the unfinished ``plans`` through a :class:`LocalExecutor`; returns the number of failed runs.
 
-    A run with a teacher is submitted once its teacher run has finished (and fails, without running, if the teacher
+    A run that another table already made is copied (:func:`find_identical_run`). A run with a teacher is
+    submitted once its teacher run has finished (and fails, without running, if the teacher
     failed); the others start at once, as many at a time as the executor has slots.
     """
     from lightning_compress.tuner.executors import LocalExecutor, TrialSpec
 
-    todo = [plan for plan in plans if not plan.done]
+    def report(plan: PlannedRun, status: str) -> None:
+        label = f"{plan.row} / {plan.task} / seed {plan.seed}"
+        print(f"[{time.strftime('%H:%M:%S')}] {status:<6} {label}", flush=True)
+
+    todo = []
+    for plan in plans:
+        if plan.done:
+            continue
+        source = find_identical_run(plan, run_command(plan, extra, export=export))
+        if source is None:
+            todo.append(plan)
+        else:
+            _copy_run(source, plan)
+            report(plan, f"copied from {source}")
     if not todo:
         return 0
     executor = LocalExecutor(devices="auto", workers=workers)
@@ -234,10 +297,6 @@ def run_plans(plans: list[PlannedRun], extra: list[str], workers: int | None, ex
         (run_dir / "command.txt").write_text(" ".join(command) + "\n")
         by_id[len(by_id)] = plan
         executor.submit(TrialSpec(len(by_id) - 1, command, plan.run_dir, str(run_dir / "final_metrics.json")))
-
-    def report(plan: PlannedRun, status: str) -> None:
-        label = f"{plan.row} / {plan.task} / seed {plan.seed}"
-        print(f"[{time.strftime('%H:%M:%S')}] {status:<6} {label}", flush=True)
 
     waiting = [plan for plan in todo if plan.teacher_dir is not None]
     for plan in todo:
@@ -310,8 +369,9 @@ def reproduce_main(argv: list[str]) -> int:
     print(f"{args.table}: {len(plans)} runs planned, {done} already finished, {len(plans) - done} to run")
     if args.dry_run:
         for plan in plans:
-            state = "done" if plan.done else "todo"
-            print(f"[{state}] {plan.row} / {plan.task} / seed {plan.seed}: {' '.join(run_command(plan, extra)[4:])}")
+            command = run_command(plan, extra, export=args.export)
+            state = "done" if plan.done else "copy" if find_identical_run(plan, command) else "todo"
+            print(f"[{state}] {plan.row} / {plan.task} / seed {plan.seed}: {' '.join(command[4:])}")
         return 0
     failed = run_plans(plans, extra, args.workers, export=args.export)
     print(f"{args.table}: {failed} failed; tables and plots: lightning-compress report {args.runs_dir}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -17,6 +18,7 @@ from lightning_compress.reporting.published import PUBLISHED_TABLES
 from lightning_compress.reproduce import (
     REPO,
     RUN_RECORD,
+    find_identical_run,
     load_recipes,
     plan_runs,
     reproduce_main,
@@ -199,6 +201,54 @@ def test_reproduce_runs_the_teacher_then_the_distilled_row(tiny_minilm: str, tmp
         f"--trainer.callbacks.init_args.teacher={dense.run_dir}/final.ckpt"
         in (Path(sdp.run_dir) / "command.txt").read_text()
     )
+
+
+def _finish(plan, extra: list[str] = (), checkpoint: bool = False) -> None:
+    """Leave ``plan``'s folder as ``run_plans`` leaves a finished run (command, result, optionally weights)."""
+    folder = Path(plan.run_dir)
+    folder.mkdir(parents=True)
+    (folder / "command.txt").write_text(" ".join(run_command(plan, extra)) + "\n")
+    (folder / "metrics.csv").write_text("epoch,val/xnli/en/accuracy\n0,0.5\n")
+    result = {**dataclasses.asdict(plan), "configs": list(plan.configs), "seconds": 60.0, "metrics": {"m": 0.5}}
+    (folder / "result.json").write_text(json.dumps(result))
+    if checkpoint:
+        (folder / "final.ckpt").write_bytes(b"weights")
+
+
+def test_a_run_another_table_made_is_copied_not_rerun(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Table 11.2's L2-MBP is Table 9.1's: same configs, task, seed and overrides; it is copied and relabelled."""
+    (made,) = plan_runs("oneill_9_1", scaled=True, seeds=[1], runs_dir=tmp_path, rows=["l2_mbp"], tasks=["xnli"])[0]
+    _finish(made)
+
+    def plan(row: str, seed: int = 1):
+        (found,) = plan_runs("oneill_11_2", scaled=True, seeds=[seed], runs_dir=tmp_path, rows=[row], tasks=["xnli"])[0]
+        return found
+
+    same = plan("l2_mbp")
+    assert find_identical_run(same, run_command(same)) == Path(made.run_dir)
+    assert find_identical_run(same, run_command(same, ["--trainer.max_epochs=2"])) is None  # other overrides
+    assert find_identical_run(plan("l2_mbp", seed=2), run_command(plan("l2_mbp", seed=2))) is None
+    assert find_identical_run(plan("lamp"), run_command(plan("lamp"))) is None  # other configs
+
+    assert run_plans([same], [], workers=1) == 0  # nothing is run: the executor would fail on a fake command
+    assert "copied from" in capsys.readouterr().out and same.done
+    copied = json.loads((Path(same.run_dir) / "result.json").read_text())
+    assert (copied["table"], copied["row"], copied["run_dir"]) == ("oneill_11_2", "l2_mbp", same.run_dir)
+    assert copied["copied_from"] == made.run_dir and copied["metrics"] == {"m": 0.5}
+    assert (Path(same.run_dir) / "metrics.csv").read_text() == (Path(made.run_dir) / "metrics.csv").read_text()
+
+
+def test_a_teacher_run_is_copied_only_with_its_weights(tmp_path: Path) -> None:
+    (dense_9_1,) = plan_runs("oneill_9_1", scaled=True, seeds=[1], runs_dir=tmp_path, rows=["dense"], tasks=["xnli"])[0]
+    _finish(dense_9_1)
+    teacher, student = plan_runs(
+        "oneill_11_2", scaled=True, seeds=[1], runs_dir=tmp_path, rows=["sdp_cc"], tasks=["xnli"]
+    )[0]
+    assert teacher.row == "dense" and teacher.saves_checkpoint
+    assert find_identical_run(teacher, run_command(teacher)) is None  # no final.ckpt to distill from
+    (Path(dense_9_1.run_dir) / "final.ckpt").write_bytes(b"weights")
+    assert find_identical_run(teacher, run_command(teacher)) == Path(dense_9_1.run_dir)
+    assert find_identical_run(student, run_command(student)) is None  # students are never shared
 
 
 @pytest.mark.parametrize("plan", COMPOSED_PARAMS, ids=lambda p: f"{p.table}-{p.scale}-{p.row}-{p.task}")
