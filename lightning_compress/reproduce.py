@@ -231,10 +231,11 @@ def find_identical_run(plan: PlannedRun, command: list[str]) -> Path | None:
 
     Only runs without a teacher are shared: a student's command names its own table's teacher run.
     """
-    if plan.teacher_dir is not None:
-        return None
     own = Path(plan.run_dir)
-    runs_dir = own.parents[4]  # <runs_dir>/<table>/<scale>/<row>/<task>/seed<k>
+    layout = (own.parents[3].name, own.parents[2].name, own.parent.name)  # <runs_dir>/<table>/<scale>/<row>/<task>/
+    if plan.teacher_dir is not None or layout != (plan.table, plan.scale, plan.task):
+        return None
+    runs_dir = own.parents[4]
     wanted = _normalized_command(" ".join(command), plan.run_dir)
     for result_file in sorted(runs_dir.glob(f"*/{plan.scale}/*/{plan.task}/{own.name}/result.json")):
         candidate = result_file.parent

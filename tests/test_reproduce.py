@@ -229,6 +229,8 @@ def test_a_run_another_table_made_is_copied_not_rerun(tmp_path: Path, capsys: py
     assert find_identical_run(same, run_command(same, ["--trainer.max_epochs=2"])) is None  # other overrides
     assert find_identical_run(plan("l2_mbp", seed=2), run_command(plan("l2_mbp", seed=2))) is None
     assert find_identical_run(plan("lamp"), run_command(plan("lamp"))) is None  # other configs
+    elsewhere = dataclasses.replace(same, run_dir=str(tmp_path / "l2_mbp" / "seed1"))
+    assert find_identical_run(elsewhere, run_command(elsewhere)) is None  # not in a runs folder's layout
 
     assert run_plans([same], [], workers=1) == 0  # nothing is run: the executor would fail on a fake command
     assert "copied from" in capsys.readouterr().out and same.done
