@@ -1,7 +1,8 @@
 """Scaled zero-shot XNLI comparison of the gradient-dropout family (O'Neill Table 10.1, CPU-sized).
 
-Runs ``lightning-compress fit`` on ``configs/scaled/xnli_<variant>.yaml`` for every variant and seed, one run after
-the other (a finished run is skipped, so an interrupted grid resumes), then prints mean ± std over the seeds of
+Runs ``lightning-compress fit`` on ``configs/scaled/xnli_<variant>.yaml`` for every variant and seed through
+:func:`lightning_compress.reproduce.run_plans` (``--jobs`` fits side by side, the cores shared between them; a finished
+run is skipped, so an interrupted grid resumes), then prints mean ± std over the seeds of
 
 * ``zero-shot``: ``val/avg_zero_shot/accuracy`` (mean over the non-English languages) after the last epoch;
 * ``zero-shot @best en``: the same at the epoch with the best English dev accuracy (the protocol's model selection);
@@ -12,10 +13,10 @@ The seed sets ``seed_everything`` (head initialisation, dropout), the training s
 config).
 
     python benchmarks/graddrop_xnli.py [--seeds 1 2 3] [--variants ft graddrop ...] [--root runs/scaled/graddrop_xnli]
-                                       [--jobs 1] [--threads N] [--table-only] [-- EXTRA CLI OVERRIDES]
+                                       [--jobs 1] [--table-only] [-- EXTRA CLI OVERRIDES]
 
-``--jobs 2 --threads 1`` runs two single-threaded fits side by side: on a busy 2-core machine this is faster than one
-fit on two threads, whose thread synchronisation stalls whenever another process holds a core.
+``--jobs 2`` runs two single-threaded fits side by side: on a busy 2-core machine this is faster than one fit on two
+threads, whose thread synchronisation stalls whenever another process holds a core.
 """
 
 from __future__ import annotations
@@ -24,14 +25,10 @@ import argparse
 import csv
 import json
 import math
-import os
-import shutil
 import statistics
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from lightning_compress.reproduce import PlannedRun, run_plans
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {
@@ -49,41 +46,18 @@ def run_dir(root: Path, variant: str, seed: int) -> Path:
     return root / variant / f"seed{seed}"
 
 
-def fit(variant: str, seed: int, root: Path, extra: list[str], threads: int | None) -> None:
-    directory = run_dir(root, variant, seed)
-    if (directory / "result.json").is_file():
-        return
-    if directory.exists():
-        shutil.rmtree(directory)  # an interrupted run starts over
-    directory.mkdir(parents=True)
-    command = [
-        sys.executable,
-        "-m",
-        "lightning_compress.cli",  # `lightning-compress`, with this interpreter
-        "fit",
-        "--config",
-        f"configs/scaled/xnli_{variant}.yaml",
-        f"--seed_everything={seed}",
-        f"--data.init_args.seed={seed}",
-        f"--trainer.logger.init_args.save_dir={directory}",
-        "--trainer.enable_progress_bar=false",
-        f"--trainer.callbacks.init_args.seed={seed}",
-        *extra,
-    ]
-    print(
-        f"[{time.strftime('%H:%M:%S')}] {variant} seed {seed}: lightning-compress {' '.join(command[3:])}", flush=True
+def plan(variant: str, seed: int, root: Path) -> PlannedRun:
+    """The fit of ``variant`` for ``seed``; the seed also seeds the gradient-dropout masks (the last callback)."""
+    return PlannedRun(
+        table="graddrop_xnli",
+        row=variant,
+        task="xnli",
+        seed=seed,
+        scale="scaled",
+        configs=(f"configs/scaled/xnli_{variant}.yaml",),
+        run_dir=str(run_dir(root, variant, seed).resolve()),
+        args=(f"--trainer.callbacks.init_args.seed={seed}",),
     )
-    start = time.perf_counter()
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
-    with open(directory / "fit.out", "w") as out:
-        code = subprocess.run(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
-    if code != 0:
-        print(f"    {variant} seed {seed} failed (exit {code}); see {directory / 'fit.out'}", flush=True)
-        return
-    result = read_metrics(directory)
-    result["seconds"] = time.perf_counter() - start
-    (directory / "result.json").write_text(json.dumps(result, indent=1))
-    print(f"    {json.dumps(result)}", flush=True)
 
 
 def read_metrics(directory: Path) -> dict[str, float]:
@@ -114,13 +88,14 @@ def mean_std(values: list[float]) -> str:
 
 
 def print_table(root: Path, variants: list[str], seeds: list[int]) -> None:
+    finished = {variant: [run_dir(root, variant, seed) for seed in seeds] for variant in variants}
     results = {
         variant: [
-            json.loads((run_dir(root, variant, seed) / "result.json").read_text())
-            for seed in seeds
-            if (run_dir(root, variant, seed) / "result.json").is_file()
+            {**read_metrics(folder), "seconds": json.loads((folder / "result.json").read_text())["seconds"]}
+            for folder in folders
+            if (folder / "result.json").is_file()
         ]
-        for variant in variants
+        for variant, folders in finished.items()
     }
     print(f"\nZero-shot XNLI dev accuracy (%), mean ± std over seeds {seeds}")
     header = f"{'method':<26} {'runs':>4} {'zero-shot':>15} {'zero-shot @best en':>19} {'en':>15} {'min/run':>8}"
@@ -152,17 +127,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--root", type=Path, default=REPO / "runs" / "scaled" / "graddrop_xnli")
-    parser.add_argument("--jobs", type=int, default=1, help="fits run side by side")
-    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each fit (default: unset)")
+    parser.add_argument("--jobs", type=int, default=1, help="fits run side by side (CPU: the cores are shared)")
     parser.add_argument("--table-only", action="store_true", help="print the table of the finished runs")
     parser.add_argument("extra", nargs="*", help="CLI overrides passed to every run (after --)")
     args = parser.parse_args()
     if not args.table_only:
-        grid = [(variant, seed) for seed in args.seeds for variant in args.variants]  # seed-major: results early
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            runs = [pool.submit(fit, variant, seed, args.root, args.extra, args.threads) for variant, seed in grid]
-            for run in runs:
-                run.result()
+        grid = [plan(variant, seed, args.root) for seed in args.seeds for variant in args.variants]  # seed-major
+        run_plans(grid, args.extra, workers=args.jobs)
     print_table(args.root, args.variants, args.seeds)
 
 

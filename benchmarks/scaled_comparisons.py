@@ -10,32 +10,29 @@ Each comparison is a set of configs that share data, schedule, optimiser and ste
   seed distilling from its own full-precision run.
 
 Runs go to ``<root>/<run>/seed<S>`` (``final_metrics.json`` and ``layer_sparsity.json`` written by
-:class:`~lightning_compress.reporting.run_record.RunRecord`, the CSV log, the fit's output); a finished run is
-skipped, so an interrupted grid resumes. The table is mean ± std over the seeds of the final validation.
+:class:`~lightning_compress.reporting.run_record.RunRecord`, the CSV log, ``result.json``), launched by
+:func:`lightning_compress.reproduce.run_plans` (``--jobs`` fits side by side, teachers before their students); a
+finished run is skipped, so an interrupted grid resumes. The seed sets ``seed_everything`` (initialisation, dropout);
+every seed trains on the same subset in the same order (``DATA_SEED``). The table is mean ± std over the seeds of the
+final validation.
 
     python benchmarks/scaled_comparisons.py sdp_sst2 alignreg_xnli [--seeds 42 43 44] [--root runs/scaled]
-                                            [--jobs 2] [--threads 1] [--table-only]
+                                            [--jobs 2] [--table-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lightning_compress.reporting.comparison import gap_spread, ordering_status
 from lightning_compress.reporting.published import get_table
+from lightning_compress.reproduce import REPO, PlannedRun, run_plans
 
-REPO = Path(__file__).resolve().parents[1]
-RUN_RECORD = "lightning_compress.reporting.run_record.RunRecord"
+DATA_SEED = 42  # every seed trains on the same subset in the same order
 
 
 @dataclass(frozen=True)
@@ -152,46 +149,30 @@ COMPARISONS = {
         for task in ("sst2", "mrpc")
     },
 }
-CHECKPOINT = "final.ckpt"
 
 
 def run_dir(root: Path, run: Run, seed: int) -> Path:
     return root / run.name / f"seed{seed}"
 
 
-def fit(run: Run, seed: int, root: Path, threads: int | None, teacher_seed: int | None) -> bool:
-    """Run ``run`` for ``seed`` (skipped when finished); waits for its teacher's checkpoint. True when it finished."""
-    directory = run_dir(root, run, seed)
-    if (directory / "final_metrics.json").is_file():
-        return True
-    command = [sys.executable, "-m", "lightning_compress.cli", "fit", "--config", run.config, *run.args]
-    command += [f"--seed_everything={seed}", "--trainer.enable_progress_bar=false", "--export_dir", "none"]
-    command += [f"--trainer.default_root_dir={directory}", "--trainer.logger=pytorch_lightning.loggers.CSVLogger"]
-    command += [
-        f"--trainer.logger.init_args.save_dir={directory}",
-        "--trainer.logger.init_args.name=",
-        "--trainer.logger.init_args.version=",
-    ]
-    if run.teacher is not None:
-        teacher = root / run.teacher / f"seed{teacher_seed}" / CHECKPOINT
-        while not teacher.is_file():  # trained by another job of the same grid
-            time.sleep(10)
-        command.append(f"--trainer.callbacks.init_args.{run.teacher_arg}={teacher}")
-    command += [f"--trainer.callbacks+={RUN_RECORD}", f"--trainer.callbacks.init_args.out_dir={directory}"]
-    if run.saves_checkpoint:
-        command.append("--trainer.callbacks.init_args.save_checkpoint=true")
-    if directory.exists():
-        shutil.rmtree(directory)  # an interrupted run starts over
-    directory.mkdir(parents=True)
-    print(
-        f"[{time.strftime('%H:%M:%S')}] {run.name} seed {seed}: lightning-compress {' '.join(command[3:])}", flush=True
+def plan(comparison: Comparison, run: Run, seed: int, root: Path, teacher_seed: int | None = None) -> PlannedRun:
+    """The fit of ``run`` for ``seed``; one training subset and order for every seed (the data seed stays the
+    config's), so the seeds vary the initialisation and dropout only."""
+    table_id, task = comparison.published
+    teacher_dir = None if run.teacher is None else str((root / run.teacher / f"seed{teacher_seed}").resolve())
+    return PlannedRun(
+        table=table_id,
+        row=run.name,
+        task=task,
+        seed=seed,
+        scale="scaled",
+        configs=(run.config,),
+        run_dir=str(run_dir(root, run, seed).resolve()),
+        teacher_dir=teacher_dir,
+        teacher_arg=run.teacher_arg if run.teacher else None,
+        saves_checkpoint=run.saves_checkpoint,
+        args=(*run.args, f"--data.init_args.seed={DATA_SEED}"),
     )
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
-    with open(directory / "stdout.log", "w") as out:
-        code = subprocess.run(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
-    if code != 0:
-        print(f"{run.name} seed {seed} failed (exit {code}); see {directory / 'stdout.log'}", flush=True)
-    return code == 0
 
 
 def _std(values: list[float]) -> float:
@@ -309,22 +290,20 @@ def main() -> None:
     parser.add_argument("comparisons", nargs="+", choices=list(COMPARISONS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--root", type=Path, default=REPO / "runs" / "scaled")
-    parser.add_argument("--jobs", type=int, default=1, help="Concurrent fits.")
-    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each fit.")
+    parser.add_argument("--jobs", type=int, default=1, help="Concurrent fits (CPU: the cores are shared).")
     parser.add_argument("--table-only", action="store_true", help="Tabulate the finished runs, run nothing.")
     parser.add_argument("--plots", type=Path, default=None, help="Also write one bar chart per comparison here.")
     args = parser.parse_args()
     chosen = [COMPARISONS[name] for name in args.comparisons]
     if not args.table_only:
-        jobs = []
+        plans = []
         for comparison in chosen:  # teachers first, then the runs seed by seed
-            jobs += [(teacher, args.seeds[0], None) for teacher in comparison.teachers]
+            plans += [plan(comparison, teacher, args.seeds[0], args.root) for teacher in comparison.teachers]
             for seed in args.seeds:
                 for run in comparison.runs:
                     teacher_seed = args.seeds[0] if run.shared_teacher else seed
-                    jobs.append((run, seed, teacher_seed if run.teacher else None))
-        with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(lambda job: fit(*job[:2], args.root, args.threads, job[2]), jobs))
+                    plans.append(plan(comparison, run, seed, args.root, teacher_seed))
+        run_plans(plans, [], workers=args.jobs)
     for name in args.comparisons:
         print()
         print(table(COMPARISONS[name], args.root, args.seeds))

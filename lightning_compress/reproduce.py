@@ -50,7 +50,12 @@ _LAUNCH = "import os, sys; os.chdir(sys.argv[1]); from lightning_compress.cli im
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One ``fit`` of a table: its row, task, seed, scale, config files (in order) and run folder."""
+    """One ``fit`` of a table: its row, task, seed, scale, config files (in order) and run folder.
+
+    ``args`` are CLI arguments of this run alone, after its configs (e.g. a callback's seed); ``teacher_dir`` is the
+    run whose ``final.ckpt`` it receives as ``--trainer.callbacks.init_args.<teacher_arg>``; a run with
+    ``saves_checkpoint`` writes that file.
+    """
 
     table: str
     row: str
@@ -62,6 +67,7 @@ class PlannedRun:
     teacher_dir: str | None = None
     teacher_arg: str | None = None
     saves_checkpoint: bool = False
+    args: tuple[str, ...] = ()
 
     @property
     def done(self) -> bool:
@@ -206,7 +212,7 @@ def run_command(plan: PlannedRun, extra: list[str] = (), root: Path = REPO, expo
     command = [sys.executable, "-c", _LAUNCH, str(root), "fit"]
     for config in plan.configs:
         command += ["--config", str(root / config)]
-    command += ["--config", str(Path(plan.run_dir) / "run.yaml")]
+    command += ["--config", str(Path(plan.run_dir) / "run.yaml"), *plan.args]
     if not export:
         command += ["--export_dir", "none"]
     if plan.teacher_checkpoint is not None:

@@ -99,6 +99,9 @@ def test_run_command_and_finished_runs(tmp_path: Path) -> None:
         f"--trainer.callbacks.init_args.out_dir={plan.run_dir}",
     ]
     assert command[command.index("--export_dir") + 1] == "none"
+    own = run_command(dataclasses.replace(plan, args=("--trainer.callbacks.init_args.seed=3",)))
+    run_yaml = own.index(str(Path(plan.run_dir) / "run.yaml"))
+    assert own[run_yaml + 1] == "--trainer.callbacks.init_args.seed=3"  # the run's own args follow its configs
     assert not plan.done
     Path(plan.run_dir).mkdir(parents=True)
     (Path(plan.run_dir) / "result.json").write_text(json.dumps({}))
