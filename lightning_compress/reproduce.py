@@ -275,9 +275,9 @@ def run_plans(plans: list[PlannedRun], extra: list[str], workers: int | None, ex
     """
     from lightning_compress.tuner.executors import LocalExecutor, TrialSpec
 
-    def report(plan: PlannedRun, status: str) -> None:
+    def report(plan: PlannedRun, status: str, detail: str = "") -> None:
         label = f"{plan.row} / {plan.task} / seed {plan.seed}"
-        print(f"[{time.strftime('%H:%M:%S')}] {status:<6} {label}", flush=True)
+        print(f"[{time.strftime('%H:%M:%S')}] {status:<6} {label}{detail}", flush=True)
 
     todo = []
     for plan in plans:
@@ -288,7 +288,7 @@ def run_plans(plans: list[PlannedRun], extra: list[str], workers: int | None, ex
             todo.append(plan)
         else:
             _copy_run(source, plan)
-            report(plan, f"copied from {source}")
+            report(plan, "copied", f" from {source}")
     if not todo:
         return 0
     executor = LocalExecutor(devices="auto", workers=workers)

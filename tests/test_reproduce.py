@@ -236,7 +236,7 @@ def test_a_run_another_table_made_is_copied_not_rerun(tmp_path: Path, capsys: py
     assert find_identical_run(elsewhere, run_command(elsewhere)) is None  # not in a runs folder's layout
 
     assert run_plans([same], [], workers=1) == 0  # nothing is run: the executor would fail on a fake command
-    assert "copied from" in capsys.readouterr().out and same.done
+    assert f"copied l2_mbp / xnli / seed 1 from {made.run_dir}" in capsys.readouterr().out and same.done
     copied = json.loads((Path(same.run_dir) / "result.json").read_text())
     assert (copied["table"], copied["row"], copied["run_dir"]) == ("oneill_11_2", "l2_mbp", same.run_dir)
     assert copied["copied_from"] == made.run_dir and copied["metrics"] == {"m": 0.5}
