@@ -155,13 +155,14 @@ def run_dir(root: Path, run: Run, seed: int) -> Path:
     return root / run.name / f"seed{seed}"
 
 
-def plan(comparison: Comparison, run: Run, seed: int, root: Path, teacher_seed: int | None = None) -> PlannedRun:
-    """The fit of ``run`` for ``seed``; one training subset and order for every seed (the data seed stays the
-    config's), so the seeds vary the initialisation and dropout only."""
-    table_id, task = comparison.published
+def plan(name: str, run: Run, seed: int, root: Path, teacher_seed: int | None = None) -> PlannedRun:
+    """The fit of ``run`` of comparison ``name`` for ``seed``; every seed trains on the subset and order of
+    ``DATA_SEED``, so the seeds vary the initialisation and dropout only. The table label is the comparison's name,
+    so ``lightning-compress report`` never mixes these runs into a published table."""
+    _, task = COMPARISONS[name].published
     teacher_dir = None if run.teacher is None else str((root / run.teacher / f"seed{teacher_seed}").resolve())
     return PlannedRun(
-        table=table_id,
+        table=name,
         row=run.name,
         task=task,
         seed=seed,
@@ -294,15 +295,15 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true", help="Tabulate the finished runs, run nothing.")
     parser.add_argument("--plots", type=Path, default=None, help="Also write one bar chart per comparison here.")
     args = parser.parse_args()
-    chosen = [COMPARISONS[name] for name in args.comparisons]
     if not args.table_only:
         plans = []
-        for comparison in chosen:  # teachers first, then the runs seed by seed
-            plans += [plan(comparison, teacher, args.seeds[0], args.root) for teacher in comparison.teachers]
+        for name in args.comparisons:  # teachers first, then the runs seed by seed
+            comparison = COMPARISONS[name]
+            plans += [plan(name, teacher, args.seeds[0], args.root) for teacher in comparison.teachers]
             for seed in args.seeds:
                 for run in comparison.runs:
                     teacher_seed = args.seeds[0] if run.shared_teacher else seed
-                    plans.append(plan(comparison, run, seed, args.root, teacher_seed))
+                    plans.append(plan(name, run, seed, args.root, teacher_seed))
         run_plans(plans, [], workers=args.jobs)
     for name in args.comparisons:
         print()
