@@ -28,9 +28,8 @@ import math
 import statistics
 from pathlib import Path
 
-from lightning_compress.reproduce import PlannedRun, run_plans
+from lightning_compress.reproduce import REPO, PlannedRun, run_plans
 
-REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {
     "ft": "fine-tuning (dropout 0.2)",
     "graddrop": "GradDrop p=0.2",
@@ -88,14 +87,13 @@ def mean_std(values: list[float]) -> str:
 
 
 def print_table(root: Path, variants: list[str], seeds: list[int]) -> None:
-    finished = {variant: [run_dir(root, variant, seed) for seed in seeds] for variant in variants}
     results = {
         variant: [
             {**read_metrics(folder), "seconds": json.loads((folder / "result.json").read_text())["seconds"]}
-            for folder in folders
+            for folder in (run_dir(root, variant, seed) for seed in seeds)
             if (folder / "result.json").is_file()
         ]
-        for variant, folders in finished.items()
+        for variant in variants
     }
     print(f"\nZero-shot XNLI dev accuracy (%), mean ± std over seeds {seeds}")
     header = f"{'method':<26} {'runs':>4} {'zero-shot':>15} {'zero-shot @best en':>19} {'en':>15} {'min/run':>8}"
