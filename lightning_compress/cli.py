@@ -16,8 +16,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from pytorch_lightning import LightningDataModule, LightningModule
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning import LightningDataModule, LightningModule, Trainer
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from lightning_compress.data.base import TokenizedDataModule
 from lightning_compress.models.base import TransformerTaskModule
@@ -47,6 +47,20 @@ class CompressCLI(LightningCLI):
             summary = summarize_fit(self.trainer, self.model, export_dir)
             if summary is not None:
                 print_fit_summary(summary)
+
+
+class RunFolderConfig(SaveConfigCallback):
+    """Saves the parsed config beside the run's logs, never into the current folder.
+
+    Without a logger and without ``default_root_dir`` Lightning's log folder is the current folder; a config written
+    there would litter the user's working directory, so nothing is written in that case.
+    """
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        log_dir = trainer.log_dir
+        if log_dir is None or Path(log_dir).resolve() == Path.cwd().resolve():
+            return
+        super().setup(trainer, pl_module, stage)
 
 
 def _task_spec_dict(datamodule: LightningDataModule) -> dict:
@@ -120,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         subclass_mode_model=True,
         subclass_mode_data=True,
         args=argv,
+        save_config_callback=RunFolderConfig,
         save_config_kwargs={"overwrite": True},
     )
 

@@ -84,3 +84,29 @@ def test_quickstart_on_bbc_news(tmp_path, capsys):
     pruned = float(output.split("pruned val/accuracy (end of run)")[1].split()[1])
     assert dense > 0.9 and pruned > 0.9
     assert "0.5000" in output.split("sparsity of prunable weights")[1].split("\n")[0]
+
+
+def test_fit_without_a_logger_writes_no_config_into_the_current_folder(tiny_minilm, corpus, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    main(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "configs/quickstart.yaml"),
+            f"--model.init_args.pretrained={tiny_minilm}",
+            f"--data.init_args.root={corpus}",
+            f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+            "--trainer.logger=false",
+            "--trainer.default_root_dir=null",
+            "--trainer.enable_checkpointing=false",
+            "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=2",
+            "--trainer.limit_val_batches=1",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.callbacks=[]",
+            "--export_dir=none",
+        ]
+    )
+    assert list(work.iterdir()) == []
