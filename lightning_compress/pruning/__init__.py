@@ -27,6 +27,7 @@ from lightning_compress.pruning.nm import (
     to_semi_structured_,
 )
 from lightning_compress.pruning.schedules import PruningEvent, cubic_sparsity, iterative_sparsity, pruning_events
+from lightning_compress.pruning.structured import kept_layers_from_masks, kept_neurons_from_masks, slim_model_
 
 __all__ = [
     "CRITERIA",
@@ -44,6 +45,8 @@ __all__ = [
     "is_nm_sparse",
     "iterative_sparsity",
     "keep_probability",
+    "kept_layers_from_masks",
+    "kept_neurons_from_masks",
     "lamp_score",
     "layerwise_masks",
     "lookahead_score",
@@ -52,6 +55,7 @@ __all__ = [
     "nm_eligible_scores",
     "pruning_events",
     "random_score",
+    "slim_model_",
     "sparsity_report",
     "taylor_score",
     "to_semi_structured_",
