@@ -10,6 +10,7 @@ from torch import Tensor
 
 from lightning_compress.callbacks._common import named_parameters
 from lightning_compress.callbacks._weights import module_state_from_path
+from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.callbacks.loss_terms import LossTermCallback
 from lightning_compress.pruning.regularizers import ALIGNMENTS, align_reg_penalty
 from lightning_compress.targeting import resolve_targets, validate_patterns
@@ -18,7 +19,7 @@ from lightning_compress.targeting import resolve_targets, validate_patterns
 _DEFAULT_LAM = 5e-4
 
 
-class AlignReg(LossTermCallback):
+class AlignReg(StatefulCallback, LossTermCallback):
     r"""Add ``(λ/L) Σ_l penalty(M_l ⊙ W_l, W_l^ref)`` to the training loss (O'Neill Ch. 9, corrected sign E-A1).
 
     ``penalty`` is ``1 − ρ_unit`` (``kind="cosine_unit"``, Cosine-MBP), ``1 − ρ_layer`` (``"cosine_layer"``,
@@ -82,9 +83,18 @@ class AlignReg(LossTermCallback):
                 "checkpoint or Hugging Face folder."
             )
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(kind=self.kind, targets=self.targets, exclude=self.exclude)
+    resumable_settings = ("lam",)
+    resume_rule = "The saved reference weights are kept; the new `lam` weighs the term from the resumed step on."
+
+    def checkpoint_settings(self) -> dict[str, Any]:
+        """The constructor settings the saved references depend on (saved in the state, compared on resume)."""
+        return {
+            "kind": self.kind,
+            "reference": self.reference,
+            "targets": list(self.targets),
+            "exclude": list(self.exclude),
+            "lam": self.lam,
+        }
 
     # ------------------------------------------------------------------ hooks
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -130,9 +140,14 @@ class AlignReg(LossTermCallback):
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        return {"references": {name: value.cpu() for name, value in self.references.items()}}
+        return {
+            "settings": self.checkpoint_settings(),
+            "references": {name: value.cpu() for name, value in self.references.items()},
+        }
+
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.check_resumed_settings(state_dict)
         self.references = dict(state_dict.get("references", {}))
 
 

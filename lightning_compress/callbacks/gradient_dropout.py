@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
-from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from lightning_compress.callbacks._common import _DROPOUT_TYPES, named_parameters, warn_if_training_in_eval_mode
+from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.gradient_dropout import (
     annealed_drop_probability,
     element_keep_mask,
@@ -36,7 +37,7 @@ _RESAMPLES = ("step", "epoch")
 _SCOPES = {"all": None, "attention": [ATTENTION_PROJECTIONS_PATTERN]}
 
 
-class GradientDropout(Callback):
+class GradientDropout(StatefulCallback):
     r"""Drop gradient entries at random while the model is fine-tuned (O'Neill Ch. 10, METHODS §5).
 
     After backpropagation and before every optimizer step, the gradient of each target parameter is multiplied
@@ -196,14 +197,32 @@ class GradientDropout(Callback):
                 "pass one or the other."
             )
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(
-            mode=self.mode, p=self.p, mask_mode=self.mask_mode, targets=self.targets, exclude=self.exclude
-        )
+    resumable_settings = ("p", "p_end", "schedule", "mask_mode", "rescale", "model_dropout", "num_epochs")
+    resume_rule = (
+        "Masks are drawn afresh every step from (seed, step, parameter), so the new drop settings apply from the "
+        "resumed step on."
+    )
+
+    def checkpoint_settings(self) -> dict[str, Any]:
+        """The constructor settings the masks depend on (compared on resume; ``seed`` is saved and restored)."""
+        return {
+            "mode": self.mode,
+            "resample": self.resample,
+            "scope": self.scope,
+            "targets": list(self.targets),
+            "exclude": list(self.exclude),
+            "p": self.p,
+            "p_end": self.p_end,
+            "schedule": self.schedule,
+            "mask_mode": self.mask_mode,
+            "rescale": self.rescale,
+            "model_dropout": self.model_dropout,
+            "num_epochs": self.num_epochs,
+        }
 
     # ------------------------------------------------------------------ hooks
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
         if stage != "fit":
             return
         targets = self.targets or _SCOPES[self.scope]
@@ -351,9 +370,10 @@ class GradientDropout(Callback):
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed}
+        return {"settings": self.checkpoint_settings(), "seed": self.seed}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.check_resumed_settings(state_dict)
         seed = int(state_dict.get("seed", self.seed))
         if seed != self.seed:
             rank_zero_warn(

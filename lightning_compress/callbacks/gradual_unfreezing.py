@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities import rank_zero_info
 
 from lightning_compress.callbacks._common import named_parameters
+from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.gradient_dropout import unfrozen_count
 from lightning_compress.targeting import EMBEDDINGS_PATTERN, encoder_layer_index
 
@@ -18,7 +19,7 @@ _NAME = "GradualUnfreezing"
 _ORDERS = {"top_down": True, "bottom_up": False}
 
 
-class GradualUnfreezing(Callback):
+class GradualUnfreezing(StatefulCallback):
     """Train the task head and ``k`` transformer blocks first, and unfreeze ``k`` more every ``n`` epochs.
 
     GradFreeze-TopDown (Howard & Ruder; O'Neill §10.4.1) starts from the top block and moves down,
@@ -65,14 +66,16 @@ class GradualUnfreezing(Callback):
         self._toggle_requires_grad = True
         self._epoch = -1
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(
-            order=self.order, every_n_epochs=self.every_n_epochs, layers_per_step=self.layers_per_step
-        )
+    resumable_settings = ("every_n_epochs", "layers_per_step")
+    resume_rule = "Which blocks train is computed from the epoch, so the new schedule applies from the resumed epoch on."
+
+    def checkpoint_settings(self) -> dict[str, Any]:
+        """The constructor settings (saved in the state, compared on resume)."""
+        return {"order": self.order, "every_n_epochs": self.every_n_epochs, "layers_per_step": self.layers_per_step}
 
     # ------------------------------------------------------------------ hooks
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
         if stage != "fit":
             return
         layers: dict[int, list[str]] = {}
@@ -141,3 +144,11 @@ class GradualUnfreezing(Callback):
                 params[name].requires_grad_(True)
         self.frozen = set()
         self._epoch = -1
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Only the settings: which blocks train follows from the epoch."""
+        return {"settings": self.checkpoint_settings()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.check_resumed_settings(state_dict)

@@ -3,8 +3,8 @@
 A callback that adds to the loss subclasses :class:`LossTermCallback` and implements
 :meth:`~LossTermCallback.loss_terms` (and, to re-weight the user's task loss,
 :meth:`~LossTermCallback.task_loss_weight`). In ``on_before_backward`` the first ``LossTermCallback`` of
-``trainer.callbacks`` collects the terms of *all* of them, in a canonical order (class name, then ``state_key``), and
-updates the loss tensor Lightning is about to back-propagate, in place:
+``trainer.callbacks`` collects the terms of *all* of them, in a canonical order (class name, then the callback's
+settings), and updates the loss tensor Lightning is about to back-propagate, in place:
 
 .. math::
 
@@ -57,8 +57,13 @@ class LossTermCallback(Callback):
 
     @property
     def loss_term_order_key(self) -> str:
-        """Sort key that fixes where this callback's terms go in the sum (independent of the callback order)."""
-        return f"{type(self).__qualname__}{self.state_key}"
+        """Sort key that fixes where this callback's terms go in the sum (independent of the callback order).
+
+        The class name, then the callback's ``checkpoint_settings()`` where it has them (else its ``state_key``): the
+        state key of a stacked instance is its position, which would make the sum depend on the callback order.
+        """
+        settings = getattr(self, "checkpoint_settings", None)
+        return f"{type(self).__qualname__}{settings() if callable(settings) else self.state_key!r}"
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == "fit" and self.adds_loss_terms and not pl_module.automatic_optimization:

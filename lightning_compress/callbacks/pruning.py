@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lightning_compress.callbacks._common import named_parameters, warn_if_training_in_eval_mode
+from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.callbacks.loss_terms import LossTermCallback
 from lightning_compress.pruning.criteria import (
     CRITERIA,
@@ -50,7 +51,7 @@ _DEFAULT_L1_PENALTY = 5e-4
 _DEFAULT_L0_PENALTY_ON_MEAN = 5e-4
 
 
-class GradualMagnitudePruning(LossTermCallback):
+class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
     r"""Prune the target weights gradually while the model is fine-tuned.
 
     At each pruning event of the schedule the target weights are scored (``criterion``) and the lowest
@@ -279,14 +280,45 @@ class GradualMagnitudePruning(LossTermCallback):
         """The criterion's name, or the class name of a custom criterion object."""
         return self.criterion if isinstance(self.criterion, str) else type(self.criterion).__qualname__
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(
-            criterion=self.criterion_name,
-            final_sparsity=self.final_sparsity,
-            targets=self.targets,
-            exclude=self.exclude,
-        )
+    #: Resuming with other schedule settings keeps the saved masks; see ``resume_rule``.
+    resumable_settings = (
+        "final_sparsity",
+        "initial_sparsity",
+        "schedule",
+        "start",
+        "end",
+        "frequency",
+        "step_fraction",
+        "penalty",
+        "gate_lr",
+    )
+    resume_rule = (
+        "The saved masks are kept and the schedule is recomputed with the new settings: only its events after the "
+        "last saved event still prune, and masks never shrink, so the sparsity already reached is kept even when the "
+        "new final_sparsity is lower."
+    )
+
+    def checkpoint_settings(self) -> dict[str, Any]:
+        """The constructor settings the masks depend on (saved in the state, compared on resume)."""
+        return {
+            "criterion": self.criterion_name,
+            "scope": self.scope,
+            "targets": list(self.targets),
+            "exclude": list(self.exclude),
+            "pattern": self.pattern,
+            "n": self.n,
+            "m": self.m,
+            "seed": self.seed,
+            "final_sparsity": self.final_sparsity,
+            "initial_sparsity": self.initial_sparsity,
+            "schedule": self.schedule,
+            "start": self.start,
+            "end": self.end,
+            "frequency": self.frequency,
+            "step_fraction": self.step_fraction,
+            "penalty": self.penalty,
+            "gate_lr": self.gate_lr,
+        }
 
     # ------------------------------------------------------------------ hooks
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -307,12 +339,23 @@ class GradualMagnitudePruning(LossTermCallback):
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.events = self._compute_events(trainer)
-        if self.events and self.events[-1].sparsity < self.final_sparsity:
-            rank_zero_info(
-                f"GradualMagnitudePruning: the schedule reaches only {self.events[-1].sparsity:.3f} sparsity "
-                f"(final_sparsity={self.final_sparsity}) within this run; more steps or a larger step_fraction "
+        if self.events and self.events[-1].sparsity < self.final_sparsity - 1e-6:
+            rank_zero_warn(
+                f"GradualMagnitudePruning: the schedule reaches only {self.events[-1].sparsity:.4f} sparsity, not "
+                f"final_sparsity={self.final_sparsity}, within this run's {int(trainer.estimated_stepping_batches)} "
+                "optimizer steps; more steps (`max_steps`/`max_epochs`), a larger step_fraction or an earlier `end` "
                 "are needed."
             )
+        remaining = [e for e in self.events if e.step > self.last_event_step and e.step >= trainer.global_step]
+        if self.masks and not remaining:
+            reached = mask_sparsity(self.masks.values())
+            if abs(reached - self.final_sparsity) > 1e-3:
+                rank_zero_warn(
+                    f"GradualMagnitudePruning: resumed after the last pruning event (step {self.last_event_step}) at "
+                    f"sparsity {reached:.4f}, but final_sparsity={self.final_sparsity}; no event is left to change it. "
+                    "HINT: to prune further, resume with a schedule that has events after that step (e.g. a later "
+                    "`end`), or start a new run."
+                )
         if self.criterion == "l0" and self.events and self.last_event_step < 0:
             self._warn_if_gates_untrained(self.events[0].step)
         if needs_gradients(self.criterion) and self.events and self.events[0].step == 0:
@@ -390,6 +433,14 @@ class GradualMagnitudePruning(LossTermCallback):
         else:
             frequency = int(self.frequency)
         start, end = (round(x * total) if isinstance(x, float) else x for x in (self.start, self.end))
+        if isinstance(self.start, int) and start > total - 1:
+            raise ValueError(
+                f"`GradualMagnitudePruning(start={self.start})` is invalid for this run: expected a step before its "
+                f"last optimizer step {total - 1} (the run has trainer.estimated_stepping_batches={total} optimizer "
+                f"steps, from max_steps={trainer.max_steps}, max_epochs={trainer.max_epochs}), so the schedule would "
+                "never prune. HINT: lower `start`, give it as a fraction of the run (e.g. start=0.3), or raise "
+                "`max_steps`/`max_epochs`."
+            )
         end = min(end, total - 1)
         start = min(start, end)
         return pruning_events(
@@ -586,6 +637,7 @@ class GradualMagnitudePruning(LossTermCallback):
 
     def state_dict(self) -> dict[str, Any]:
         state = {
+            "settings": self.checkpoint_settings(),
             "masks": {name: mask.cpu() for name, mask in self.masks.items()},
             "last_event_step": self.last_event_step,
             "metrics_before_pruning": dict(self.metrics_before_pruning),
@@ -601,6 +653,7 @@ class GradualMagnitudePruning(LossTermCallback):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.check_resumed_settings(state_dict)
         self.masks = {name: mask.bool() for name, mask in state_dict.get("masks", {}).items()}
         self.last_event_step = int(state_dict.get("last_event_step", -1))
         self.metrics_before_pruning = dict(state_dict.get("metrics_before_pruning", {}))

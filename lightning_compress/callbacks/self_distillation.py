@@ -19,6 +19,7 @@ from lightning_compress.callbacks._weights import (
     frozen_copy,
     module_state_from_path,
 )
+from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.callbacks.loss_terms import LossTermCallback
 from lightning_compress.distillation.losses import (
     DEFAULT_OFFDIAG_WEIGHT,
@@ -83,7 +84,7 @@ class _Capture:
         self.handles = []
 
 
-class SelfDistilledPruning(LossTermCallback):
+class SelfDistilledPruning(StatefulCallback, LossTermCallback):
     r"""Distil a frozen dense teacher into the model while it is pruned: SDP-KLD, SDP-CC, SDP-COS (O'Neill Ch. 11).
 
     The loss of ``training_step`` (task cross-entropy ``CE``) becomes (METHODS §3.2, errata E-S1 to E-S4)
@@ -233,9 +234,25 @@ class SelfDistilledPruning(LossTermCallback):
                 "is a copy of the module's own model."
             )
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(feature_loss=self.feature_loss, teacher=self.teacher_path)
+    resumable_settings = ("alpha", "temperature", "beta", "offdiag_weight", "kd_weighting")
+    resume_rule = (
+        "The saved teacher and cached teacher outputs are kept (they do not depend on these settings); the new loss "
+        "weights apply from the resumed step on."
+    )
+
+    def checkpoint_settings(self) -> dict[str, Any]:
+        """The constructor settings the saved teacher and cache depend on (saved in the state, compared on resume)."""
+        return {
+            "feature_loss": self.feature_loss,
+            "teacher": self.teacher_path,
+            "teacher_cache": self.teacher_cache,
+            "student_from_teacher": self.student_from_teacher,
+            "alpha": self.alpha,
+            "temperature": self.temperature,
+            "beta": self.beta,
+            "offdiag_weight": self.offdiag_weight,
+            "kd_weighting": self.kd_weighting,
+        }
 
     # ------------------------------------------------------------------ hooks
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -461,6 +478,7 @@ class SelfDistilledPruning(LossTermCallback):
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {
+            "settings": self.checkpoint_settings(),
             "cache_complete": self.cache_complete,
             "student_initialized": self.student_initialized,
         }
@@ -476,6 +494,7 @@ class SelfDistilledPruning(LossTermCallback):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.check_resumed_settings(state_dict)
         self.cache_complete = bool(state_dict.get("cache_complete", False))
         self.student_initialized = bool(state_dict.get("student_initialized", False))
         cache = state_dict.get("cache")

@@ -18,6 +18,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.hooks import RemovableHandle
 
 from lightning_compress.callbacks._common import warn_if_training_in_eval_mode
+from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.callbacks.loss_terms import LossTermCallback
 from lightning_compress.quantization.modules import (
     WEIGHT_KINDS,
@@ -49,7 +50,7 @@ _PARTS = {
 _BLOCK = re.compile(r"^(.*encoder\.layers?\.(\d+))\.(.+)$")
 
 
-class TernaryWeightSplitting(LossTermCallback):
+class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
     r"""Train a ternary model with distillation, split it into a binary one, and fine-tune that (BinaryBERT).
 
     One ``fit`` runs the whole recipe of Bai §5.3-5.4 (METHODS §4.4):
@@ -257,9 +258,27 @@ class TernaryWeightSplitting(LossTermCallback):
         if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
             raise ValueError(f"`{name}(adaptive_batches={batches!r})` is invalid: expected an int >= 1.")
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(weights=self.weights, split_at=self.split_at, act_bits=self.act_bits)
+    resumable_settings = ("temperature", "task_loss_weight")
+    resume_rule = "The saved phase and split plan are kept; the new loss weights apply from the resumed step on."
+
+    def checkpoint_settings(self) -> dict[str, Any]:
+        """The constructor settings the model's quantized structure and phase depend on (compared on resume)."""
+        return {
+            "split_at": self.split_at,
+            "weights": self.weights,
+            "act_bits": self.act_bits,
+            "act_quantizer": self.act_quantizer,
+            "distill": self.distill,
+            "intermediate_until": self.intermediate_until,
+            "width": self.width,
+            "adaptive_budget": self.adaptive_budget,
+            "adaptive_rest": self.adaptive_rest,
+            "adaptive_batches": self.adaptive_batches,
+            "teacher_checkpoint": self.teacher_checkpoint,
+            "restart_schedule": self.restart_schedule,
+            "temperature": self.temperature,
+            "task_loss_weight": self.task_loss_weight_value,
+        }
 
     # ------------------------------------------------------------------ set-up
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -584,6 +603,7 @@ class TernaryWeightSplitting(LossTermCallback):
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         return {
+            "settings": self.checkpoint_settings(),
             "phase": self.phase,
             "split_step": self.split_step,
             "kept": self.kept,
@@ -592,6 +612,7 @@ class TernaryWeightSplitting(LossTermCallback):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.check_resumed_settings(state_dict)
         self.phase = state_dict.get("phase", self.phase)
         self.split_step = state_dict.get("split_step", self.split_step)
         self.kept = state_dict.get("kept", self.kept)

@@ -179,7 +179,7 @@ def test_custom_criterion_object_scores_with_accumulated_gradient_stats():
     assert {call[1] for call in criterion.calls} == {3}
     expected = layerwise_masks({n: -w.abs() for n, w in probe.weights[3].items()}, 0.5)
     assert all(torch.equal(pruning.masks[n], expected[n]) for n in pruning.target_names)
-    assert pruning.state_key.startswith("GradualMagnitudePruning{'criterion': 'RecordingCriterion'")
+    assert pruning.checkpoint_settings()["criterion"] == "RecordingCriterion"
 
 
 def test_criteria_are_configurable_by_name_or_class_path():
