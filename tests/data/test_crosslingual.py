@@ -127,7 +127,7 @@ def test_bad_label_in_a_language_file(tmp_path: Path) -> None:
             {"task": "mlqa"},
             ValueError,
             r"`CrossLingualDataModule\(task='mlqa'\)` is invalid: expected one of "
-            r"\['xnli', 'pawsx'\]",
+            r"\['xnli', 'pawsx', 'udpos', 'panx', 'nc', 'qam', 'qadsm', 'wpr'\]",
         ),
         ({"languages": ["de", "xx"]}, ValueError, r"languages=\['de', 'xx'\]\)` is invalid: expected distinct codes"),
         ({"languages": ["de", "de"]}, ValueError, r"expected distinct codes"),
