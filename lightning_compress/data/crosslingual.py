@@ -31,7 +31,7 @@ from lightning_compress.data.token_readers import (
     read_token_tsv,
 )
 from lightning_compress.data.token_tokenized import TaggedTokenDataset, tagged_cache_key, tokenize_tagged
-from lightning_compress.data.tokenized import load_tokenized, save_tokenized
+from lightning_compress.data.tokenized import TokenizedDataset, load_tokenized, save_tokenized
 from lightning_compress.data.xglue_hub import (
     XGLUE_HUB_ID,
     XGLUE_SENTENCE_TASKS,
@@ -488,8 +488,8 @@ class CrossLingualDataModule(TokenizedDataModule):
             return DataCollatorForTokenClassification(self.hf_tokenizer)
         return DataCollatorWithPadding(self.hf_tokenizer)
 
-    def _dataset(self, examples: Examples | TokenExamples, tag: str):
-        """Sentence tasks: see :class:`TokenizedDataModule`. Token tasks: first-sub-token labels, cached the same way."""
+    def _dataset(self, examples: Examples | TokenExamples, tag: str) -> TokenizedDataset | TaggedTokenDataset:
+        """Sentence tasks: see :class:`TokenizedDataModule`. Token tasks: first-sub-token labels, cached alike."""
         if not isinstance(examples, TokenExamples):
             return super()._dataset(examples, tag)
         key = tagged_cache_key(examples, self.tokenizer, self.max_seq_length, self.text_prefix)

@@ -127,7 +127,9 @@ class _SentenceBuilder:
         return TokenExamples(
             words=self.words,
             tags=self.tags,
-            fingerprint=fingerprint(*how, self.label_values, tuple(sorted(self.tag_map.items())), file_sha256(self.path)),
+            fingerprint=fingerprint(
+                *how, self.label_values, tuple(sorted(self.tag_map.items())), file_sha256(self.path)
+            ),
         )
 
 

@@ -27,7 +27,9 @@ IGNORE_LABEL = -100
 
 def tagged_cache_key(examples: TokenExamples, tokenizer_name: str, max_seq_length: int, text_prefix: str) -> str:
     """Everything that determines the tokenized tensors of a word-tagged split."""
-    return fingerprint("tagged", TAGGED_CACHE_VERSION, examples.fingerprint, tokenizer_name, max_seq_length, text_prefix)
+    return fingerprint(
+        "tagged", TAGGED_CACHE_VERSION, examples.fingerprint, tokenizer_name, max_seq_length, text_prefix
+    )
 
 
 def first_subtoken_labels(word_ids: list[int | None], tags: list[int], skip_words: int = 0) -> list[int]:

@@ -185,6 +185,12 @@ def token_examples_from_hub(
         words=all_words,
         tags=all_tags,
         fingerprint=fingerprint(
-            "hub-tagged", source, word_column, tag_column, tuple(label_names), tuple(sorted((tag_map or {}).items())), stamp
+            "hub-tagged",
+            source,
+            word_column,
+            tag_column,
+            tuple(label_names),
+            tuple(sorted((tag_map or {}).items())),
+            stamp,
         ),
     )

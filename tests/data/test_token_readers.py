@@ -63,7 +63,9 @@ def test_conllu_bad_word_id(tmp_path: Path) -> None:
 
 def test_unknown_tag_names_file_line_and_label_set(tmp_path: Path) -> None:
     path = tmp_path / "bad.conllu"
-    path.write_text("1\tHi\thi\tINTJ\t_\t_\t0\troot\t_\t_\n\n1\tYo\tyo\tGREETING\t_\t_\t0\troot\t_\t_\n", encoding="utf-8")
+    path.write_text(
+        "1\tHi\thi\tINTJ\t_\t_\t0\troot\t_\t_\n\n1\tYo\tyo\tGREETING\t_\t_\t0\troot\t_\t_\n", encoding="utf-8"
+    )
     with pytest.raises(ValueError, match=re.escape(f"'{path}', line 3: tag 'GREETING' is not one of ['ADJ', 'ADP'")):
         read_conllu(path, label_values=UPOS_TAGS, layout=LAYOUT)
     tsv = write_tagged_tsv(tmp_path / "dev-xx.tsv", [[("Bob", "B-PER")], [("Acme", "B-MISC")]])

@@ -155,3 +155,27 @@ def test_one_collection_per_eval_set() -> None:
     assert list(ner[0].keys()) == ["span_f1", "token_accuracy"]
     with pytest.raises(ValueError, match="unknown metric"):
         build_metric_collections(TaskSpec("x", 2, "classification", ("bleu",)))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_span_f1_equals_seqeval_on_random_sequences(seed: int) -> None:
+    """Same entity F1 as seqeval's default (conlleval) mode, malformed I- starts and type switches included."""
+    seqeval_metrics = pytest.importorskip("seqeval.metrics")
+    tags = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG")
+    generator = torch.Generator().manual_seed(seed)
+    metric = SpanF1(tags)
+    truth: list[list[str]] = []
+    guess: list[list[str]] = []
+    for _ in range(8):  # 8 batches of 4 sequences of 12 positions; -100 marks non-first sub-tokens and padding
+        target = torch.randint(0, len(tags), (4, 12), generator=generator)
+        preds = torch.randint(0, len(tags), (4, 12), generator=generator)
+        target[torch.rand(4, 12, generator=generator) < 0.2] = -100
+        metric.update(preds, target)
+        for p_row, t_row in zip(preds.tolist(), target.tolist()):
+            kept = [(p, t) for p, t in zip(p_row, t_row) if t != -100]
+            guess.append([tags[p] for p, _ in kept])
+            truth.append([tags[t] for _, t in kept])
+    assert any(s[0].startswith("I-") for s in truth + guess)  # sequences opening with a malformed I- tag
+    expected = seqeval_metrics.f1_score(truth, guess)
+    assert 0.0 < expected < 1.0
+    assert metric.compute().item() == pytest.approx(expected, abs=1e-6)
