@@ -5,6 +5,7 @@ from lightning_compress.callbacks.gradient_dropout import GradientDropout
 from lightning_compress.callbacks.gradual_unfreezing import GradualUnfreezing
 from lightning_compress.callbacks.loss_terms import LossTermCallback
 from lightning_compress.callbacks.pruning import GradualMagnitudePruning
+from lightning_compress.callbacks.quantization_aware import QuantizationAwareTraining
 from lightning_compress.callbacks.self_distillation import SelfDistilledPruning
 from lightning_compress.callbacks.weight_splitting import TernaryWeightSplitting
 
@@ -14,6 +15,7 @@ __all__ = [
     "GradualMagnitudePruning",
     "GradualUnfreezing",
     "LossTermCallback",
+    "QuantizationAwareTraining",
     "SelfDistilledPruning",
     "TernaryWeightSplitting",
 ]
