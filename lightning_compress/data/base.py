@@ -25,6 +25,7 @@ from lightning_compress.data.tokenized import (
     load_tokenizer,
     save_tokenized,
     tokenize_examples,
+    tokenizer_fingerprint,
 )
 from lightning_compress.hub import DEFAULT_PRETRAINED
 from lightning_compress.tasks import TaskSpec
@@ -41,8 +42,9 @@ class TokenizedDataModule(pl.LightningDataModule):
     position in its split, stable across epochs).
 
     Tokenized splits are cached under ``cache_dir`` in files keyed by the sha256 of the data files read (or the hub
-    data set fingerprint), how they were parsed and subset, the tokenizer name, ``max_seq_length`` and
-    ``text_prefix``; a second ``setup`` with the same inputs loads the file instead of tokenizing again.
+    data set fingerprint), how they were parsed and subset, the tokenizer's content (its vocabulary and pipeline, not
+    its name or folder), ``max_seq_length`` and ``text_prefix``; a second ``setup`` with the same inputs loads the file
+    instead of tokenizing again.
 
     Subsets: ``max_train_samples`` draws a seeded uniform sample (kept in file order), because training files are often
     sorted and the first rows may miss classes; ``max_eval_samples`` keeps the first rows of every evaluation set,
@@ -158,7 +160,9 @@ class TokenizedDataModule(pl.LightningDataModule):
     def _dataset(self, examples: Examples, tag: str) -> TokenizedDataset:
         """Tokenized dataset for ``examples``, from memory, the disk cache, or by tokenizing (then cached)."""
         regression = self.task_spec.kind == "regression"
-        key = cache_key(examples, self.tokenizer, self.max_seq_length, self.text_prefix, regression)
+        key = cache_key(
+            examples, tokenizer_fingerprint(self.hf_tokenizer), self.max_seq_length, self.text_prefix, regression
+        )
         if key in self._built:
             return self._built[key]
         path = self.cache_dir / f"{self.task_spec.name}-{key[:32]}.pt"

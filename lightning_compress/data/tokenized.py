@@ -8,6 +8,7 @@ disk, fast to ``torch.load`` and cheap to slice. No padding is stored; batches a
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -21,7 +22,7 @@ from lightning_compress.data.examples import Examples, fingerprint
 from lightning_compress.hub import resolve_pretrained
 
 #: Bump when the stored layout or the tokenization call changes, so that old cache files are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 #: Token fields kept from the tokenizer output (``attention_mask`` is rebuilt, see module docstring).
 TOKEN_FIELDS = ("input_ids", "token_type_ids")
 
@@ -34,9 +35,22 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def cache_key(examples: Examples, tokenizer_name: str, max_seq_length: int, text_prefix: str, regression: bool) -> str:
-    """Everything that determines the tokenized tensors: the content read, the tokenizer and the options."""
-    return fingerprint(CACHE_VERSION, examples.fingerprint, tokenizer_name, max_seq_length, text_prefix, regression)
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """sha256 of what maps text to ids: the fast tokenizer's whole pipeline as JSON (vocabulary, normalizer,
+    pre-tokenizer, post-processor, added tokens) and its special tokens. A tokenizer replaced in the same folder gets
+    another fingerprint, so the tokenization cache never serves ids of the old one."""
+    pipeline = json.loads(tokenizer.backend_tokenizer.to_str())
+    for state in ("truncation", "padding"):  # set by each call (max_length=...), not part of the tokenizer's content
+        pipeline.pop(state, None)
+    return fingerprint(
+        type(tokenizer).__name__, json.dumps(pipeline, sort_keys=True), sorted(tokenizer.special_tokens_map.items())
+    )
+
+
+def cache_key(examples: Examples, tokenizer_key: str, max_seq_length: int, text_prefix: str, regression: bool) -> str:
+    """Everything that determines the tokenized tensors: the content read (``examples.fingerprint``, from the bytes of
+    the data files), the tokenizer's content (:func:`tokenizer_fingerprint`) and the options."""
+    return fingerprint(CACHE_VERSION, examples.fingerprint, tokenizer_key, max_seq_length, text_prefix, regression)
 
 
 def tokenize_examples(

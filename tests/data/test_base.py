@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import re
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,44 @@ def test_trainer_fit_with_one_val_loader_per_language(tmp_path: Path, cache_dir:
     assert trainer.global_step == 3  # 10 SNLI pairs / batch 4
     assert dm.test_datasets is None  # prepare_data/setup built only what `fit` needs
     assert {k: sorted(v) for k, v in probe.seen.items()} == {i: list(range(5)) for i in range(3)}
+
+
+def _write_word_tokenizer(folder: Path, words: list[str]) -> None:
+    """A word-level tokenizer whose vocabulary is ``words`` after the special tokens, saved into ``folder``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
+    special = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]"}
+    PreTrainedTokenizerFast(tokenizer_object=backend, **special).save_pretrained(str(folder))
+    (folder / "config.json").write_text('{"model_type": "bert"}')  # what makes it a model folder for the loader
+
+
+def test_replaced_tokenizer_in_the_same_folder_gives_new_ids(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache_dir: str
+) -> None:
+    """The cache is keyed by the tokenizer's content: the same folder with another vocabulary re-tokenizes."""
+    from lightning_compress.data import tokenized
+
+    monkeypatch.setattr(base, "load_tokenizer", tokenized.load_tokenizer)  # the real loader, not the shared one
+    write_glue_task(tmp_path / "glue", "SST-2", n_train=6, n_dev=2)
+    text = (tmp_path / "glue" / "SST-2" / "train.tsv").read_text().lower()
+    words = sorted(set(re.findall(r"\w+|[^\w\s]", text)))  # every word and punctuation mark: no [UNK]
+    folder = tmp_path / "tokenizer"
+
+    def first_example() -> tuple[list[int], list[int]]:
+        """Ids served by the DataModule, and ids of the tokenizer now in the folder, for the first training text."""
+        dm = GlueDataModule("sst2", data_dir=str(tmp_path / "glue"), tokenizer=str(folder), cache_dir=cache_dir)
+        dm.setup("fit")
+        text = dm.train_examples().texts[0]
+        return dm.train_dataset[0]["input_ids"], tokenized.load_tokenizer(str(folder))(text)["input_ids"]
+
+    _write_word_tokenizer(folder, words)
+    before, expected = first_example()
+    assert before == expected
+    _write_word_tokenizer(folder, words[::-1])  # same folder and name, other ids
+    after, expected = first_example()
+    assert after == expected and after != before
