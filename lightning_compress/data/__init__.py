@@ -3,7 +3,8 @@
 and a ``task_spec`` available right after construction.
 
 * :class:`GlueDataModule` - the nine GLUE tasks (local tsv release or the hub).
-* :class:`CrossLingualDataModule` - XNLI / PAWS-X: train on English, evaluate every language zero-shot.
+* :class:`CrossLingualDataModule` - XNLI / PAWS-X / UD POS / PAN-X NER (and XGLUE NC, QAM, QADSM, WPR from the hub):
+  train on English, evaluate every language zero-shot.
 * :class:`TextFolderDataModule` - one folder of ``.txt`` files per class (BBC News by default).
 * :class:`TokenizedDataModule` - their shared base (tokenize once, cache on disk, dynamic padding).
 """
