@@ -1,4 +1,4 @@
-"""Acquisition functions of the sparsity tuner (METHODS §6), one small BoTorch class each.
+"""Acquisition functions of the sparsity tuner (Joseph et al., Condensa, 2020), one small BoTorch class each.
 
 Each class takes a fitted single-outcome model and evaluates a ``b x 1 x d`` batch of candidates to a
 ``b``-dim tensor, like BoTorch's analytic acquisition functions; the maths is in the class docstring.
@@ -16,13 +16,13 @@ __all__ = ["DomainRestrictedUCB", "ProbabilityAboveLevel"]
 
 
 class DomainRestrictedUCB(AnalyticAcquisitionFunction):
-    r"""Condensa's level-set acquisition (Condensa Eq. 1, METHODS §6.2).
+    r"""Condensa's level-set acquisition (Joseph et al., Condensa, 2020, Eq. 1).
 
     ``DR-UCB(x) = (1 - gamma) * sigma(x) - gamma * |mu(x) - level|``
 
     where ``mu`` and ``sigma`` are the posterior mean and standard deviation of the metric. It is large
     where the model is uncertain or believes the metric crosses ``level``; ``gamma`` (0.95 in Condensa)
-    biases it toward the level set, and with ``gamma = 1`` it is ``-|mu - level|`` (METHODS I23). The
+    biases it toward the level set, and with ``gamma = 1`` it is ``-|mu - level|``. The
     "domain restriction" (only candidates right of the last feasible sample) is applied by the caller,
     which chooses the candidate set.
 

@@ -1,4 +1,5 @@
-r"""Search core of the tuner (METHODS §6): level-set search for the largest feasible knob, objective search
+r"""Search core of the tuner (Joseph et al., Condensa, 2020; docs/tuner.md): level-set search for the largest
+feasible knob, objective search
 inside it, and a batch constrained mode for several knobs.
 
 Every proposal is a pure function of the evaluations so far (``propose_*``), so a resumed sweep that
@@ -48,6 +49,7 @@ from lightning_compress.tuner.acquisition import DomainRestrictedUCB, Probabilit
 
 __all__ = [
     "LEVEL_SET_METHODS",
+    "PopulationStandardize",
     "SearchResult",
     "constrained_search",
     "dr_ucb_search",
@@ -60,10 +62,11 @@ __all__ = [
 ]
 
 Method = Literal["level_set", "dr_ucb", "bisection"]
-#: Condensa §6.4 / METHODS §6.4: Matérn lengthscale 1.0 and noise 0.1 on standardised targets, not fitted.
+#: Condensa (Joseph et al., 2020) §4 "Bayesian Optimizer Settings": Matérn lengthscale 1.0 and noise 0.1 on
+#: standardised targets, not fitted.
 _CONDENSA_LENGTHSCALE = 1.0
 _CONDENSA_NOISE = 0.1
-#: METHODS §6.2: the acquisition is maximised over a dense grid of 1,000 points in the domain.
+#: Condensa Algorithm 1 (docs/tuner.md): the acquisition is maximised over a dense grid of 1,000 points in the domain.
 _GRID_POINTS = 1000
 
 
@@ -101,6 +104,30 @@ def _unit(x: Sequence[float], bounds: tuple[float, float]) -> Tensor:
     return ((torch.as_tensor(list(x), dtype=torch.double) - lo) / (hi - lo)).view(-1, 1)
 
 
+class PopulationStandardize(Standardize):
+    r"""``Standardize`` with the population deviation: ``y_std = (y - mean(y)) / sqrt(mean((y - mean(y))^2))``.
+
+    BoTorch's ``Standardize`` divides by the ``n - 1`` deviation; Condensa's GP (scikit-learn's
+    ``normalize_y=True``, Condensa §4 "Bayesian Optimizer Settings") divides by the ``n`` deviation, so its
+    posterior standard deviation, ``y_std * sigma_standardised``, is ``sqrt((n - 1) / n)`` times BoTorch's. A
+    constant outcome (deviation below ``min_stdv``) is divided by 1, as in both.
+
+    Example:
+        >>> transform = PopulationStandardize(m=1)
+        >>> transform(torch.tensor([[0.9], [0.8], [0.5]], dtype=torch.double))[0]  # (y - 0.7333) / 0.1700
+    """
+
+    def forward(self, Y: Tensor, Yvar: Tensor | None = None, X: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        if not self.training:
+            return super().forward(Y, Yvar, X)
+        super().forward(Y, Yvar, X)  # validates and sets the means, then replace the deviation
+        stdvs = Y.std(dim=-2, keepdim=True, unbiased=False)
+        stdvs = stdvs.where(stdvs >= self._min_stdv, torch.ones_like(stdvs))
+        self.stdvs = stdvs
+        self._stdvs_sq = stdvs.pow(2)
+        return (Y - self.means) / stdvs, None if Yvar is None else Yvar / self._stdvs_sq
+
+
 def fit_gp(
     train_x: Tensor,
     train_y: Tensor,
@@ -113,8 +140,9 @@ def fit_gp(
     Args:
         train_x: An ``n x d`` double tensor of inputs in the unit cube.
         train_y: An ``n x m`` double tensor of observations.
-        fixed_hypers: Condensa's settings (METHODS §6.4): lengthscale 1.0, output scale 1, noise 0.1 on the
-            standardised targets, nothing fitted. Otherwise the hyperparameters are fitted with
+        fixed_hypers: Condensa's settings (Condensa §4): lengthscale 1.0, output scale 1, noise 0.1 on the
+            targets standardised with the population deviation (:class:`PopulationStandardize`), nothing fitted.
+            Otherwise the hyperparameters are fitted with
             ``fit_gpytorch_mll`` (lengthscale prior Gamma(3, 6)).
         noise_std: Known observation noise (standard deviation, outcome units); ``None`` learns it.
 
@@ -145,7 +173,7 @@ def fit_gp(
         train_Yvar=train_yvar,
         likelihood=likelihood,
         covar_module=kernel,
-        outcome_transform=Standardize(m=m),
+        outcome_transform=PopulationStandardize(m=m) if fixed_hypers else Standardize(m=m),
     )
     if fixed_hypers:
         kernel.base_kernel.lengthscale = _CONDENSA_LENGTHSCALE
@@ -165,37 +193,60 @@ def _latent_mean_std(model: SingleTaskGP, x: Tensor) -> tuple[Tensor, Tensor]:
     return posterior.mean.view(-1), posterior.variance.clamp_min(1e-18).sqrt().view(-1)
 
 
-def antitonic_fit(ys: Sequence[float]) -> list[float]:
-    r"""Least-squares non-increasing fit of ``ys`` (pool-adjacent-violators).
+def antitonic_fit(ys: Sequence[float], weights: Sequence[float] | None = None) -> list[float]:
+    r"""Weighted least-squares non-increasing fit of ``ys`` (pool-adjacent-violators).
 
-    ``min_g sum_i (y_i - g_i)^2  s.t.  g_1 >= g_2 >= ... >= g_n``; ``ys`` must be ordered by knob value.
+    ``min_g sum_i w_i (y_i - g_i)^2  s.t.  g_1 >= g_2 >= ... >= g_n``; ``ys`` must be ordered by knob value,
+    ``weights`` default to 1.
 
     Example:
         >>> antitonic_fit([0.9, 0.8, 0.85, 0.5])  # [0.9, 0.825, 0.825, 0.5]
     """
-    blocks: list[list[float]] = []  # [sum, count]
-    for y in ys:
-        blocks.append([float(y), 1.0])
+    weights = [1.0] * len(ys) if weights is None else [float(w) for w in weights]
+    blocks: list[list[float]] = []  # [weighted sum, total weight, count]
+    for y, w in zip(ys, weights, strict=True):
+        blocks.append([w * float(y), w, 1.0])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] < blocks[-1][0] / blocks[-1][1]:
-            total, count = blocks.pop()
+            total, weight, count = blocks.pop()
             blocks[-1][0] += total
-            blocks[-1][1] += count
-    return [total / count for total, count in blocks for _ in range(int(count))]
+            blocks[-1][1] += weight
+            blocks[-1][2] += count
+    return [total / weight for total, weight, count in blocks for _ in range(int(count))]
 
 
 def monotone_noise_std(xs: Sequence[float], ys: Sequence[float]) -> float:
-    r"""Noise estimate from the violations of "the metric falls with the knob".
+    r"""Noise estimate from repeated knob values and from the violations of "the metric falls with the knob".
 
-    ``sigma^2 = sum_i (y_i - g_i)^2 / (n - k)`` with ``g`` the antitonic fit (:func:`antitonic_fit`) and ``k``
-    its number of constant blocks. A monotone sequence (noise-free evaluations) gives exactly 0.
+    .. math::
+        \hat\sigma^2 = \frac{\sum_g \sum_{i \in g} (y_i - \bar y_g)^2 + \sum_g n_g (\bar y_g - m_g)^2}{n - k}
+
+    with ``g`` the groups of equal knob values (means ``\bar y_g``, sizes ``n_g``), ``m`` the weighted antitonic
+    fit of the group means (:func:`antitonic_fit`) and ``k`` its number of constant blocks: the pooled
+    within-replicate and monotonicity residuals. Noise-free evaluations give exactly 0.
+
+    Example:
+        >>> monotone_noise_std([0.0, 0.0, 0.5], [0.90, 0.91, 0.8])  # 0.00707, from the replicated 0.0
     """
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    y = [ys[i] for i in order]
-    fit = antitonic_fit(y)
+    groups: dict[float, list[float]] = {}
+    for x, y in zip(xs, ys, strict=True):
+        groups.setdefault(float(x), []).append(float(y))
+    order = sorted(groups)
+    means = [sum(groups[x]) / len(groups[x]) for x in order]
+    sizes = [len(groups[x]) for x in order]
+    fit = antitonic_fit(means, sizes)
     blocks = len({round(v, 15) for v in fit})
-    if len(y) <= blocks:
+    n = len(xs)
+    if n <= blocks:
         return 0.0
-    return math.sqrt(sum((a - b) ** 2 for a, b in zip(y, fit, strict=True)) / (len(y) - blocks))
+    within = sum((y - mean) ** 2 for x, mean in zip(order, means, strict=True) for y in groups[x])
+    between = sum(size * (mean - m) ** 2 for size, mean, m in zip(sizes, means, fit, strict=True))
+    return math.sqrt((within + between) / (n - blocks))
+
+
+def _replicate_needed(xs: Sequence[float], ys: Sequence[float]) -> bool:
+    """No knob value has been evaluated twice (with a finite metric) yet."""
+    seen = [float(x) for x, y in zip(xs, ys, strict=True) if not math.isnan(y)]
+    return len(seen) >= 1 and len(set(seen)) == len(seen)
 
 
 def feasible_points(
@@ -208,12 +259,16 @@ def feasible_points(
     confidence: float = 0.975,
     noise_std: float | None = None,
     band: float = 0.03,
+    noise_floor: float = 0.1,
 ) -> list[bool]:
     r"""Which evaluated points count as feasible under ``method``'s rule.
 
     ``dr_ucb``/``bisection``: ``y_i >= level``. ``level_set``: also ``P(f(x_i) >= level) >= confidence``
-    (:class:`ProbabilityAboveLevel`) under a GP with observation noise ``noise_std`` (``None``: estimated by
-    :func:`monotone_noise_std`, which is 0 for noise-free evaluations, and then the rule is ``y_i >= level``).
+    (:class:`ProbabilityAboveLevel`) under a GP with observation noise ``noise_std``. With ``noise_std=None``
+    the noise is estimated by :func:`monotone_noise_std`: exactly 0 for noise-free evaluations (then the rule is
+    ``y_i >= level``), otherwise at least ``noise_floor * (y_dense - level)``, with ``y_dense`` the mean metric at
+    the lowest evaluated knob (``= eps`` for the dense point): a safety margin for a few residuals that happen to
+    agree, which would make the estimate, and with it the margin above the level, too small.
     The GP sees the metric clipped to ``level +- band``, so a plateau far above and the floor far below the
     level do not distort its fit near the crossing. NaN observations are infeasible.
 
@@ -230,6 +285,10 @@ def feasible_points(
         return observed
     if noise_std is None:
         noise_std = monotone_noise_std([xs[i] for i in kept], [ys[i] for i in kept])
+        if noise_std > 1e-9:
+            low = min(xs[i] for i in kept)
+            dense = [ys[i] for i in kept if xs[i] == low]
+            noise_std = max(noise_std, noise_floor * max(sum(dense) / len(dense) - level, 0.0))
     if noise_std <= 1e-9:
         return observed
     train_x = _unit([xs[i] for i in kept], bounds)
@@ -271,6 +330,8 @@ def propose_level_set(
     gamma: float = 0.95,
     confidence: float = 0.975,
     noise_std: float | None = None,
+    replicate: bool = True,
+    noise_floor: float = 0.1,
 ) -> tuple[list[float], float]:
     r"""Next ``q`` knob values of the stage-1 search, given the evaluations so far.
 
@@ -282,7 +343,12 @@ def propose_level_set(
         method: ``"level_set"``, ``"dr_ucb"`` or ``"bisection"`` (module docstring).
         gamma: DR-UCB's level-set weight.
         confidence: ``level_set``: required posterior probability of feasibility.
-        noise_std: Known observation noise; ``None`` learns it (``level_set``).
+        noise_std: Known observation noise; ``None`` estimates it (``level_set``, :func:`monotone_noise_std`).
+        replicate: ``level_set`` with ``noise_std=None``: while no knob value has been evaluated twice, the
+            first proposed point repeats the lowest evaluated one (the dense point), so that the noise estimate
+            has a replicate and is never 0 for a noisy metric.
+        noise_floor: ``level_set`` with ``noise_std=None``: smallest estimated noise as a fraction of
+            ``y_dense - level`` (:func:`feasible_points`).
 
     Returns:
         ``(points, trace)``: ``q`` knob values and the bracket width / maximised DR-UCB value.
@@ -291,9 +357,15 @@ def propose_level_set(
         raise ValueError(f"`method={method!r}` is invalid: expected one of 'level_set', 'dr_ucb', 'bisection'.")
     if method == "dr_ucb":
         return _propose_dr_ucb(xs, ys, level, q=q, bounds=bounds, gamma=gamma)
-    feasible = feasible_points(xs, ys, level, method=method, bounds=bounds, confidence=confidence, noise_std=noise_std)
+    feasible = feasible_points(
+        xs, ys, level, method=method, bounds=bounds, confidence=confidence, noise_std=noise_std, noise_floor=noise_floor
+    )
     lo, hi = _bracket(xs, feasible, bounds)
-    return [lo + (hi - lo) * k / (q + 1) for k in range(1, q + 1)], hi - lo
+    points: list[float] = []
+    if method == "level_set" and noise_std is None and replicate and _replicate_needed(xs, ys):
+        points.append(min(x for x, y in zip(xs, ys, strict=True) if not math.isnan(y)))
+    parts = q - len(points) + 1
+    return points + [lo + (hi - lo) * k / parts for k in range(1, parts)], hi - lo
 
 
 def _propose_dr_ucb(
@@ -345,8 +417,10 @@ def dr_ucb_search(
     acquisition: Method = "level_set",
     confidence: float = 0.975,
     noise_std: float | None = None,
+    replicate: bool = True,
+    noise_floor: float = 0.1,
 ) -> SearchResult:
-    r"""Largest knob value whose metric stays at or above ``level`` (stage 1, METHODS §6.2).
+    r"""Largest knob value whose metric stays at or above ``level`` (stage 1, Condensa §3.2, Algorithm 1).
 
     Args:
         evaluate: Knob value -> metric (NaN for a failed evaluation, which counts as infeasible).
@@ -358,7 +432,12 @@ def dr_ucb_search(
         initial: Already evaluated ``(x, y)`` pairs, e.g. ``[(0.0, dense_accuracy)]`` (not counted in ``n_iter``).
         acquisition: ``"level_set"`` (default), ``"dr_ucb"`` (Condensa as printed) or ``"bisection"``.
         confidence: ``level_set``: posterior probability of feasibility a returned point must have.
-        noise_std: Known evaluation noise; ``None`` lets the GP learn it.
+        noise_std: Known evaluation noise (``0.0``: noise-free); ``None`` estimates it from a replicate of the
+            lowest point and the monotonicity residuals, with a floor of ``noise_floor * eps``.
+        replicate: ``level_set``, ``noise_std=None``: spend one evaluation re-running the lowest evaluated point
+            (the dense one, if ``initial`` has it) to measure the noise (:func:`propose_level_set`).
+        noise_floor: ``level_set``, ``noise_std=None``: smallest estimated noise, as a fraction of
+            ``y_dense - level`` (:func:`feasible_points`).
 
     Returns:
         :class:`SearchResult`; ``best_x`` is the largest feasible *evaluated* point.
@@ -387,12 +466,21 @@ def dr_ucb_search(
                 gamma=gamma,
                 confidence=confidence,
                 noise_std=noise_std,
+                replicate=replicate,
+                noise_floor=noise_floor,
             )
             trace.append(value)
             xs.append(x)
             ys.append(_check_y(x, evaluate(x)))
         feasible = feasible_points(
-            xs, ys, level, method=acquisition, bounds=bounds, confidence=confidence, noise_std=noise_std
+            xs,
+            ys,
+            level,
+            method=acquisition,
+            bounds=bounds,
+            confidence=confidence,
+            noise_std=noise_std,
+            noise_floor=noise_floor,
         )
     return _level_set_result(xs, ys, feasible, level, trace, n_initial)
 
@@ -417,7 +505,7 @@ def propose_objective(
     maximize: bool = True,
     kappa: float = 2.576,
 ) -> tuple[list[float], float]:
-    r"""Next ``q`` knob values of the stage-2 objective search (METHODS §6.3).
+    r"""Next ``q`` knob values of the stage-2 objective search (Condensa §3.2, UCB/LCB of Srinivas et al., 2010).
 
     ``UCB(x) = mu(x) + kappa sigma(x)`` when maximising, ``LCB(x) = mu(x) - kappa sigma(x)`` (minimised)
     otherwise, with BoTorch's ``UpperConfidenceBound(beta=kappa**2)``, maximised over a 1,000-point grid of
@@ -460,7 +548,9 @@ def objective_search(
     seed: int | None = None,
     initial: Sequence[tuple[float, float]] | None = None,
 ) -> SearchResult:
-    r"""Stage 2: optimise a user objective over ``bounds`` = ``(low, x_acc)`` from stage 1 (METHODS §6.3).
+    r"""Stage 2: optimise a user objective over ``bounds`` = ``(low, x_acc)`` from stage 1.
+
+    Condensa §3.2 (Joseph et al., 2020), with UCB/LCB (Srinivas et al., 2010).
 
     Returns the best *evaluated* objective (``best_y``) and its knob (``best_x``).
 
