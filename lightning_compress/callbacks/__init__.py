@@ -7,6 +7,7 @@ from lightning_compress.callbacks.loss_terms import LossTermCallback
 from lightning_compress.callbacks.pruning import GradualMagnitudePruning
 from lightning_compress.callbacks.quantization_aware import QuantizationAwareTraining
 from lightning_compress.callbacks.self_distillation import SelfDistilledPruning
+from lightning_compress.callbacks.structured_pruning import StructuredPruning
 from lightning_compress.callbacks.weight_splitting import TernaryWeightSplitting
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "LossTermCallback",
     "QuantizationAwareTraining",
     "SelfDistilledPruning",
+    "StructuredPruning",
     "TernaryWeightSplitting",
 ]

@@ -1,0 +1,490 @@
+"""Structured pruning during fine-tuning: remove whole feed-forward neurons or whole encoder layers."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Literal
+
+import torch
+from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.utilities import rank_zero_info
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+from lightning_compress.callbacks._common import named_parameters, warn_if_training_in_eval_mode
+from lightning_compress.pruning.schedules import PruningEvent, pruning_events
+from lightning_compress.pruning.structured import (
+    kept_layers_from_masks,
+    kept_neurons_from_masks,
+    layer_magnitude_scores,
+    layer_taylor_contributions,
+    mask_neurons_,
+    neuron_magnitude_scores,
+    neuron_taylor_contributions,
+    random_unit_scores,
+    select_units,
+    skip_layer,
+    units_to_remove,
+)
+from lightning_compress.targeting import validate_patterns
+
+#: ``unit`` name -> what one unit is (dispatch in the hooks; the keys are the allowed values).
+_UNITS = {"ffn_neurons": "feed-forward neuron", "layers": "encoder layer"}
+#: ``criterion`` name -> whether it reads gradients accumulated between events.
+_CRITERIA = {"magnitude": False, "taylor": True, "random": False}
+_SCHEDULES = ("cubic", "iterative", "one_shot")
+#: The block lists searched for units (``bert.encoder.layer``, also ``encoder.layers``).
+_BLOCK_LIST_PATTERN = r"(^|\.)encoder\.layers?$"
+
+
+class StructuredPruning(Callback):
+    r"""Remove whole feed-forward neurons or whole encoder layers while the model is fine-tuned.
+
+    At each event of the schedule the units are scored (``criterion``) and the lowest-scored ones are removed until
+    the scheduled fraction is reached; removed units never come back.
+
+    * ``unit="ffn_neurons"``: neuron ``j`` of a block is row ``j`` of ``intermediate.dense`` (and its bias entry) and
+      column ``j`` of ``output.dense``. Every block loses the same number of neurons, so the sliced model is a standard
+      config with a smaller ``intermediate_size``. A removed neuron's parameters are set to exactly 0 after every
+      optimizer step (and its gradients before it), so it contributes exactly nothing.
+    * ``unit="layers"``: a removed block becomes the identity on the hidden states through a forward hook
+      (:func:`~lightning_compress.pruning.structured.skip_layer`), exactly as if it were deleted (LayerDrop, Fan et al.
+      2020; layer dropping, Sajjad et al. 2023). Embeddings and head stay.
+
+    Criteria (``docs/structured_pruning.md``): ``magnitude`` (neuron: L2 norm of its up-row, bias and down-column;
+    layer: root mean square of its ``nn.Linear`` weights), ``taylor`` (``Σ_t |Σ_{s ∈ unit} w_s ∂L_t/∂w_s|`` over the
+    optimizer steps since the last event, Molchanov et al. 2017/2019; read in ``on_before_optimizer_step``, no second
+    backward) and ``random`` (i.i.d. uniform scores from the callback's own seeded generator). Scores are deterministic
+    functions of the weights and of the synchronised gradients, so every DDP rank removes the same units.
+
+    The model keeps its shapes during training; :func:`~lightning_compress.pruning.structured.slim_model_` with
+    :attr:`kept_neurons` / :attr:`kept_layers` slices it for real (``save_compressed(..., format="hf", slim=True)``).
+
+    Args:
+        final_sparsity: Fraction of units removed at the end of the schedule, in ``[0, 1)``; rounded half up to whole
+            units at each event, and it may not round to every unit.
+        unit: ``"ffn_neurons"`` or ``"layers"``.
+        criterion: ``"magnitude"``, ``"taylor"`` or ``"random"``.
+        schedule: ``"cubic"`` (Zhu & Gupta 2017), ``"iterative"`` (remove ``step_fraction`` of the remaining units per
+            event) or ``"one_shot"`` (one event at ``start``).
+        start, end: When events may happen: a float in ``[0, 1]`` is a fraction of the run's optimizer steps, an int
+            an absolute optimizer step (as for :class:`~lightning_compress.callbacks.GradualMagnitudePruning`).
+        frequency: Optimizer steps between events, or ``"epoch"`` for one event per epoch.
+        targets: Regexes over block FQNs (``model.bert.encoder.layer.3``) choosing the layers that may be removed
+            (``unit="layers"``); default every block of the model's ``encoder.layer`` list. ``unit="ffn_neurons"``
+            prunes every block of the list (one ``intermediate_size``), so there ``targets`` must select all of them.
+        step_fraction: Fraction of the remaining units removed per event by ``schedule="iterative"``.
+        seed: Seed of the generator of ``criterion="random"``.
+
+    Example::
+
+        trainer = Trainer(max_epochs=3, callbacks=[StructuredPruning(final_sparsity=0.5, unit="ffn_neurons")])
+        trainer.fit(module, datamodule)
+    """
+
+    def __init__(
+        self,
+        final_sparsity: float = 0.5,
+        unit: Literal["ffn_neurons", "layers"] = "ffn_neurons",
+        criterion: Literal["magnitude", "taylor", "random"] = "magnitude",
+        schedule: Literal["cubic", "iterative", "one_shot"] = "cubic",
+        start: int | float = 0.0,
+        end: int | float = 0.75,
+        frequency: int | Literal["epoch"] = 10,
+        targets: str | list[str] | None = None,
+        step_fraction: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self._validate_init_arguments(
+            final_sparsity=final_sparsity,
+            unit=unit,
+            criterion=criterion,
+            schedule=schedule,
+            start=start,
+            end=end,
+            frequency=frequency,
+            step_fraction=step_fraction,
+            seed=seed,
+        )
+        self.final_sparsity = float(final_sparsity)
+        self.unit = unit
+        self.criterion = criterion
+        self.schedule = schedule
+        self.start = start
+        self.end = end
+        self.frequency = frequency
+        self.targets = validate_patterns("targets", targets)
+        self.step_fraction = float(step_fraction)
+        self.seed = seed
+
+        self.block_names: list[str] = []  # every block of the encoder list, in order
+        self.candidate_names: list[str] = []  # the blocks whose units may be removed
+        #: block FQN -> bool keep mask: `d_ff` for neurons, 0-dim for a layer (True = kept)
+        self.masks: dict[str, Tensor] = {}
+        self.events: list[PruningEvent] = []
+        self.last_event_step = -1
+        self.history: list[tuple[int, float]] = []  # (step, measured removed fraction) per event
+        #: block FQN -> Σ_t |z_t| since the last event (criterion="taylor")
+        self.taylor_scores: dict[str, Tensor] = {}
+        self.taylor_steps = 0
+        self.generator = torch.Generator().manual_seed(seed)
+        self._skip_handles: dict[str, RemovableHandle] = {}
+        self._masked_at_step = -1
+        self._eval_mode_checked = False
+
+    @staticmethod
+    def _validate_init_arguments(**arguments: Any) -> None:
+        name = "StructuredPruning"
+        final_sparsity = arguments["final_sparsity"]
+        if isinstance(final_sparsity, bool) or not isinstance(final_sparsity, (int, float)):
+            raise TypeError(f"`{name}(final_sparsity={final_sparsity!r})` is invalid: expected a float in [0, 1).")
+        if not 0.0 <= final_sparsity < 1.0 or math.isnan(final_sparsity):
+            raise ValueError(
+                f"`{name}(final_sparsity={final_sparsity!r})` is invalid: expected a float in [0, 1) "
+                "(the fraction of units removed; 1.0 would remove every unit)."
+            )
+        for arg, allowed in (("unit", _UNITS), ("criterion", _CRITERIA), ("schedule", _SCHEDULES)):
+            value = arguments[arg]
+            if not isinstance(value, str):
+                raise TypeError(f"`{name}({arg}={value!r})` is invalid: expected one of {list(allowed)}.")
+            if value not in allowed:
+                raise ValueError(f"`{name}({arg}={value!r})` is invalid: expected one of {list(allowed)}.")
+        start, end = arguments["start"], arguments["end"]
+        for arg in ("start", "end"):
+            value = arguments[arg]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(
+                    f"`{name}({arg}={value!r})` is invalid: expected a float fraction in [0, 1] or an int step >= 0."
+                )
+            if isinstance(value, float) and not 0.0 <= value <= 1.0:
+                raise ValueError(
+                    f"`{name}({arg}={value!r})` is invalid: a float is a fraction of the run and must lie in [0, 1]; "
+                    "use an int for an absolute optimizer step."
+                )
+            if isinstance(value, int) and value < 0:
+                raise ValueError(f"`{name}({arg}={value!r})` is invalid: an int step must be >= 0.")
+        if type(start) is type(end) and end < start:
+            raise ValueError(f"`{name}(start={start!r}, end={end!r})` is invalid: end must not come before start.")
+        frequency = arguments["frequency"]
+        if frequency != "epoch" and (isinstance(frequency, bool) or not isinstance(frequency, int) or frequency <= 0):
+            raise ValueError(f"`{name}(frequency={frequency!r})` is invalid: expected an int > 0 or 'epoch'.")
+        step_fraction = arguments["step_fraction"]
+        if isinstance(step_fraction, bool) or not isinstance(step_fraction, (int, float)):
+            raise TypeError(f"`{name}(step_fraction={step_fraction!r})` is invalid: expected a float in (0, 1).")
+        if not 0 < step_fraction < 1:
+            raise ValueError(f"`{name}(step_fraction={step_fraction!r})` is invalid: expected a float in (0, 1).")
+        seed = arguments["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"`{name}(seed={seed!r})` is invalid: expected an int.")
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            unit=self.unit, criterion=self.criterion, final_sparsity=self.final_sparsity, targets=self.targets
+        )
+
+    # ------------------------------------------------------------------ hooks
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.block_names, self.candidate_names = self._find_blocks(pl_module)
+        n_units = self._units_per_group(pl_module)
+        n_removed = units_to_remove(self.final_sparsity, n_units)
+        if n_removed >= n_units:
+            raise ValueError(
+                f"`StructuredPruning(final_sparsity={self.final_sparsity}, unit={self.unit!r})` is invalid for this "
+                f"model: it would remove all {n_units} {_UNITS[self.unit]}s (rounded to whole units); expected a "
+                f"final_sparsity below {(n_units - 0.5) / n_units:.4g}."
+            )
+        self._sync_layer_skips(pl_module)
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._sync_layer_skips(pl_module)  # masks restored from a checkpoint, before the sanity validation
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.events = self._compute_events(trainer)
+        if _CRITERIA[self.criterion] and self.events and self.events[0].step == 0:
+            raise ValueError(
+                "StructuredPruning(criterion='taylor') scores gradients accumulated over the optimizer steps before "
+                "each event, but the first event is at step 0: start the schedule at step >= 1 (e.g. `start=1` or a "
+                "fraction > 0)."
+            )
+        missing = [name for name in {**self.masks, **self.taylor_scores} if name not in self.block_names]
+        if missing:
+            raise RuntimeError(
+                f"StructuredPruning: the checkpoint has state for encoder blocks the model lacks: {missing[:5]}; the "
+                f"model's blocks are {self.block_names[:5]}."
+            )
+        device = self._device(pl_module)
+        self.masks = {name: mask.to(device) for name, mask in self.masks.items()}
+        self.taylor_scores = {name: score.to(device) for name, score in self.taylor_scores.items()}
+        self._apply_masks(pl_module)
+        self._sync_layer_skips(pl_module)
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        if not self._eval_mode_checked:
+            warn_if_training_in_eval_mode(pl_module, type(self).__name__)
+            self._eval_mode_checked = True
+        step = trainer.global_step
+        if step <= self.last_event_step:
+            return
+        for event in self.events:
+            if event.step == step:
+                self._prune(pl_module, event)
+
+    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
+        if self.masks and self.unit == "ffn_neurons":
+            self._apply_masks(pl_module, grads=True)
+        if _CRITERIA[self.criterion] and any(event.step > trainer.global_step for event in self.events):
+            self._accumulate_taylor(pl_module)
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self.masks and trainer.global_step != self._masked_at_step:
+            self._apply_masks(pl_module)
+            self._masked_at_step = trainer.global_step
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._remove_layer_skips()
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self._remove_layer_skips()
+
+    # ------------------------------------------------------------------ logic
+    def _find_blocks(self, pl_module: LightningModule) -> tuple[list[str], list[str]]:
+        stacks = [
+            name
+            for name, module in pl_module.named_modules()
+            if isinstance(module, nn.ModuleList) and len(module) > 0 and re.search(_BLOCK_LIST_PATTERN, name)
+        ]
+        if not stacks:
+            raise ValueError(
+                f"StructuredPruning found no encoder block list (`encoder.layer` / `encoder.layers`) in "
+                f"{type(pl_module).__name__}; it supports BERT-family Hugging Face models (BERT, MiniLM, RoBERTa, "
+                "XLM-RoBERTa) held as a submodule of the LightningModule."
+            )
+        modules = dict(pl_module.named_modules())
+        if self.targets:
+            for pattern in self.targets:
+                if not any(re.search(pattern, f"{stack}.{i}") for stack in stacks for i in range(len(modules[stack]))):
+                    first = [f"{stacks[0]}.{i}" for i in range(min(3, len(modules[stacks[0]])))]
+                    raise ValueError(
+                        f"`StructuredPruning(targets=...)` pattern {pattern!r} matched no encoder block; block names "
+                        f"are like {first}."
+                    )
+            chosen = [
+                stack
+                for stack in stacks
+                if any(re.search(p, f"{stack}.{i}") for p in self.targets for i in range(len(modules[stack])))
+            ]
+        else:
+            chosen = stacks
+        if len(chosen) != 1:
+            raise ValueError(
+                f"StructuredPruning found several encoder block lists {chosen}; pass `targets=[...]` regexes naming "
+                "the blocks of one of them."
+            )
+        stack = chosen[0]
+        blocks = [f"{stack}.{i}" for i in range(len(modules[stack]))]
+        candidates = [b for b in blocks if not self.targets or any(re.search(p, b) for p in self.targets)]
+        if self.unit == "ffn_neurons":
+            if len(candidates) != len(blocks):
+                raise ValueError(
+                    f"`StructuredPruning(unit='ffn_neurons', targets={self.targets})` selects {len(candidates)} of the "
+                    f"{len(blocks)} blocks of {stack!r}; every block loses the same number of neurons (one "
+                    "`intermediate_size`), so `targets` must select all of them or be left unset."
+                )
+            for block in blocks:
+                up, down = modules.get(f"{block}.intermediate.dense"), modules.get(f"{block}.output.dense")
+                if not isinstance(up, nn.Linear) or not isinstance(down, nn.Linear):
+                    raise ValueError(
+                        "StructuredPruning(unit='ffn_neurons') needs nn.Linear `intermediate.dense` and "
+                        f"`output.dense` in every encoder block (BERT, MiniLM, RoBERTa, XLM-RoBERTa); {block!r} "
+                        f"({type(modules[block]).__name__}) has none."
+                    )
+            widths = {modules[f"{block}.intermediate.dense"].out_features for block in blocks}
+            if len(widths) != 1:
+                raise ValueError(f"StructuredPruning(unit='ffn_neurons') needs one intermediate size; found {widths}.")
+        return blocks, candidates
+
+    def _units_per_group(self, pl_module: LightningModule) -> int:
+        if self.unit == "layers":
+            return len(self.candidate_names)
+        return dict(pl_module.named_modules())[f"{self.block_names[0]}.intermediate.dense"].out_features
+
+    def _compute_events(self, trainer: Trainer) -> list[PruningEvent]:
+        total = trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise ValueError(
+                "StructuredPruning needs a bounded run to place its schedule: set `max_epochs` or `max_steps`."
+            )
+        total = int(total)
+        if self.frequency == "epoch":
+            frequency = max(1, math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches))
+        else:
+            frequency = int(self.frequency)
+        start, end = (round(x * total) if isinstance(x, float) else x for x in (self.start, self.end))
+        end = min(end, total - 1)
+        start = min(start, end)
+        return pruning_events(
+            self.schedule,
+            start_step=start,
+            end_step=end,
+            frequency=frequency,
+            final_sparsity=self.final_sparsity,
+            step_fraction=self.step_fraction,
+        )
+
+    @torch.no_grad()
+    def _prune(self, pl_module: LightningModule, event: PruningEvent) -> None:
+        n_units = self._units_per_group(pl_module)
+        n_remove = units_to_remove(event.sparsity, n_units)
+        names = self.block_names if self.unit == "ffn_neurons" else self.candidate_names
+        scores = self._scores(pl_module, names)
+        previous = torch.stack([self.masks[name] for name in names]).cpu() if self.masks else None
+        keep = select_units(scores.cpu(), n_remove, previous)
+        device = self._device(pl_module)
+        if self.unit == "ffn_neurons":
+            self.masks = {name: keep[i].to(device) for i, name in enumerate(names)}
+        else:
+            self.masks = {name: torch.tensor(True, device=device) for name in self.block_names}
+            self.masks.update({name: keep[i].to(device) for i, name in enumerate(names)})
+        self._apply_masks(pl_module)
+        self._sync_layer_skips(pl_module)
+        self.last_event_step = event.step
+        self.taylor_scores, self.taylor_steps = {}, 0
+        fraction = self.removed_fraction
+        self.history.append((event.step, fraction))
+        pl_module.log(
+            "compress/structured_pruning/sparsity", fraction, on_step=True, on_epoch=False, rank_zero_only=True
+        )
+        rank_zero_info(
+            f"StructuredPruning: step {event.step}, {_UNITS[self.unit]}s, target fraction {event.sparsity:.4f}, "
+            f"removed {fraction:.4f}"
+        )
+
+    def _scores(self, pl_module: LightningModule, names: list[str]) -> Tensor:
+        """Scores of the units of ``names``: `L x d_ff` for neurons, `L` for layers (lowest removed first)."""
+        if self.criterion == "random":
+            shape = (len(names), self._units_per_group(pl_module)) if self.unit == "ffn_neurons" else (len(names),)
+            return random_unit_scores(shape, self.generator)
+        if self.criterion == "taylor":
+            missing = torch.zeros(self._units_per_group(pl_module)) if self.unit == "ffn_neurons" else torch.zeros(())
+            return torch.stack([self.taylor_scores.get(name, missing).float().cpu() for name in names])
+        params = named_parameters(pl_module)
+        if self.unit == "ffn_neurons":
+            return torch.stack(
+                [neuron_magnitude_scores(*self._ffn_parameters(params, name)).cpu() for name in names]
+            )
+        modules = dict(pl_module.named_modules())
+        return layer_magnitude_scores(
+            [[sub.weight for sub in modules[name].modules() if isinstance(sub, nn.Linear)] for name in names]
+        )
+
+    @torch.no_grad()
+    def _accumulate_taylor(self, pl_module: LightningModule) -> None:
+        params = named_parameters(pl_module)
+        if self.unit == "ffn_neurons":
+            for name in self.block_names:
+                up, bias, down = self._ffn_parameters(params, name)
+                z = neuron_taylor_contributions(
+                    up, up.grad, bias, None if bias is None else bias.grad, down, down.grad
+                )
+                self._add_taylor(name, z.abs())
+        else:
+            groups = [
+                [(p, p.grad) for n, p in params.items() if n.startswith(f"{name}.")] for name in self.candidate_names
+            ]
+            for name, z in zip(self.candidate_names, layer_taylor_contributions(groups)):
+                self._add_taylor(name, z.abs())
+        self.taylor_steps += 1
+
+    def _add_taylor(self, name: str, value: Tensor) -> None:
+        if name in self.taylor_scores:
+            self.taylor_scores[name].add_(value.to(self.taylor_scores[name].device))
+        else:
+            self.taylor_scores[name] = value.clone()
+
+    def _ffn_parameters(self, params: dict[str, Tensor], block: str) -> tuple[Tensor, Tensor | None, Tensor]:
+        return (
+            params[f"{block}.intermediate.dense.weight"],
+            params.get(f"{block}.intermediate.dense.bias"),
+            params[f"{block}.output.dense.weight"],
+        )
+
+    @torch.no_grad()
+    def _apply_masks(self, pl_module: LightningModule, grads: bool = False) -> None:
+        if self.unit != "ffn_neurons" or not self.masks:
+            return
+        params = named_parameters(pl_module)
+        for name, keep in self.masks.items():
+            up, bias, down = self._ffn_parameters(params, name)
+            if grads:
+                if up.grad is None or down.grad is None:
+                    continue
+                up, bias, down = up.grad, None if bias is None else bias.grad, down.grad
+            mask_neurons_(up, bias, down, keep)
+
+    def _sync_layer_skips(self, pl_module: LightningModule) -> None:
+        """Register :func:`skip_layer` on every removed block that lacks it (idempotent)."""
+        if self.unit != "layers" or not self.masks:
+            return
+        modules = dict(pl_module.named_modules())
+        for name, keep in self.masks.items():
+            if not bool(keep) and name not in self._skip_handles:
+                self._skip_handles[name] = skip_layer(modules[name])
+
+    def _remove_layer_skips(self) -> None:
+        for handle in self._skip_handles.values():
+            handle.remove()
+        self._skip_handles = {}
+
+    @staticmethod
+    def _device(pl_module: LightningModule) -> torch.device:
+        return next(pl_module.parameters()).device
+
+    # ------------------------------------------------------------------ results and state
+    @property
+    def removed_fraction(self) -> float:
+        """Measured fraction of removed units (neurons over all blocks, or layers over the candidate layers)."""
+        if not self.masks:
+            return 0.0
+        if self.unit == "ffn_neurons":
+            masks = list(self.masks.values())
+            return 1.0 - sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)
+        removed = sum(not bool(self.masks[name]) for name in self.candidate_names if name in self.masks)
+        return removed / max(len(self.candidate_names), 1)
+
+    @property
+    def kept_neurons(self) -> dict[int, Tensor] | None:
+        """Layer index -> kept neuron indices (``unit="ffn_neurons"``, after an event), for ``slim_model_``."""
+        return kept_neurons_from_masks(self.masks) if self.unit == "ffn_neurons" and self.masks else None
+
+    @property
+    def kept_layers(self) -> list[int] | None:
+        """Indices of the kept layers (``unit="layers"``, after an event), for ``slim_model_``."""
+        return kept_layers_from_masks(self.masks) if self.unit == "layers" and self.masks else None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "unit": self.unit,
+            "masks": {name: mask.cpu() for name, mask in self.masks.items()},
+            "last_event_step": self.last_event_step,
+            "history": list(self.history),
+            "taylor_scores": {name: score.cpu() for name, score in self.taylor_scores.items()},
+            "taylor_steps": self.taylor_steps,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        unit = state_dict.get("unit", self.unit)
+        if unit != self.unit:
+            raise RuntimeError(f"StructuredPruning(unit={self.unit!r}) cannot resume a unit={unit!r} state.")
+        self.masks = {name: mask.bool() for name, mask in state_dict.get("masks", {}).items()}
+        self.last_event_step = int(state_dict.get("last_event_step", -1))
+        self.history = [tuple(item) for item in state_dict.get("history", [])]
+        self.taylor_scores = {name: score.float() for name, score in state_dict.get("taylor_scores", {}).items()}
+        self.taylor_steps = int(state_dict.get("taylor_steps", 0))
+        if "generator" in state_dict:
+            self.generator.set_state(state_dict["generator"])
