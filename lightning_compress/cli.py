@@ -12,6 +12,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
+import pickle
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -68,30 +71,112 @@ def _task_spec_dict(datamodule: LightningDataModule) -> dict:
 
 
 def export_main(argv: list[str]) -> None:
-    """``lightning-compress export CHECKPOINT OUTDIR``: write a compressed Hugging Face folder."""
-    from lightning_compress.export import save_compressed
+    """``lightning-compress export CHECKPOINT OUTDIR``: write a compressed Hugging Face folder.
+
+    The checkpoint is read weights-only (no code stored in it runs); ``--trust-checkpoint`` unpickles it without
+    restriction, for trusted files that need it. The module is rebuilt from the checkpoint's hyper-parameters, so only
+    checkpoints of the project's modules (``SequenceClassificationModule``, ``TokenClassificationModule``) are
+    supported; export a module of your own with ``save_compressed(module.model, OUTDIR)`` from Python.
+    """
+    from lightning_compress.checkpoints import load_checkpoint
+    from lightning_compress.export import check_export_dir, save_compressed
 
     parser = argparse.ArgumentParser(prog="lightning-compress export", description=export_main.__doc__)
     parser.add_argument(
         "checkpoint", type=Path, help="Lightning checkpoint (.ckpt) written by `lightning-compress fit`."
     )
-    parser.add_argument("outdir", type=Path, help="Output folder.")
+    parser.add_argument("outdir", type=Path, help="Output folder (replaced whole when it is a previous export).")
     parser.add_argument(
         "--dtype", choices=["float32", "float16"], default="float32", help="Storage dtype of the values."
     )
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="Unpickle the checkpoint without restriction (runs any code stored in it): only for files you trust.",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Replace OUTDIR (deleting everything in it) even when it is a non-empty folder that is not an export.",
+    )
     args = parser.parse_args(argv)
-    if not args.checkpoint.is_file():
-        parser.error(f"checkpoint {args.checkpoint} does not exist")
-    module = LightningModule.load_from_checkpoint(args.checkpoint, map_location="cpu", weights_only=False)
-    if not hasattr(getattr(module, "model", None), "config"):
-        parser.error(
-            f"{type(module).__name__} keeps no Hugging Face model at `.model`; use `save_compressed` from Python."
+    source = f"`lightning-compress export {args.checkpoint}`"
+    try:
+        check_export_dir(args.outdir, args.overwrite, hint="`--overwrite`")
+        checkpoint = load_checkpoint(
+            args.checkpoint, trust_checkpoint=args.trust_checkpoint, source=source, trust_hint="`--trust-checkpoint`"
         )
-    summary = save_compressed(module.model, args.outdir, dtype=args.dtype)
+        module = _task_module_from_checkpoint(checkpoint, source)
+        summary = save_compressed(module.model, args.outdir, dtype=args.dtype, overwrite=args.overwrite)
+    except (ValueError, OSError, pickle.UnpicklingError, FloatingPointError) as error:
+        parser.error(str(error))
     print(
         f"wrote {summary.path} ({summary.compressed_bytes / 2**20:.1f} MiB, {summary.ratio:.3f}x the dense fp32 "
         f"safetensors; prunable weights {summary.prunable_ratio:.3f}x)"
     )
+
+
+def _task_module_from_checkpoint(checkpoint: object, source: str) -> TransformerTaskModule:
+    """The project module a loaded Lightning checkpoint was written from, rebuilt from its hyper-parameters.
+
+    The class is the checkpoint's ``_class_path`` (written by the CLI) when it names a subclass of
+    :class:`TransformerTaskModule` of this package or one already imported; otherwise the project module of the
+    ``task_spec`` kind. Nothing is imported from a path the checkpoint names outside this package.
+    """
+    from lightning_compress.models import SequenceClassificationModule, TokenClassificationModule
+
+    supported = (
+        f"expected a checkpoint of {SequenceClassificationModule.__name__} or {TokenClassificationModule.__name__} "
+        "(or a subclass), as `lightning-compress fit` writes. HINT: for a LightningModule of your own, export its "
+        "Hugging Face model from Python: `save_compressed(module.model, outdir)` "
+        "(`from lightning_compress.export import save_compressed`)."
+    )
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{source} is invalid: the file is not a Lightning checkpoint (no `state_dict`); {supported}")
+    hparams = dict(checkpoint.get(LightningModule.CHECKPOINT_HYPER_PARAMS_KEY) or {})
+    class_path = hparams.pop("_class_path", None)
+    hparams.pop("_instantiator", None)
+    task_spec = hparams.get("task_spec")
+    kind = task_spec.get("kind") if isinstance(task_spec, dict) else getattr(task_spec, "kind", None)
+    if class_path is not None:
+        module_class = _imported_task_module(class_path)
+        if module_class is None:
+            raise ValueError(f"{source} is invalid: it was written from {class_path}; {supported}")
+    elif "pretrained" in hparams and kind in TokenClassificationModule.task_kinds:
+        module_class = TokenClassificationModule
+    elif "pretrained" in hparams and kind in SequenceClassificationModule.task_kinds:
+        module_class = SequenceClassificationModule
+    else:
+        raise ValueError(
+            f"{source} is invalid: its hyper-parameters name no module of lightning_compress (no `_class_path`, "
+            f"no `pretrained` and task kind; found {sorted(hparams)[:6]}); {supported}"
+        )
+    arguments = inspect.signature(module_class.__init__).parameters
+    module = module_class(**{key: value for key, value in hparams.items() if key in arguments})
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ValueError(
+            f"{source} is invalid: its weights do not fit the {module_class.__name__} its hyper-parameters describe "
+            "(a model changed during fit, e.g. quantized by TernaryWeightSplitting, is exported at the end of that "
+            f"fit, or with `save_compressed` from Python): {' '.join(str(error).split())[:500]}"
+        ) from None
+    return module
+
+
+def _imported_task_module(class_path: object) -> type[TransformerTaskModule] | None:
+    """The :class:`TransformerTaskModule` subclass ``class_path`` names, if it is in this package or imported."""
+    if not isinstance(class_path, str) or "." not in class_path:
+        return None
+    module_path, _, name = class_path.rpartition(".")
+    if module_path == "lightning_compress" or module_path.startswith("lightning_compress."):
+        try:
+            importlib.import_module(module_path)
+        except ImportError:
+            return None
+    target = getattr(sys.modules.get(module_path), name, None)
+    return target if isinstance(target, type) and issubclass(target, TransformerTaskModule) else None
 
 
 def tune_main(argv: list[str]) -> None:
@@ -103,11 +188,21 @@ def tune_main(argv: list[str]) -> None:
     parser.add_argument("--resume", action="store_true", help="Continue the sweep journaled in its out_dir.")
     parser.add_argument("--out_dir", type=str, default=None, help="Override the config's out_dir.")
     parser.add_argument("--no_live", action="store_true", help="Print one line per trial change, no live table.")
+    parser.add_argument(
+        "--allow-changed-settings",
+        "--allow_changed_settings",
+        dest="allow_changed_settings",
+        action="store_true",
+        help="With --resume: continue even if the tune settings or trial config differ from the stored ones.",
+    )
     args = parser.parse_args(argv)
     if not args.config.is_file():
         parser.error(f"config {args.config} does not exist")
     tuner = make_tuner(args.config, out_dir=args.out_dir, live=False if args.no_live else None)
-    tuner.run(resume=args.resume)
+    try:
+        tuner.run(resume=args.resume, allow_changed_settings=args.allow_changed_settings)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None  # the tuner stopped and re-queued its running trials
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,27 +10,38 @@ Layout of ``OUTDIR``:
   weight, plus fp32 scales (:mod:`lightning_compress.quantization.packing`); the metadata records each module's kind.
 
 :func:`load_compressed` rebuilds the model from ``config.json`` and fills it with the decoded tensors, so its
-outputs equal those of the pruned model (exactly in fp32; within fp16 rounding with ``dtype="float16"``).
+outputs equal those of the pruned model (exactly in fp32; within fp16 rounding with ``dtype="float16"``). Every stored
+tensor is checked against its declared shape and bitmask count before it is decoded, so a damaged file raises an error
+naming the tensor instead of loading wrong weights.
+
+An export replaces its folder whole: :func:`save_compressed` writes into a fresh sibling folder and swaps it in, so no
+file of an earlier export is left beside the new ones and a failed export leaves the earlier one intact. A non-empty
+folder that is not a previous export (no ``lightning_compress_export.json``) is only replaced with ``overwrite=True``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import dataclass
+import shutil
+import uuid
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import torch
 import transformers
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from lightning_compress.bits import pack_bits, unpack_bits
+from lightning_compress.checkpoints import open_safetensors
 
 COMPRESSED_FILE = "model.compressed.safetensors"
 FORMAT = "lightning_compress.sparse/1"
+#: Written into every export folder; marks it as one that a later export may replace whole.
+MARKER_FILE = "lightning_compress_export.json"
 _SEP = "::"
 
 
@@ -112,6 +123,63 @@ def decode_tensor(bitmask: Tensor, values: Tensor, shape: list[int]) -> Tensor:
     return dense.view(shape)
 
 
+def check_finite_weights(model: nn.Module, owner: str) -> None:
+    """Raise a ``FloatingPointError`` naming the first floating-point tensor of ``model.state_dict()`` holding NaN or
+    infinite values (``owner`` names the caller in the message)."""
+    for name, value in model.state_dict().items():
+        if not value.is_floating_point():
+            continue
+        finite = torch.isfinite(value)
+        if bool(finite.all()):
+            continue
+        nan = int(torch.isnan(value).sum())
+        raise FloatingPointError(
+            f"{owner} refuses a non-finite model: parameter {name!r} holds {nan} NaN and "
+            f"{int((~finite).sum()) - nan} infinite values of {value.numel()}. HINT: the training diverged; lower the "
+            "learning rate, or use a checkpoint written before the divergence."
+        )
+
+
+def check_export_dir(outdir: str | os.PathLike, overwrite: bool, hint: str = "`overwrite=True`") -> None:
+    """Raise a ``ValueError`` unless ``outdir`` may receive an export: missing, empty, a previous export (it holds
+    :data:`MARKER_FILE`, or a ``model.compressed.safetensors`` of this format) or ``overwrite``. Never the current
+    folder or one containing it. ``hint`` names the caller's overwrite switch."""
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise ValueError(f"`save_compressed(outdir={str(outdir)!r})` is invalid: it is a file; expected a folder.")
+    if not outdir.is_dir() or not any(outdir.iterdir()):
+        return
+    if Path.cwd().resolve().is_relative_to(outdir.resolve()):
+        raise ValueError(
+            f"`save_compressed(outdir={str(outdir)!r})` is invalid: an export replaces its folder whole, and this "
+            "one holds the current folder; expected a new or empty folder."
+        )
+    if overwrite or is_export_dir(outdir):
+        return
+    names = sorted(entry.name for entry in outdir.iterdir())
+    raise ValueError(
+        f"`save_compressed(outdir={str(outdir)!r})` is invalid: the folder is not empty ({names[:3]}"
+        f"{' ...' if len(names) > 3 else ''}) and is not an export of lightning_compress; expected a new or empty "
+        f"folder or a previous export. HINT: pass {hint} to replace the folder and everything in it, or choose "
+        "another folder."
+    )
+
+
+def is_export_dir(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds an export written by this library (which a new export may replace whole)."""
+    folder = Path(folder)
+    if (folder / MARKER_FILE).is_file():
+        return True
+    file = folder / COMPRESSED_FILE
+    if not file.is_file():
+        return False
+    try:
+        with open_safetensors(file) as handle:
+            return (handle.metadata() or {}).get("format") == FORMAT
+    except ValueError:
+        return False
+
+
 def save_compressed(
     model: nn.Module,
     outdir: str | os.PathLike,
@@ -119,33 +187,63 @@ def save_compressed(
     dtype: Literal["float32", "float16"] = "float32",
     tokenizer: object | None = None,
     prunable: list[str] | None = None,
+    overwrite: bool = False,
 ) -> ExportSummary:
     """Write ``model`` (a Hugging Face ``PreTrainedModel``) to ``outdir`` with sparse tensors compressed.
 
+    The folder is replaced whole (see the module docstring): it must be missing, empty or a previous export, unless
+    ``overwrite``.
+
     Args:
-        model: The pruned Hugging Face model (e.g. ``pl_module.model``).
-        outdir: Output folder (created).
+        model: The pruned Hugging Face model (e.g. ``pl_module.model``); every floating-point tensor must be finite.
+        outdir: Output folder (created, or replaced whole).
         dtype: Storage dtype of floating-point tensors; ``"float16"`` halves the values.
         tokenizer: Saved alongside when given, so the folder is self-contained.
         prunable: Names (keys of ``model.state_dict()``) of the prunable set, for the size breakdown; default:
             every encoder Linear weight.
+        overwrite: Replace ``outdir`` even when it is a non-empty folder that is not an export (everything in it is
+            deleted).
 
     Returns:
         The measured sizes, including those of a dense fp32 safetensors file written for comparison
         (``<outdir>/dense_reference.safetensors`` is removed afterwards). For a quantized model the dense
         reference is the full-precision model of the same config (full width, one matrix per split pair), and
         ``quantized_bytes`` / ``quantized_reference_bytes`` give the breakdown of the quantized modules.
-    """
-    from lightning_compress.quantization.packing import encode_quantized, quantized_size_bytes
-    from lightning_compress.targeting import resolve_targets
 
+    Raises:
+        FloatingPointError: A tensor of ``model`` holds NaN or infinite values (nothing is written).
+        ValueError: ``outdir`` is a non-empty folder that is not an export, and ``overwrite`` is ``False``.
+    """
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     if not hasattr(model, "config"):
         raise TypeError(
             f"save_compressed expects a Hugging Face PreTrainedModel (with `.config`), got {type(model).__name__}. "
             "HINT: pass the wrapped model, e.g. `pl_module.model`."
         )
+    check_finite_weights(model, "`save_compressed`")
+    check_export_dir(outdir, overwrite)
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = outdir.parent / f".{outdir.name}.partial-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    try:
+        summary = _write_compressed(model, staging, dtype, tokenizer, prunable)
+        (staging / MARKER_FILE).write_text(json.dumps({"format": FORMAT}) + "\n")
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        staging.rename(outdir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return replace(summary, path=outdir / COMPRESSED_FILE)
+
+
+def _write_compressed(
+    model: nn.Module, outdir: Path, dtype: str, tokenizer: object | None, prunable: list[str] | None
+) -> ExportSummary:
+    """Write the export files of ``model`` into the existing, empty folder ``outdir``."""
+    from lightning_compress.quantization.packing import encode_quantized, quantized_size_bytes
+    from lightning_compress.targeting import resolve_targets
+
     storage_dtype = {"float32": torch.float32, "float16": torch.float16}[dtype]
     state = model.state_dict()
     packed, quantized_specs, packed_keys = encode_quantized(model)
@@ -209,12 +307,21 @@ def _as_fp32(tensor: Tensor) -> Tensor:
 def load_compressed(path: str | os.PathLike, model_class: type | None = None) -> nn.Module:
     """Load a folder written by :func:`save_compressed` into a runnable model (eval mode, fp32).
 
+    The tensor file is read with ``safetensors`` (no code runs from it), and every stored tensor is checked before it
+    is decoded: a sparse tensor's bitmask must cover its declared shape and its values must number the set bits; a
+    bit-packed tensor's parts must have the sizes of its declared shape.
+
     Args:
         path: The export folder.
         model_class: The ``transformers`` model class; default: the first entry of ``config.architectures``.
+
+    Raises:
+        FileNotFoundError: ``path`` holds no ``model.compressed.safetensors``.
+        ValueError: The file is empty, truncated or not an export, or a tensor does not match its declared shape.
     """
     path = Path(path)
     file = path / COMPRESSED_FILE
+    source = f"`load_compressed({str(path)!r})`"
     if not file.is_file():
         raise FileNotFoundError(f"No {COMPRESSED_FILE} in {path}; expected a folder written by `save_compressed`.")
     config = transformers.AutoConfig.from_pretrained(path)
@@ -223,21 +330,29 @@ def load_compressed(path: str | os.PathLike, model_class: type | None = None) ->
         if not architectures:
             raise ValueError(f"{path}/config.json names no `architectures`; pass `model_class=`.")
         model_class = getattr(transformers, architectures[0])
-    with safe_open(str(file), framework="pt") as handle:
+    with open_safetensors(file, source) as handle:
         metadata = handle.metadata() or {}
         if metadata.get("format") != FORMAT:
             raise ValueError(f"{file} is not a lightning_compress export (format={metadata.get('format')!r}).")
+        stored = set(handle.keys())
+
+        def get_tensor(key: str) -> Tensor:
+            if key not in stored:
+                raise ValueError(f"{source} is invalid: {file} lacks the tensor {key!r}; the file is damaged.")
+            return handle.get_tensor(key)
+
         sparse_meta = json.loads(metadata["sparse"])
-        state = {key: _as_fp32(handle.get_tensor(key)) for key in handle.keys() if _SEP not in key}
+        state = {key: _as_fp32(handle.get_tensor(key)) for key in stored if _SEP not in key}
         for key, info in sparse_meta.items():
-            bitmask = handle.get_tensor(key + _SEP + "bitmask")
-            values = handle.get_tensor(key + _SEP + "values").float()
-            state[key] = decode_tensor(bitmask, values, info["shape"])
+            bitmask = get_tensor(key + _SEP + "bitmask")
+            values = get_tensor(key + _SEP + "values")
+            _check_sparse(key, bitmask, values, info.get("shape"), file)
+            state[key] = decode_tensor(bitmask, values.float(), info["shape"])
         quantized_specs = json.loads(metadata.get("quantized", "{}"))
         if quantized_specs:
             from lightning_compress.quantization.packing import decode_quantized
 
-            state.update(decode_quantized(quantized_specs, handle.get_tensor))
+            state.update(decode_quantized(quantized_specs, _checked_parts(quantized_specs, get_tensor, file)))
     model = model_class(config)
     if quantized_specs:
         from lightning_compress.quantization.packing import rebuild_quantized_
@@ -246,5 +361,56 @@ def load_compressed(path: str | os.PathLike, model_class: type | None = None) ->
         if any(".encoder.layer" in key for key in state):
             resize_to_state_dict_(model, state)
         rebuild_quantized_(model, quantized_specs)
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ValueError(
+            f"{source} is invalid: the tensors of {file} do not fit the model that {path / 'config.json'} describes "
+            f"({error})."
+        ) from None
     return model.eval()
+
+
+def _check_sparse(key: str, bitmask: Tensor, values: Tensor, shape: object, file: Path) -> None:
+    """Raise a ``ValueError`` naming ``key`` and ``file`` unless ``bitmask`` covers ``shape`` and ``values`` holds one
+    entry per set bit."""
+    if not isinstance(shape, list) or not all(isinstance(size, int) and size >= 0 for size in shape):
+        raise ValueError(f"{file}: tensor {key!r} declares the shape {shape!r}; expected a list of sizes >= 0.")
+    numel = math.prod(shape)
+    if bitmask.dtype != torch.uint8 or bitmask.dim() != 1 or bitmask.numel() != (numel + 7) // 8:
+        raise ValueError(
+            f"{file}: the bitmask of tensor {key!r} has {bitmask.numel()} {bitmask.dtype} entries; its declared "
+            f"shape {shape} needs {(numel + 7) // 8} uint8 bytes. The file is damaged."
+        )
+    count = int(unpack_bits(bitmask, numel).sum())
+    if values.dim() != 1 or values.numel() != count:
+        raise ValueError(
+            f"{file}: tensor {key!r} stores {values.numel()} values (shape {tuple(values.shape)}) but its bitmask "
+            f"marks {count} non-zeros; the file is damaged."
+        )
+
+
+def _checked_parts(specs: dict[str, dict], get_tensor, file: Path):
+    """``get_tensor`` that checks each bit-packed part against the shape declared for its module."""
+    sizes = {}
+    for name, spec in specs.items():
+        shape = spec.get("shape")
+        if not isinstance(shape, list) or not all(isinstance(size, int) and size >= 0 for size in shape):
+            raise ValueError(f"{file}: quantized module {name!r} declares the shape {shape!r}; expected sizes >= 0.")
+        bits = (math.prod(shape) + 7) // 8
+        scales = shape[0] if spec.get("module") == "embedding" else 1
+        for attribute in ("weight", "weight1", "weight2"):
+            key = f"{name}.{attribute}{_SEP}"
+            sizes.update({key + "sign": bits, key + "nonzero": bits, key + "scale": scales})
+
+    def get(key: str) -> Tensor:
+        tensor = get_tensor(key)
+        expected = sizes.get(key)
+        if expected is not None and tensor.numel() != expected:
+            raise ValueError(
+                f"{file}: tensor {key!r} has {tensor.numel()} entries but the declared shape of its module needs "
+                f"{expected}; the file is damaged."
+            )
+        return tensor
+
+    return get

@@ -54,7 +54,7 @@ def test_fit_with_the_quickstart_config_prunes_exports_and_prints_the_summary(ti
     assert (log_dir / "compressed" / "tokenizer.json").is_file()
 
     checkpoint = next((log_dir / "checkpoints").glob("*.ckpt"))
-    module = LightningModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=False).eval()
+    module = LightningModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
     x = torch.randint(1000, 3000, (2, 9))
     assert torch.equal(module.model(input_ids=x).logits, model(input_ids=x).logits)
     layer = module.model.bert.encoder.layer[0].intermediate.dense.weight

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import copy
-import pickle
 from pathlib import Path
 
-import torch
 from pytorch_lightning import LightningModule
 from torch import Tensor, nn
 
+from lightning_compress.checkpoints import load_checkpoint
 
-def find_hf_model(pl_module: LightningModule, owner: str) -> tuple[str, nn.Module]:
-    """The outermost ``transformers.PreTrainedModel`` inside ``pl_module``, with its FQN prefix (``"model"``)."""
+
+def find_hf_model(pl_module: LightningModule, owner: str, required: bool = True) -> tuple[str, nn.Module]:
+    """The outermost ``transformers.PreTrainedModel`` inside ``pl_module``, with its FQN prefix (``"model"``).
+
+    Without one, ``required=False`` returns ``("", pl_module)`` (methods that also work on plain modules) and
+    ``required=True`` raises a ``ValueError`` naming ``owner``.
+    """
     from transformers import PreTrainedModel
 
     for name, module in pl_module.named_modules():
         if isinstance(module, PreTrainedModel):
             return name, module
+    if not required:
+        return "", pl_module
     raise ValueError(
         f"`{owner}` reads logits and hidden states from a Hugging Face model, but {type(pl_module).__name__} holds no "
         "`transformers.PreTrainedModel`. HINT: keep the model as a submodule (e.g. `self.model = "
@@ -25,19 +31,24 @@ def find_hf_model(pl_module: LightningModule, owner: str) -> tuple[str, nn.Modul
     )
 
 
-def module_state_from_path(path: str, pl_module: LightningModule, owner: str, argument: str) -> dict[str, Tensor]:
+def module_state_from_path(
+    path: str, pl_module: LightningModule, owner: str, argument: str, trust_checkpoint: bool = False
+) -> dict[str, Tensor]:
     """Weights in ``pl_module``'s namespace from a Lightning checkpoint or a Hugging Face model folder.
 
-    A checkpoint's ``state_dict`` is returned as is (its keys are FQNs of the LightningModule). A folder is loaded with
-    ``from_pretrained`` of the class of the module's Hugging Face model (same architecture required) and its keys
-    get that model's prefix.
+    A checkpoint's ``state_dict`` is returned as is (its keys are FQNs of the LightningModule); it is read by
+    :func:`~lightning_compress.checkpoints.load_checkpoint`, weights-only unless ``trust_checkpoint``. A folder is
+    loaded with ``from_pretrained`` of the class of the module's Hugging Face model (same architecture required) and
+    its keys get that model's prefix.
     """
     location = Path(path).expanduser()
     if location.is_file():
-        try:
-            checkpoint = torch.load(location, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:  # checkpoints holding custom hyperparameter objects
-            checkpoint = torch.load(location, map_location="cpu", weights_only=False)
+        checkpoint = load_checkpoint(
+            location,
+            trust_checkpoint=trust_checkpoint,
+            source=f"`{owner}({argument}={path!r})`",
+            trust_hint=f"`{owner}(..., trust_checkpoint=True)`",
+        )
         state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
         if not isinstance(state, dict):
             raise ValueError(

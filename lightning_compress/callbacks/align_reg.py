@@ -39,6 +39,9 @@ class AlignReg(StatefulCallback, LossTermCallback):
         targets: Regexes over parameter names; default every ``nn.Linear`` weight inside the transformer encoder
             (same as :class:`GradualMagnitudePruning`).
         exclude: Regexes removing parameters from the targets.
+        trust_checkpoint: Read a ``reference`` checkpoint that only a full unpickling can load (e.g. one holding a
+            custom hyper-parameter object). Unpickling runs any code stored in the file: only for files you trust.
+            ``False`` reads it weights-only (:func:`~lightning_compress.checkpoints.load_checkpoint`).
 
     Example::
 
@@ -54,20 +57,22 @@ class AlignReg(StatefulCallback, LossTermCallback):
         reference: str = "pretrained",
         targets: str | list[str] | None = None,
         exclude: str | list[str] | None = None,
+        trust_checkpoint: bool = False,
     ) -> None:
         super().__init__()
-        self._validate_init_arguments(kind=kind, lam=lam, reference=reference)
+        self._validate_init_arguments(kind=kind, lam=lam, reference=reference, trust_checkpoint=trust_checkpoint)
         self.kind = kind
         self.lam = float(lam)
         self.reference = reference
         self.targets = validate_patterns("targets", targets)
         self.exclude = validate_patterns("exclude", exclude)
+        self.trust_checkpoint = trust_checkpoint
         self.target_names: list[str] = []
         #: FQN -> frozen reference weight ``W^ref``
         self.references: dict[str, Tensor] = {}
 
     @staticmethod
-    def _validate_init_arguments(kind: Any, lam: Any, reference: Any) -> None:
+    def _validate_init_arguments(kind: Any, lam: Any, reference: Any, trust_checkpoint: Any) -> None:
         if kind not in ALIGNMENTS:
             raise ValueError(
                 f"`AlignReg(kind={kind!r})` is invalid: expected one of {list(ALIGNMENTS)} "
@@ -82,6 +87,8 @@ class AlignReg(StatefulCallback, LossTermCallback):
                 f"`AlignReg(reference={reference!r})` is invalid: expected 'pretrained' or a path to a Lightning "
                 "checkpoint or Hugging Face folder."
             )
+        if not isinstance(trust_checkpoint, bool):
+            raise TypeError(f"`AlignReg(trust_checkpoint={trust_checkpoint!r})` is invalid: expected a bool.")
 
     resumable_settings = ("lam",)
     resume_rule = "The saved reference weights are kept; the new `lam` weighs the term from the resumed step on."
@@ -107,7 +114,9 @@ class AlignReg(StatefulCallback, LossTermCallback):
             if self.reference == "pretrained":
                 self.references = {name: params[name].detach().clone() for name in self.target_names}
             else:
-                state = module_state_from_path(self.reference, pl_module, "AlignReg", "reference")
+                state = module_state_from_path(
+                    self.reference, pl_module, "AlignReg", "reference", self.trust_checkpoint
+                )
                 self.references = {name: state[name] for name in self.target_names if name in state}
         missing = [name for name in self.target_names if name not in self.references]
         if missing:

@@ -119,6 +119,9 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         teacher_cache: Cache the teacher's outputs per training example (needs an ``idx`` entry in the batches).
         student_from_teacher: Copy the teacher's weights into the model at the start of fit (the student starts from
             the fine-tuned dense model, METHODS §3.1); only with a ``teacher`` path.
+        trust_checkpoint: Read a ``teacher`` checkpoint that only a full unpickling can load (e.g. one holding a
+            custom hyper-parameter object). Unpickling runs any code stored in the file: only for files you trust.
+            ``False`` reads it weights-only (:func:`~lightning_compress.checkpoints.load_checkpoint`).
 
     Example::
 
@@ -137,6 +140,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         teacher: str | None = None,
         teacher_cache: bool = True,
         student_from_teacher: bool = False,
+        trust_checkpoint: bool = False,
     ) -> None:
         super().__init__()
         self._validate_init_arguments(
@@ -149,6 +153,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
             teacher=teacher,
             teacher_cache=teacher_cache,
             student_from_teacher=student_from_teacher,
+            trust_checkpoint=trust_checkpoint,
         )
         self.alpha = float(alpha)
         self.temperature = float(temperature)
@@ -159,6 +164,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         self.teacher_path = teacher
         self.teacher_cache = teacher_cache
         self.student_from_teacher = student_from_teacher
+        self.trust_checkpoint = trust_checkpoint
         self.task_weight, self.kl_weight = sdp_loss_weights(self.alpha, self.temperature, kd_weighting, feature_loss)
 
         self.teacher: nn.Module | None = None
@@ -225,7 +231,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
                 f"`{name}(teacher={teacher!r})` is invalid: expected None or a path to a Lightning checkpoint or "
                 "Hugging Face folder."
             )
-        for arg in ("teacher_cache", "student_from_teacher"):
+        for arg in ("teacher_cache", "student_from_teacher", "trust_checkpoint"):
             if not isinstance(arguments[arg], bool):
                 raise TypeError(f"`{name}({arg}={arguments[arg]!r})` is invalid: expected a bool.")
         if arguments["student_from_teacher"] and teacher is None:
@@ -461,7 +467,9 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         if self._restored_teacher is not None:
             state, self._restored_teacher = self._restored_teacher, None
         elif self.teacher_path is not None:
-            full = module_state_from_path(self.teacher_path, pl_module, "SelfDistilledPruning", "teacher")
+            full = module_state_from_path(
+                self.teacher_path, pl_module, "SelfDistilledPruning", "teacher", self.trust_checkpoint
+            )
             prefix = f"{self._hf_prefix}." if self._hf_prefix else ""
             state = {key[len(prefix) :]: value for key, value in full.items() if key.startswith(prefix)}
             check_compatible_state(state, expected, "SelfDistilledPruning", "teacher", self.teacher_path)

@@ -18,6 +18,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.hooks import RemovableHandle
 
 from lightning_compress.callbacks._common import warn_if_training_in_eval_mode
+from lightning_compress.callbacks._weights import check_compatible_state, find_hf_model, module_state_from_path
 from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.callbacks.loss_terms import LossTermCallback
 from lightning_compress.quantization.modules import (
@@ -108,10 +109,14 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
             uniformly 1-bit and the budget bounds its size, as in METHODS §4.5) or ``"ternary"`` (kept as they are).
         adaptive_batches: Number of training batches (the forwards of the last optimizer steps before the split)
             the sensitivity is measured on. A run resumed inside that window measures on fewer batches.
-        teacher_checkpoint: A Lightning checkpoint of the fine-tuned full-precision module; when given, teacher and
-            student start from its weights (the student of BinaryBERT starts from the fine-tuned model). ``None``:
-            the module passed to ``fit`` is the fine-tuned model.
+        teacher_checkpoint: A Lightning checkpoint of the fine-tuned full-precision module (or a Hugging Face folder
+            of the same architecture); when given, teacher and student start from its weights (the student of
+            BinaryBERT starts from the fine-tuned model). ``None``: the module passed to ``fit`` is the fine-tuned
+            model.
         restart_schedule: Time-compress ``LambdaLR`` schedules into each phase (see above).
+        trust_checkpoint: Read a ``teacher_checkpoint`` that only a full unpickling can load (e.g. one holding a
+            custom hyper-parameter object). Unpickling runs any code stored in the file: only for files you trust.
+            ``False`` reads it weights-only (:func:`~lightning_compress.checkpoints.load_checkpoint`).
 
     Example::
 
@@ -135,6 +140,7 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         restart_schedule: bool = True,
         adaptive_rest: Literal["binary", "ternary"] = "binary",
         adaptive_batches: int = 4,
+        trust_checkpoint: bool = False,
     ) -> None:
         super().__init__()
         self._validate_init_arguments(
@@ -150,6 +156,8 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
             adaptive_budget=adaptive_budget,
             adaptive_rest=adaptive_rest,
             adaptive_batches=adaptive_batches,
+            teacher_checkpoint=teacher_checkpoint,
+            trust_checkpoint=trust_checkpoint,
         )
         self.split_at = split_at
         self.weights = weights
@@ -170,6 +178,7 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         self.adaptive: dict[str, Any] = {}
         self._recorded_inputs: deque = deque(maxlen=adaptive_batches if isinstance(adaptive_batches, int) else 1)
         self.teacher_checkpoint = teacher_checkpoint
+        self.trust_checkpoint = trust_checkpoint
         self.restart_schedule = restart_schedule
 
         #: ``"ternary"`` before the split, ``"binary"`` after it (or from the start with ``weights="binary"``).
@@ -257,6 +266,15 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         batches = arguments["adaptive_batches"]
         if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
             raise ValueError(f"`{name}(adaptive_batches={batches!r})` is invalid: expected an int >= 1.")
+        checkpoint = arguments["teacher_checkpoint"]
+        if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint.strip()):
+            raise TypeError(
+                f"`{name}(teacher_checkpoint={checkpoint!r})` is invalid: expected None or a path to a Lightning "
+                "checkpoint or Hugging Face folder."
+            )
+        if not isinstance(arguments["trust_checkpoint"], bool):
+            trust = arguments["trust_checkpoint"]
+            raise TypeError(f"`{name}(trust_checkpoint={trust!r})` is invalid: expected a bool.")
 
     resumable_settings = ("temperature", "task_loss_weight")
     resume_rule = "The saved phase and split plan are kept; the new loss weights apply from the resumed step on."
@@ -285,10 +303,10 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         super().setup(trainer, pl_module, stage)
         if stage != "fit" or self._student is not None:
             return
-        self._model_name, student = _find_hf_model(pl_module)
+        self._model_name, student = find_hf_model(pl_module, "TernaryWeightSplitting", required=False)
         require_linear(student)
         if self.teacher_checkpoint is not None:
-            _load_teacher_checkpoint(student, self.teacher_checkpoint, self._model_name)
+            self._load_teacher_checkpoint(pl_module, student)
         if self.distill != "none":
             if not hasattr(student, "config"):
                 raise ValueError(
@@ -307,6 +325,22 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
 
         self._handles.append(pl_module.register_load_state_dict_pre_hook(conform))
         self._register_forward_hooks(student)
+
+    def _load_teacher_checkpoint(self, pl_module: LightningModule, student: nn.Module) -> None:
+        """Start teacher and student from the weights of ``teacher_checkpoint`` (the fine-tuned model)."""
+        path = self.teacher_checkpoint
+        state = module_state_from_path(
+            path, pl_module, "TernaryWeightSplitting", "teacher_checkpoint", self.trust_checkpoint
+        )
+        prefix = f"{self._model_name}." if self._model_name else ""
+        weights = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+        if not weights:
+            raise ValueError(
+                f"`TernaryWeightSplitting(teacher_checkpoint={path!r})` is invalid: it holds no weights under "
+                f"{prefix!r}. HINT: use a checkpoint of the same LightningModule class."
+            )
+        check_compatible_state(weights, student.state_dict(), "TernaryWeightSplitting", "teacher_checkpoint", path)
+        student.load_state_dict(weights, strict=True)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.teacher is not None:
@@ -709,23 +743,3 @@ def _distilled_modules(model: nn.Module) -> dict[str, nn.Module]:
         for name, module in model.named_modules()
         if re.search(_EMBEDDINGS, name) or re.search(_ATTENTION, name) or re.search(_LAYER, name)
     }
-
-
-def _find_hf_model(pl_module: LightningModule) -> tuple[str, nn.Module]:
-    """The outermost Hugging Face ``PreTrainedModel`` inside ``pl_module`` (or ``pl_module`` itself)."""
-    from transformers import PreTrainedModel
-
-    for name, module in pl_module.named_modules():
-        if isinstance(module, PreTrainedModel):
-            return name, module
-    return "", pl_module
-
-
-def _load_teacher_checkpoint(model: nn.Module, path: str, model_name: str) -> None:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    state = checkpoint.get("state_dict", checkpoint)
-    prefix = f"{model_name}." if model_name else ""
-    weights = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
-    if not weights:
-        raise ValueError(f"`teacher_checkpoint={path!r}` holds no weights under {prefix!r}.")
-    model.load_state_dict(weights, strict=True)

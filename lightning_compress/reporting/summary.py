@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lightning_compress.callbacks.pruning import GradualMagnitudePruning
-from lightning_compress.export import ExportSummary, save_compressed
+from lightning_compress.export import ExportSummary, check_finite_weights, save_compressed
 from lightning_compress.pruning.masks import sparsity_report
 
 
@@ -41,10 +41,14 @@ def summarize_fit(
     The dense metric is the last validation before the first pruning event (the dense fine-tuned model);
     the pruned metric is the last validation of the run. With ``export_dir``, the model is exported with
     :func:`~lightning_compress.export.save_compressed` and the measured sizes are included.
+
+    Raises:
+        FloatingPointError: A weight of ``pl_module`` is NaN or infinite (the run diverged); nothing is exported.
     """
     pruning = next((cb for cb in trainer.callbacks if isinstance(cb, GradualMagnitudePruning)), None)
     if pruning is None:
         return None
+    check_finite_weights(pl_module, "The fit summary")
     metric = _main_metric(pl_module, trainer)
     final = trainer.callback_metrics.get(metric)
     report = sparsity_report(pl_module, pruning.target_names)
