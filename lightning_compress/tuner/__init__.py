@@ -1,8 +1,12 @@
-"""Constrained Bayesian-optimisation tuner (METHODS §6): find the most compressed setting that keeps a metric."""
+"""Constrained Bayesian-optimisation tuner: find the most compressed setting that keeps a metric.
+
+After Condensa (Joseph et al., 2020); see docs/tuner.md.
+"""
 
 from lightning_compress.tuner.acquisition import DomainRestrictedUCB, ProbabilityAboveLevel
 from lightning_compress.tuner.executors import LocalExecutor, RayExecutor, TrialOutcome, TrialSpec
-from lightning_compress.tuner.journal import Journal, Trial
+from lightning_compress.tuner.journal import Journal, JournalError, Trial
+from lightning_compress.tuner.lock import SweepLock, SweepLockedError
 from lightning_compress.tuner.search import (
     SearchResult,
     constrained_search,
@@ -18,10 +22,13 @@ from lightning_compress.tuner.tuner import Knob, SparsityTuner, TunerResult, mak
 __all__ = [
     "DomainRestrictedUCB",
     "Journal",
+    "JournalError",
     "Knob",
     "LocalExecutor",
     "RayExecutor",
     "SparsityTuner",
+    "SweepLock",
+    "SweepLockedError",
     "Trial",
     "TrialOutcome",
     "TrialReport",

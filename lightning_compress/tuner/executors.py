@@ -14,7 +14,9 @@ import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,11 +66,17 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def run_trial(spec: TrialSpec, env: dict[str, str] | None = None) -> TrialOutcome:
+def run_trial(
+    spec: TrialSpec,
+    env: dict[str, str] | None = None,
+    on_start: Callable[[subprocess.Popen], None] | None = None,
+) -> TrialOutcome:
     """Run ``spec.command`` (stdout/stderr to ``run_dir/trial.log``) and read its result file.
 
     A non-zero exit, a timeout (the whole process group is killed) or a missing/unreadable result file give
-    a ``failed`` outcome whose error holds the reason and the end of the log.
+    a ``failed`` outcome whose error holds the reason and the end of the log; a run that raised
+    ``FloatingPointError`` (a non-finite loss or weight) is reported as ``diverged``. ``on_start`` receives the
+    started process (its own process group), so an executor can stop it.
     """
     run_dir = Path(spec.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -86,6 +94,8 @@ def run_trial(spec: TrialSpec, env: dict[str, str] | None = None) -> TrialOutcom
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
+        if on_start is not None:
+            on_start(process)
         try:
             code = process.wait(timeout=spec.timeout)
         except subprocess.TimeoutExpired:
@@ -96,7 +106,9 @@ def run_trial(spec: TrialSpec, env: dict[str, str] | None = None) -> TrialOutcom
             )
     seconds = time.perf_counter() - started
     if code != 0:
-        return TrialOutcome(spec.trial_id, "failed", error=f"exit code {code}:\n{_tail(log)}", seconds=seconds)
+        tail = _tail(log)
+        reason = "diverged (FloatingPointError), " if "FloatingPointError" in tail else ""
+        return TrialOutcome(spec.trial_id, "failed", error=f"{reason}exit code {code}:\n{tail}", seconds=seconds)
     try:
         metrics = json.loads(result_file.read_text())
     except (OSError, ValueError) as error:
@@ -167,6 +179,9 @@ class LocalExecutor:
             self._slots.put(env)
         self._pool = ThreadPoolExecutor(max_workers=len(self.slot_envs), thread_name_prefix="trial")
         self._futures: set[Future] = set()
+        self._processes: dict[int, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+        self._cancelled = False
 
     @property
     def n_workers(self) -> int:
@@ -174,9 +189,20 @@ class LocalExecutor:
 
     def _run(self, spec: TrialSpec) -> TrialOutcome:
         env = self._slots.get()
+
+        def started(process: subprocess.Popen) -> None:
+            with self._lock:
+                self._processes[spec.trial_id] = process
+                if self._cancelled:
+                    _signal_group(process, signal.SIGKILL)
+
         try:
-            return run_trial(spec, env)
+            if self._cancelled:
+                return TrialOutcome(spec.trial_id, "failed", error="cancelled before it started")
+            return run_trial(spec, env, on_start=started)
         finally:
+            with self._lock:
+                self._processes.pop(spec.trial_id, None)
             self._slots.put(env)
 
     def submit(self, spec: TrialSpec) -> None:
@@ -194,8 +220,32 @@ class LocalExecutor:
         self._futures -= done
         return [future.result() for future in done]
 
+    def cancel(self, grace: float = 5.0) -> None:
+        """Stop every running trial (SIGTERM to its process group, SIGKILL after ``grace`` seconds) and forget
+        the submitted ones: their outcomes are never returned, so the caller decides what they become."""
+        with self._lock:
+            self._cancelled = True
+            processes = list(self._processes.values())
+        for process in processes:
+            _signal_group(process, signal.SIGTERM)
+        _, alive = wait(self._futures, timeout=grace)
+        if alive:
+            with self._lock:
+                processes = list(self._processes.values())
+            for process in processes:
+                _signal_group(process, signal.SIGKILL)
+            wait(self._futures)
+        self._futures.clear()
+
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:  # already gone
+        pass
 
 
 class RayExecutor:
@@ -262,6 +312,13 @@ class RayExecutor:
             return []
         done, self._refs = self._ray.wait(self._refs, num_returns=1, timeout=timeout)
         return [self._ray.get(ref) for ref in done]
+
+    def cancel(self, grace: float = 5.0) -> None:
+        """Stop every running trial: ``ray.cancel(force=True)`` kills the worker, and with it the trial process
+        (it dies with the thread that started it)."""
+        for ref in self._refs:
+            self._ray.cancel(ref, force=True)
+        self._refs = []
 
     def shutdown(self) -> None:
         self._refs = []

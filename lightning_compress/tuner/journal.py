@@ -2,7 +2,8 @@
 
 A trial moves ``queued -> running -> done | failed``. After a crash (or ``kill -9``) of the sweep,
 :meth:`Journal.requeue_running` puts the trials that were running back to ``queued`` so that a resumed
-sweep runs them again, while finished ones are reused: nothing recorded is lost.
+sweep runs them again, while finished ones are reused: nothing recorded is lost. An existing journal that is
+empty (0 bytes) or unreadable raises :class:`JournalError`; it is never silently replaced by a new one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["STATUSES", "Journal", "Trial"]
+__all__ = ["STATUSES", "Journal", "JournalError", "Trial"]
 
 Status = Literal["queued", "running", "done", "failed"]
 STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed")
@@ -36,6 +37,10 @@ CREATE TABLE IF NOT EXISTS trials (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+class JournalError(RuntimeError):
+    """An existing sweep journal is empty or cannot be read."""
 
 
 @dataclass
@@ -86,10 +91,31 @@ class Journal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        existed = self.path.exists()
+        if existed and self.path.stat().st_size == 0:
+            raise JournalError(self._unreadable("it is empty (0 bytes)"))
         self._connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=FULL")
-        self._connection.executescript(_SCHEMA)
+        try:
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=FULL")
+            if existed:
+                check = self._connection.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise sqlite3.DatabaseError(f"integrity check: {check}")
+                tables = {row[0] for row in self._connection.execute("SELECT name FROM sqlite_master")}
+                if not {"trials", "meta"} <= tables:
+                    raise sqlite3.DatabaseError(f"no trials/meta tables (tables: {sorted(tables)})")
+            self._connection.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            self._connection.close()
+            raise JournalError(self._unreadable(str(error))) from error
+
+    def _unreadable(self, why: str) -> str:
+        return (
+            f"sweep journal {self.path} is not readable: {why}. It was left as it is, and so were the trial folders "
+            f"next to it. Restore it from a backup, or move the sweep folder {self.path.parent} aside and start a "
+            "new sweep in another out_dir."
+        )
 
     def close(self) -> None:
         self._connection.close()

@@ -16,8 +16,8 @@ class TrialReport(Callback):
     """Write the trial's last validation metrics to ``out`` (JSON) after every validation and at the end of fit.
 
     Besides every scalar in ``trainer.callback_metrics`` it adds ``trial/nonzero_params`` and
-    ``trial/nonzero_mb`` (bytes of the non-zero parameters at fp32, Condensa's memory footprint, METHODS
-    §6.6), usable as stage-2 objectives.
+    ``trial/nonzero_mb`` (bytes of the non-zero parameters at fp32, Condensa's memory footprint, Condensa
+    §4), usable as stage-2 objectives.
 
     Args:
         out: Path of the JSON file.

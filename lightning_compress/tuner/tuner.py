@@ -1,4 +1,6 @@
-r"""``SparsityTuner``: the most compressed setting of a LightningCLI run that keeps a metric (METHODS §6).
+r"""``SparsityTuner``: the most compressed setting of a LightningCLI run that keeps a metric.
+
+After Condensa (Joseph et al., 2020); see docs/tuner.md.
 
 A sweep is a set of trials; each is ``lightning-compress fit`` on the trial config with the knob(s) set, in
 its own run directory, carrying a :class:`TrialReport` callback that writes the metrics to ``result.json``.
@@ -11,7 +13,10 @@ its own run directory, carrying a :class:`TrialReport` callback that writes the 
    the first knob (or ``objective``) subject to the metric constraint.
 
 Every trial is journaled (:class:`Journal`); ``run(resume=True)`` reuses finished trials and re-runs those
-that were running. Failed trials (crash, timeout, NaN metric) count as infeasible.
+that were running, after checking that the sweep's settings are the ones it was started with. One tuner at a
+time holds the sweep folder (:class:`SweepLock`). Ctrl-C stops the running trials and re-queues them, so the
+sweep resumes where it stopped. Failed trials (crash, timeout, a diverged run: ``FloatingPointError`` or any
+non-finite logged metric) are ``failed``, count as infeasible and are never the best trial.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +34,12 @@ from typing import Any, Literal
 
 import torch
 import yaml
+from pytorch_lightning.utilities import rank_zero_warn
+from rich.console import Console
 
 from lightning_compress.tuner.executors import EXECUTORS, TrialOutcome, TrialSpec
 from lightning_compress.tuner.journal import Journal, Trial
+from lightning_compress.tuner.lock import SweepLock
 from lightning_compress.tuner.search import (
     LEVEL_SET_METHODS,
     feasible_points,
@@ -38,7 +48,16 @@ from lightning_compress.tuner.search import (
     propose_objective,
 )
 
-__all__ = ["DEFAULT_KNOB", "Knob", "SparsityTuner", "TunerResult", "get_path", "set_path"]
+__all__ = [
+    "DEFAULT_KNOB",
+    "Knob",
+    "SparsityTuner",
+    "TunerResult",
+    "get_path",
+    "nonfinite_metrics",
+    "set_path",
+    "settings_changes",
+]
 
 #: ``final_sparsity`` of the GradualMagnitudePruning callback in ``trainer.callbacks``.
 DEFAULT_KNOB = "trainer.callbacks.GradualMagnitudePruning.init_args.final_sparsity"
@@ -65,6 +84,51 @@ class TunerResult:
     dense_metric: float
     config: dict
     trials: list[Trial] = field(default_factory=list)
+
+
+def nonfinite_metrics(metrics: dict[str, Any]) -> list[str]:
+    """Names of the metrics that are NaN or infinite: a run with any of them diverged."""
+    return sorted(k for k, v in metrics.items() if isinstance(v, int | float) and not math.isfinite(v))
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    """Nested dicts/lists -> ``{dotted.path: leaf}`` (an empty list is a leaf)."""
+    if isinstance(value, dict):  # an empty dict has no leaves: {} and a missing key compare equal
+        return {k: v for key, item in value.items() for k, v in _flatten(item, f"{prefix}.{key}").items()}
+    if isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
+        return {k: v for i, item in enumerate(value) for k, v in _flatten(item, f"{prefix}.{i}").items()}
+    return {prefix: value}
+
+
+def settings_changes(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """One line per setting that differs between a stored sweep and now (only keys the stored one recorded).
+
+    Example:
+        >>> settings_changes({"epsilon": 0.02, "seed": 0}, {"epsilon": 0.05, "seed": 0})
+        ['epsilon: 0.02 when the sweep started, 0.05 now']
+    """
+    missing = "<not set>"
+    lines = []
+    for key in stored:
+        before, after = _flatten(stored[key], key), _flatten(current.get(key, missing), key)
+        for path in sorted(set(before) | set(after)):
+            old, new = before.get(path, missing), after.get(path, missing)
+            if old != new:
+                lines.append(f"{path}: {old!r} when the sweep started, {new!r} now")
+    return lines
+
+
+class _SigintIgnored:
+    """Ignore Ctrl-C while the sweep cleans up after the first one (main thread only)."""
+
+    def __enter__(self) -> None:
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _step(node: Any, part: str, path: str) -> Any:
@@ -178,6 +242,7 @@ class SparsityTuner:
         else:
             self.config_path = None
         self.config = copy.deepcopy(config)
+        self.overrides = copy.deepcopy(dict(overrides or {}))
         for path, value in (overrides or {}).items():
             set_path(self.config, path, value, create=True)
         if knobs is None:
@@ -227,8 +292,8 @@ class SparsityTuner:
         return EXECUTORS[self.executor_kind](**self.executor_args)
 
     def _value(self, trial: Trial) -> float:
-        """The signed metric (higher is better) of a finished trial; NaN when failed."""
-        if trial.status != "done":
+        """The signed metric (higher is better) of a finished trial; NaN when failed or diverged."""
+        if trial.status != "done" or nonfinite_metrics(trial.metrics):
             return float("nan")
         return self.sign * float(trial.metrics.get(self.metric, float("nan")))
 
@@ -237,9 +302,9 @@ class SparsityTuner:
         return self.sign * dense - margin
 
     def _record(self, journal: Journal, outcome: TrialOutcome) -> None:
-        metric = outcome.metrics.get(self.metric)
-        if outcome.status == "done" and metric is not None and math.isnan(metric):
-            journal.fail(outcome.trial_id, f"{self.metric} is NaN", outcome.metrics)
+        diverged = nonfinite_metrics(outcome.metrics)
+        if outcome.status == "done" and diverged:
+            journal.fail(outcome.trial_id, f"diverged: non-finite {', '.join(diverged)} (NaN/inf)", outcome.metrics)
         elif outcome.status == "done":
             journal.finish(outcome.trial_id, outcome.metrics)
         else:
@@ -276,43 +341,104 @@ class SparsityTuner:
 
     # -- sweep --------------------------------------------------------------------------------------------
     def _settings(self) -> dict:
-        return {
+        """What decides a sweep's trials and answer (not where they run: executor and timeout may change)."""
+        settings = {
             "knobs": [vars(k) for k in self.knobs],
             "metric": self.metric,
+            "mode": "max" if self.sign > 0 else "min",
             "epsilon": self.epsilon,
             "relative": self.relative,
+            "dense_metric": self.dense_metric,
             "n_trials": self.n_trials,
             "acquisition": self.acquisition,
             "objective": self.objective,
+            "objective_mode": "max" if self.objective_sign > 0 else "min",
             "objective_trials": self.objective_trials,
+            "noise_std": self.noise_std,
+            "seed": self.seed,
+            "overrides": self.overrides,
+            "trial_config": self.config,
         }
+        return json.loads(json.dumps(settings, default=str))
 
-    def run(self, resume: bool = False) -> TunerResult:
-        """Run (or with ``resume=True`` continue) the sweep; writes outputs to ``out_dir``."""
-        from lightning_compress.tuner.output import LiveTable, write_outputs
+    def run(self, resume: bool = False, allow_changed_settings: bool = False) -> TunerResult:
+        """Run (or with ``resume=True`` continue) the sweep; writes outputs to ``out_dir``.
 
+        Args:
+            resume: Continue the sweep journaled in ``out_dir``. Its stored settings (knobs, metric, mode,
+                epsilon, trial config, overrides, seed, ...) must equal this tuner's.
+            allow_changed_settings: Resume even if the settings changed (the differences are warned about).
+
+        Raises:
+            SweepLockedError: Another tuner holds ``out_dir``.
+            FileExistsError: ``out_dir`` holds a sweep and ``resume`` is False, or trial folders without a journal.
+            JournalError: The journal exists but is empty or unreadable.
+            ValueError: ``resume`` with changed settings and not ``allow_changed_settings``.
+            KeyboardInterrupt: After Ctrl-C, once the running trials are stopped and re-queued.
+        """
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        with SweepLock(self.out_dir):
+            return self._run_locked(resume, allow_changed_settings)
+
+    def _open_journal(self, resume: bool, allow_changed_settings: bool) -> Journal:
         journal_path = self.out_dir / "journal.sqlite"
         if journal_path.exists() and not resume:
             raise FileExistsError(
                 f"{journal_path} exists: pass --resume to continue that sweep, or use another out_dir."
             )
+        if not journal_path.exists():
+            leftovers = sorted(p.name for p in self.out_dir.glob("trial_*"))
+            if leftovers:
+                shown = ", ".join(leftovers[:3]) + (", ..." if len(leftovers) > 3 else "")
+                raise FileExistsError(
+                    f"{self.out_dir} holds trial folders ({shown})"
+                    f" but no journal {journal_path}; a new sweep would overwrite them. Use another out_dir, or "
+                    "remove the trial folders."
+                )
         journal = Journal(journal_path)
+        settings = self._settings()
         if resume:
-            saved = journal.get_meta("settings")
-            if saved is not None and saved != json.loads(json.dumps(self._settings())):
-                raise ValueError(f"--resume: the sweep in {self.out_dir} was started with other settings: {saved}")
+            stored = journal.get_meta("settings")
+            changes = settings_changes(stored, settings) if stored is not None else []
+            if changes and not allow_changed_settings:
+                journal.close()
+                listed = "\n  ".join(changes[:20]) + ("\n  ..." if len(changes) > 20 else "")
+                raise ValueError(
+                    f"--resume: the sweep in {self.out_dir} was started with other settings:\n  {listed}\n"
+                    "Resume with the settings it was started with, or pass --allow-changed-settings "
+                    "(`SparsityTuner.run(allow_changed_settings=True)`) to continue under the new ones."
+                )
+            if changes:
+                rank_zero_warn(f"resuming {self.out_dir} with changed settings: " + "; ".join(changes[:20]))
             journal.requeue_running()
-        journal.set_meta("settings", self._settings())
-        executor = self._make_executor()
-        table = LiveTable(self, enabled=self.live)
+        journal.set_meta("settings", settings)
+        return journal
+
+    def _run_locked(self, resume: bool, allow_changed_settings: bool) -> TunerResult:
+        from lightning_compress.tuner.output import LiveTable, write_outputs
+
+        journal = self._open_journal(resume, allow_changed_settings)
         try:
-            with table:
-                result = self._sweep(journal, executor, table.update)
+            executor = self._make_executor()
+            table = LiveTable(self, enabled=self.live)
+            try:
+                with table:
+                    result = self._sweep(journal, executor, table.update)
+            except KeyboardInterrupt:
+                with _SigintIgnored():
+                    executor.cancel()
+                    requeued = journal.requeue_running()
+                Console(stderr=True).print(
+                    f"sweep {self.out_dir} interrupted: stopped and re-queued trials {requeued}; continue it with "
+                    "`lightning-compress tune --config ... --resume` (or `SparsityTuner.run(resume=True)`).",
+                    markup=False,
+                )
+                raise
+            finally:
+                executor.shutdown()
+            write_outputs(self, result, journal)
         finally:
-            executor.shutdown()
-        write_outputs(self, result, journal)
-        journal.close()
+            journal.close()
         return result
 
     def _sweep(self, journal: Journal, executor, display) -> TunerResult:
@@ -437,7 +563,8 @@ class SparsityTuner:
                     return t.knobs[self.knobs[0].path]
                 return self.objective_sign * float(t.metrics.get(key, float("-inf")))
 
-            best = max(feasible, key=score)
+            scored = [t for t in feasible if not math.isnan(score(t))]
+            best = max(scored, key=score) if scored else None
         knobs = best.knobs if best is not None else {k.path: k.low for k in self.knobs}
         run_dir = self.out_dir / "best"
         return TunerResult(best, knobs, self.sign * level, dense, self.trial_config(knobs, run_dir), trials)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lightning_compress.tuner import SparsityTuner
+from lightning_compress.tuner import SparsityTuner, SweepLock, SweepLockedError
 from lightning_compress.tuner.executors import LocalExecutor, TrialSpec, run_trial
-from lightning_compress.tuner.journal import Journal
+from lightning_compress.tuner.journal import Journal, JournalError
 
 CONFIG = {
     "trainer": {
@@ -150,3 +150,133 @@ def test_real_tiny_sweep_survives_kill_9_and_resumes(tiny_trial_config, tmp_path
         assert trials[trial_id - 1].metrics == metrics and trials[trial_id - 1].attempts == 1
     assert any(t.attempts == 2 for t in trials)  # the interrupted ones ran again
     assert (out / "best_config.yaml").is_file() and (out / "trials.csv").is_file()
+
+
+DIVERGED = {
+    # the tuned metric itself is NaN once the run diverges
+    "loss": (
+        "val/loss",
+        "min",
+        "if x > 0.45: json.dump({'val/loss': float('nan')}, open(out, 'w'))\n"
+        "else: json.dump({'val/loss': 0.3 + 0.01 * x}, open(out, 'w'))",
+    ),
+    # accuracy stays a finite (even better) number while the loss is NaN, or the run raises FloatingPointError
+    "accuracy": (
+        "val/accuracy",
+        "max",
+        "if x > 0.7: raise FloatingPointError('non-finite loss at step 3')\n"
+        "if x > 0.45: json.dump({'val/accuracy': 0.95, 'val/loss': float('nan')}, open(out, 'w'))\n"
+        "else: json.dump({'val/accuracy': 0.9 - 0.01 * x, 'val/loss': 0.3}, open(out, 'w'))",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DIVERGED))
+def test_diverged_trials_are_failed_and_never_the_best(tmp_path, case):
+    metric, mode, script = DIVERGED[case]
+    tuner = FakeTrials(
+        CONFIG, out_dir=tmp_path, n_trials=5, live=False, epsilon=0.05, metric=metric, mode=mode, script=script
+    )
+    result = tuner.run()
+    trials = Journal(tmp_path / "journal.sqlite").trials()
+    knob = lambda t: next(iter(t.knobs.values()))  # noqa: E731
+    diverged = [t for t in trials if knob(t) > 0.45]
+    assert diverged and all(t.status == "failed" and "diverged" in t.error for t in diverged)
+    assert all(t.status == "done" for t in trials if knob(t) <= 0.45)
+    assert result.best is not None and knob(result.best) <= 0.45 and result.best.status == "done"
+    best = yaml.safe_load((tmp_path / "best_config.yaml").read_text())
+    assert best["trainer"]["callbacks"][0]["init_args"]["final_sparsity"] == knob(result.best)
+
+
+def test_a_second_tuner_on_the_same_folder_is_refused_until_the_holder_dies(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom lightning_compress.tuner import SweepLock\n"
+         f"SweepLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        tuner = FakeTrials(CONFIG, out_dir=tmp_path, n_trials=1, live=False, script=GOOD)
+        with pytest.raises(SweepLockedError, match=rf"in use by another tuner \(pid {holder.pid}"):
+            tuner.run(resume=True)
+        assert not (tmp_path / "journal.sqlite").exists()
+    finally:
+        holder.kill()  # SIGKILL: the kernel releases the lock
+        holder.wait()
+    with SweepLock(tmp_path) as lock:
+        assert lock.held and (tmp_path / "sweep.lock").read_text().strip() == str(os.getpid())
+
+
+def test_resume_refuses_changed_settings_unless_allowed(tmp_path):
+    FakeTrials(CONFIG, out_dir=tmp_path, n_trials=1, live=False, script=GOOD).run()
+    changed = FakeTrials(
+        CONFIG, out_dir=tmp_path, n_trials=1, live=False, script=GOOD, epsilon=0.05,
+        overrides={"model.init_args.lr": 0.2},
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"(?s)epsilon: 0.02 when the sweep started, 0.05 now.*"
+                       r"trial_config.model.init_args.lr: 0.1 when.*0.2 now.*--allow-changed-settings"):  # fmt: skip
+        changed.run(resume=True)
+    changed.run(resume=True, allow_changed_settings=True)
+    FakeTrials(
+        CONFIG, out_dir=tmp_path, n_trials=1, live=False, script=GOOD, epsilon=0.05,
+        overrides={"model.init_args.lr": 0.2},
+    ).run(resume=True)  # fmt: skip  # the new settings are now the stored ones
+
+
+def test_empty_or_corrupt_journal_and_orphan_trial_folders_are_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "journal.sqlite").write_bytes(b"")
+    (tmp_path / "empty" / "trial_0001").mkdir()
+    with pytest.raises(JournalError, match=r"journal.sqlite is not readable: it is empty \(0 bytes\)"):
+        FakeTrials(CONFIG, out_dir=tmp_path / "empty", live=False, script=GOOD).run(resume=True)
+    assert (tmp_path / "empty" / "journal.sqlite").stat().st_size == 0  # left as it was
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "journal.sqlite").write_bytes(b"not a database " * 500)
+    with pytest.raises(JournalError, match=r"corrupt/journal.sqlite is not readable.*another out_dir"):
+        Journal(tmp_path / "corrupt" / "journal.sqlite")
+    (tmp_path / "orphans" / "trial_0003").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match=r"holds trial folders \(trial_0003\) but no journal"):
+        FakeTrials(CONFIG, out_dir=tmp_path / "orphans", live=False, script=GOOD).run()
+
+
+INTERRUPTIBLE = """
+import sys
+sys.path.insert(0, {root!r})
+from tests.tuner.test_tuner import CONFIG, FakeTrials
+script = {script!r}
+FakeTrials(CONFIG, out_dir={out!r}, n_trials=3, live=False, script=script, executor={{"workers": 2}}).run(
+    resume=len(sys.argv) > 1)
+"""
+
+
+def test_first_ctrl_c_stops_running_trials_requeues_them_and_the_sweep_resumes(tmp_path):
+    out = tmp_path / "sweep"
+    slow = "open(out + '.pid', 'w').write(str(__import__('os').getpid()))\nif x > 0: time.sleep(120)\n" + GOOD
+    driver = tmp_path / "driver.py"
+    driver.write_text(INTERRUPTIBLE.format(root=str(ROOT), script=slow, out=str(out)))
+    process = subprocess.Popen([sys.executable, str(driver)], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not [
+        t
+        for t in (Journal(out / "journal.sqlite").trials() if (out / "journal.sqlite").exists() else [])
+        if t.stage == "level" and t.status == "running" and Path(t.run_dir, "result.json.pid").exists()
+    ]:
+        time.sleep(0.2)
+    running = [t for t in Journal(out / "journal.sqlite").trials() if t.status == "running"]
+    pids = [int(Path(t.run_dir, "result.json.pid").read_text()) for t in running]
+    started = time.perf_counter()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert time.perf_counter() - started < 30 and "KeyboardInterrupt" in stderr and "re-queued" in stderr, stderr
+    trials = Journal(out / "journal.sqlite").trials()
+    assert {t.id for t in trials if t.status == "queued"} >= {t.id for t in running}
+    assert not [t for t in trials if t.status == "running"]
+    for pid in pids:  # the trial processes are gone
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    fast = driver.read_text().replace("if x > 0: time.sleep(120)", "pass")
+    driver.write_text(fast)
+    subprocess.run([sys.executable, str(driver), "--resume"], check=True, capture_output=True, timeout=300)
+    trials = Journal(out / "journal.sqlite").trials()
+    assert len(trials) == 1 + 3 and all(t.status == "done" for t in trials)
+    assert {t.attempts for t in trials if t.id in {r.id for r in running}} == {2}
