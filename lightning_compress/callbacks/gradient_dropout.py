@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from lightning_compress.callbacks._common import _DROPOUT_TYPES, named_parameters, warn_if_training_in_eval_mode
 from lightning_compress.callbacks._resume import StatefulCallback
+from lightning_compress.callbacks.finite_guard import GuardedCallback
 from lightning_compress.gradient_dropout import (
     annealed_drop_probability,
     element_keep_mask,
@@ -37,7 +38,7 @@ _RESAMPLES = ("step", "epoch")
 _SCOPES = {"all": None, "attention": [ATTENTION_PROJECTIONS_PATTERN]}
 
 
-class GradientDropout(StatefulCallback):
+class GradientDropout(StatefulCallback, GuardedCallback):
     r"""Drop gradient entries at random while the model is fine-tuned (O'Neill Ch. 10, METHODS §5).
 
     After backpropagation and before every optimizer step, the gradient of each target parameter is multiplied
@@ -298,6 +299,7 @@ class GradientDropout(StatefulCallback):
         for param, snapshot, keep in self._pending:
             torch.where(keep, param, snapshot, out=param)
         self._pending.clear()
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit":

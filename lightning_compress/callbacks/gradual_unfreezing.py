@@ -11,6 +11,7 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from lightning_compress.callbacks._common import named_parameters
 from lightning_compress.callbacks._resume import StatefulCallback
+from lightning_compress.callbacks.finite_guard import GuardedCallback
 from lightning_compress.gradient_dropout import unfrozen_count
 from lightning_compress.targeting import EMBEDDINGS_PATTERN, encoder_layer_index
 
@@ -19,7 +20,7 @@ _NAME = "GradualUnfreezing"
 _ORDERS = {"top_down": True, "bottom_up": False}
 
 
-class GradualUnfreezing(StatefulCallback):
+class GradualUnfreezing(StatefulCallback, GuardedCallback):
     """Train the task head and ``k`` transformer blocks first, and unfreeze ``k`` more every ``n`` epochs.
 
     GradFreeze-TopDown (Howard & Ruder; O'Neill §10.4.1) starts from the top block and moves down,

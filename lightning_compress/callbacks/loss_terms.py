@@ -20,18 +20,21 @@ callbacks in any order gives bitwise-identical gradients. Each term is logged as
 from __future__ import annotations
 
 import torch
-from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning import LightningModule, Trainer
 from torch import Tensor
+
+from lightning_compress.callbacks.finite_guard import GuardedCallback
 
 __all__ = ["LossTermCallback", "collect_loss_terms"]
 
 
-class LossTermCallback(Callback):
+class LossTermCallback(GuardedCallback):
     """Base class of callbacks that add terms to the training loss (one backward per step, automatic optimization).
 
     Subclasses implement :meth:`loss_terms`, returning named scalar tensors that are part of the autograd graph of the
-    current step, and may override :meth:`task_loss_weight`. A subclass that overrides ``setup`` or
-    ``on_before_backward`` must call ``super()``.
+    current step, and may override :meth:`task_loss_weight`. A subclass that overrides ``setup``,
+    ``on_before_backward``, ``on_train_batch_end`` or ``on_train_end`` must call ``super()`` (the last three run the
+    non-finite guard of :class:`~lightning_compress.callbacks.finite_guard.GuardedCallback`).
 
     Example::
 
@@ -74,6 +77,7 @@ class LossTermCallback(Callback):
             )
 
     def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: Tensor) -> None:
+        super().on_before_backward(trainer, pl_module, loss)  # the non-finite guard sees the loss before the terms
         callbacks = [cb for cb in trainer.callbacks if isinstance(cb, LossTermCallback)]
         if not callbacks or callbacks[0] is not self or not loss.requires_grad:
             return  # the first LossTermCallback adds the terms of all of them

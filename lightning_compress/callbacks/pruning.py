@@ -409,10 +409,12 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
         if self.masks and trainer.global_step != self._masked_at_step:
             apply_masks_(named_parameters(pl_module), self.masks)
             self._masked_at_step = trainer.global_step
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._gate_handles:
             self._fold_gates(pl_module)
+        super().on_train_end(trainer, pl_module)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._remove_gate_hooks()
@@ -619,8 +621,9 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
             mask = gate > 0
             if name in self.masks:
                 mask &= self.masks[name]
-            params[name].mul_(gate.to(params[name].dtype)).mul_(mask)
+            params[name].mul_(gate.to(params[name].dtype))
             self.masks[name] = mask
+        apply_masks_(params, {name: self.masks[name] for name in self.target_names})  # exact zeros, even next to NaN
         self._remove_gate_hooks()
         self._gate_optimizer = None
 

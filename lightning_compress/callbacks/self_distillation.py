@@ -335,6 +335,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
                     f"SelfDistilledPruning: teacher outputs cached for all {self._expected_examples} training "
                     "examples; the teacher copy is freed."
                 )
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         for capture in (self._student, self._teacher_capture):

@@ -396,6 +396,7 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
     ) -> None:
         self._active = False
         self._clear_records()
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)  # non-finite weights stop here
         if (
             self.adaptive_budget is not None
             and self.phase == "ternary"

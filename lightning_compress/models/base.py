@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from transformers import get_linear_schedule_with_warmup
 
+from lightning_compress.callbacks.finite_guard import NonFiniteGuard
 from lightning_compress.hub import DEFAULT_PRETRAINED, resolve_pretrained
 from lightning_compress.models.metrics import build_metric_collections
 from lightning_compress.tasks import TaskSpec
@@ -178,6 +179,9 @@ class TransformerTaskModule(pl.LightningModule):
         # in `on_fit_start`, in case the module was switched to eval in between).
         self.model.train()
         self._model_input_names = self._forward_argument_names(self.model)
+        #: Stops ``fit`` with a ``FloatingPointError`` on a non-finite training loss or weight (checked at the
+        #: logging cadence and at the end of training), with or without the project's callbacks.
+        self.non_finite_guard = NonFiniteGuard()
 
     # ------------------------------------------------------------------ task and model construction
 
@@ -300,6 +304,21 @@ class TransformerTaskModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         """Make sure every submodule (dropout included) trains in train mode; see ``__init__``."""
         self.train()
+
+    def on_before_backward(self, loss: Tensor) -> None:
+        """Keep the loss for the non-finite check (:class:`~lightning_compress.callbacks.finite_guard.NonFiniteGuard`).
+
+        A subclass that overrides this hook, ``on_train_batch_end`` or ``on_train_end`` must call ``super()``.
+        """
+        self.non_finite_guard.on_before_backward(self.trainer, self, loss)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Stop the fit at a logging step whose losses or weights are not finite (``FloatingPointError``)."""
+        self.non_finite_guard.on_train_batch_end(self.trainer, self)
+
+    def on_train_end(self) -> None:
+        """Stop the fit if a loss since the last logging step, or a weight, is not finite (``FloatingPointError``)."""
+        self.non_finite_guard.on_train_end(self.trainer, self)
 
     @staticmethod
     def _batch_size(batch: Mapping[str, Tensor]) -> int:

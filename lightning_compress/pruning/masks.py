@@ -87,11 +87,31 @@ def _monotone_scores(score: Tensor, previous: Tensor | None) -> Tensor:
 
 @torch.no_grad()
 def apply_masks_(parameters: Mapping[str, Tensor], masks: Mapping[str, Tensor], grads: bool = False) -> None:
-    """Zero the pruned entries of each parameter (or of its ``.grad`` if ``grads``), in place."""
+    """Zero the pruned entries of each parameter (or of its ``.grad`` if ``grads``), in place.
+
+    ``W ← where(M, W, 0)``: a select, not ``W ⊙ M``, so pruned entries are exactly 0 even when the tensor holds a
+    NaN or an infinity (``NaN · 0 = NaN``); kept entries are left as they are. It costs the same as the multiply.
+
+    Args:
+        parameters: FQN -> parameter (e.g. ``dict(module.named_parameters())``).
+        masks: FQN -> ``bool`` mask of the parameter's shape, on its device (``True`` = kept).
+        grads: Mask the parameters' ``.grad`` instead (skipped where it is ``None``).
+
+    Example:
+        >>> w = torch.tensor([[1.0, float("nan")], [float("inf"), 2.0]])
+        >>> apply_masks_({"w": w}, {"w": torch.tensor([[True, False], [False, True]])}); w
+        tensor([[1., 0.],
+                [0., 2.]])
+    """
+    zeros: dict[tuple[torch.device, torch.dtype], Tensor] = {}
     for name, mask in masks.items():
         tensor = parameters[name].grad if grads else parameters[name]
-        if tensor is not None:
-            tensor.mul_(mask)
+        if tensor is None:
+            continue
+        zero = zeros.get((tensor.device, tensor.dtype))
+        if zero is None:
+            zero = zeros[tensor.device, tensor.dtype] = tensor.new_zeros(())
+        torch.where(mask, tensor, zero, out=tensor)
 
 
 def mask_sparsity(masks: Iterable[Tensor]) -> float:

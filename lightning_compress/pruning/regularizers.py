@@ -45,7 +45,8 @@ def _one_minus_abs_cosine(weight: Tensor, reference: Tensor, eps: float) -> Tens
 
 
 def _masked(weight: Tensor, mask: Tensor | None) -> Tensor:
-    return weight if mask is None else weight * mask.to(weight.dtype)
+    """``M ⊙ W`` as a select, so masked entries are exactly 0 even where ``W`` is not finite (``NaN · 0 = NaN``)."""
+    return weight if mask is None else torch.where(mask.to(device=weight.device, dtype=torch.bool), weight, 0.0)
 
 
 def _check_shapes(weight: Tensor, reference: Tensor, mask: Tensor | None) -> None:

@@ -1,7 +1,8 @@
+import pytest
 import torch
 
 from lightning_compress.pruning.criteria import magnitude_score
-from lightning_compress.pruning.masks import global_masks, layerwise_masks, mask_sparsity
+from lightning_compress.pruning.masks import apply_masks_, global_masks, layerwise_masks, mask_sparsity
 
 
 def test_layerwise_prunes_lowest_magnitudes_per_matrix():
@@ -45,3 +46,21 @@ def test_rounding_is_within_one_element_per_matrix():
     for sparsity in (0.1, 0.333, 0.9):
         for mask in layerwise_masks(scores, sparsity).values():
             assert abs(int((~mask).sum()) - sparsity * mask.numel()) <= 0.5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize("grads", [False, True])
+def test_apply_masks_zeroes_pruned_entries_even_next_to_nan(dtype, grads):
+    """NaN · 0 = NaN: a multiply would leave NaN in pruned positions; the select gives exact zeros."""
+    nan, inf = float("nan"), float("inf")
+    values = torch.tensor([[nan, nan, 1.0], [inf, 2.0, -inf]], dtype=dtype)
+    mask = torch.tensor([[True, False, True], [False, True, False]])
+    weight = torch.nn.Parameter(torch.zeros(2, 3, dtype=dtype))
+    if grads:
+        weight.grad = values.clone()
+    else:
+        weight.data.copy_(values)
+    apply_masks_({"w": weight}, {"w": mask}, grads=grads)
+    result = weight.grad if grads else weight.detach()
+    assert torch.equal(result[~mask], torch.zeros(3, dtype=dtype))  # pruned: exactly 0
+    assert torch.isnan(result[0, 0]) and result[0, 2] == 1.0 and result[1, 1] == 2.0  # kept: untouched

@@ -82,3 +82,14 @@ def test_shape_mismatch_and_unknown_kind():
         unit_cosine_alignment(torch.ones(2, 3), torch.ones(3, 2))
     with pytest.raises(ValueError, match="kind='l2' is invalid: expected one of"):
         align_reg_penalty({"a": torch.ones(1)}, {"a": torch.ones(1)}, "l2", 1.0)
+
+
+def test_masked_entries_count_as_zero_even_when_not_finite():
+    """``M ⊙ W`` is a select: a NaN in a pruned entry neither reaches the penalty nor its gradient."""
+    weight = torch.tensor([[3.0, float("nan")], [float("inf"), 4.0]], requires_grad=True)
+    mask = torch.tensor([[True, False], [False, True]])
+    reference = torch.zeros(2, 2)
+    value = frobenius_alignment(weight, reference, mask)
+    assert value.item() == 5.0  # ‖(3, 0; 0, 4)‖_F
+    value.backward()
+    assert torch.equal(weight.grad, torch.tensor([[0.6, 0.0], [0.0, 0.8]]))
