@@ -1,5 +1,8 @@
-"""Ternary/binary weight quantization, ternary weight splitting and bit-packed export (METHODS §4)."""
+"""Ternary/binary weight quantization, ternary weight splitting and bit-packed export (METHODS §4); int8/int4
+quantization-aware training, the fast int8 CPU path and the portable int8/int4 Hugging Face export."""
 
+from lightning_compress.quantization.dynamic_int8 import to_fast_int8_
+from lightning_compress.quantization.hf_export import save_quantized_hf
 from lightning_compress.quantization.modules import (
     QuantEmbedding,
     QuantLinear,
@@ -8,6 +11,7 @@ from lightning_compress.quantization.modules import (
     quantize_model,
     split_model,
 )
+from lightning_compress.quantization.qat import qat_base_config, qat_convert_, qat_prepare_
 from lightning_compress.quantization.quantizers import (
     LsqActQuantizer,
     UniformActQuantizer,
@@ -36,11 +40,16 @@ __all__ = [
     "half_width",
     "head_neuron_importance",
     "knapsack_select",
+    "qat_base_config",
+    "qat_convert_",
+    "qat_prepare_",
     "quantize_model",
+    "save_quantized_hf",
     "split_model",
     "split_sensitivity",
     "ste",
     "ternary_weight_split",
+    "to_fast_int8_",
     "twn_quantize",
     "uniform_quantize",
 ]

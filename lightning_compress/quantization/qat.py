@@ -31,6 +31,8 @@ WEIGHT_BITS: dict[str, int] = {"int8": 8, "int4": 4}
 ACTIVATION_BITS: dict[str | None, int | None] = {"int8": 8, None: None}
 #: Default ``group_size`` of ``"int4"`` weights (input weights sharing one scale).
 DEFAULT_GROUP_SIZE = 32
+#: Weight dtypes torchao's integer quantizers accept.
+_FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def check_qat_arguments(owner: str, weights: object, activations: object, group_size: object) -> None:
@@ -84,16 +86,23 @@ def qat_base_config(
 
 
 def check_linear_modules(model: nn.Module, names: Sequence[str], owner: str, group_size: int | None) -> None:
-    """Raise a ``ValueError`` unless every name is an ``nn.Linear`` of ``model`` (with ``in_features`` divisible by
-    ``group_size``, when given)."""
+    """Raise a ``ValueError`` unless every name is a plain (or already fake-quantized) ``nn.Linear`` of ``model``, with
+    ``in_features`` divisible by ``group_size`` when given (ternary/binary ``QuantLinear`` modules are refused)."""
+    from torchao.quantization.qat import FakeQuantizedLinear
+
     modules = dict(model.named_modules())
     for name in names:
         module = modules.get(name)
-        if not isinstance(module, nn.Linear):
+        if type(module) is not nn.Linear and not isinstance(module, FakeQuantizedLinear):
             found = "no module" if module is None else f"a {type(module).__name__}"
             raise ValueError(
                 f"`{owner}` quantizes nn.Linear weights, but the target `{name}.weight` belongs to {found}. "
                 "HINT: restrict `targets` to the weights of nn.Linear modules."
+            )
+        if module.weight.dtype not in _FLOAT_DTYPES:
+            raise ValueError(
+                f"`{owner}` cannot quantize `{name}`: its weight is {module.weight.dtype}; torchao's quantizers take "
+                f"{[str(dtype) for dtype in _FLOAT_DTYPES]}. HINT: train in float32 (or bfloat16)."
             )
         if group_size is not None and module.in_features % group_size:
             raise ValueError(
