@@ -87,7 +87,23 @@ def export_main(argv: list[str]) -> None:
     )
     parser.add_argument("outdir", type=Path, help="Output folder (replaced whole when it is a previous export).")
     parser.add_argument(
-        "--dtype", choices=["float32", "float16"], default="float32", help="Storage dtype of the values."
+        "--format",
+        choices=["compact", "hf"],
+        default="compact",
+        help="compact: sparse/bit-packed files read by `load_compressed` (default); hf: a plain transformers folder "
+        "that `AutoModelFor<Task>.from_pretrained` opens without this library.",
+    )
+    parser.add_argument(
+        "--slim",
+        action="store_true",
+        help="With --format hf: physically remove the feed-forward neurons and encoder layers removed by "
+        "StructuredPruning (smaller matrices, config and memory).",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "float16", "bfloat16"],
+        default="float32",
+        help="Storage dtype of the values (bfloat16: --format hf only).",
     )
     parser.add_argument(
         "--trust-checkpoint",
@@ -107,7 +123,15 @@ def export_main(argv: list[str]) -> None:
             args.checkpoint, trust_checkpoint=args.trust_checkpoint, source=source, trust_hint="`--trust-checkpoint`"
         )
         module = _task_module_from_checkpoint(checkpoint, source)
-        summary = save_compressed(module.model, args.outdir, dtype=args.dtype, overwrite=args.overwrite)
+        summary = save_compressed(
+            module.model,
+            args.outdir,
+            format=args.format,
+            slim=args.slim,
+            dtype=args.dtype,
+            tokenizer=_tokenizer_of(module),
+            overwrite=args.overwrite,
+        )
     except (ValueError, OSError, pickle.UnpicklingError, FloatingPointError) as error:
         parser.error(str(error))
     print(
@@ -116,10 +140,40 @@ def export_main(argv: list[str]) -> None:
     )
 
 
+def _kept_layers(checkpoint: dict) -> list[int] | None:
+    """The encoder layers a ``StructuredPruning(unit="layers")`` callback kept, from its saved state (or ``None``)."""
+    from lightning_compress.pruning.structured import kept_layers_from_masks
+
+    for state in (checkpoint.get("callbacks") or {}).values():
+        if isinstance(state, dict) and state.get("unit") == "layers" and state.get("masks"):
+            kept = kept_layers_from_masks(state["masks"])
+            if len(kept) < len(state["masks"]):
+                return kept
+    return None
+
+
+def _slice_layers(module: TransformerTaskModule, kept_layers: list[int]) -> None:
+    from lightning_compress.pruning.structured import slice_layers_
+
+    slice_layers_(module.model, kept_layers)
+
+
+def _tokenizer_of(module: TransformerTaskModule) -> object | None:
+    """The module's tokenizer when its ``pretrained`` folder or hub id has one available offline, else ``None``."""
+    from lightning_compress.data.tokenized import load_tokenizer
+
+    try:
+        return load_tokenizer(str(module.hparams.get("pretrained")))
+    except (OSError, ValueError):
+        return None
+
+
 def _task_module_from_checkpoint(checkpoint: object, source: str) -> TransformerTaskModule:
     """The project module a loaded Lightning checkpoint was written from, rebuilt from its hyper-parameters.
 
-    The class is the checkpoint's ``_class_path`` (written by the CLI) when it names a subclass of
+    Encoder layers removed by ``StructuredPruning(unit="layers")`` are sliced out (a checkpoint written during fit
+    still holds them, skipped by hooks that a checkpoint does not keep). The class is the checkpoint's
+    ``_class_path`` (written by the CLI) when it names a subclass of
     :class:`TransformerTaskModule` of this package or one already imported; otherwise the project module of the
     ``task_spec`` kind. Nothing is imported from a path the checkpoint names outside this package.
     """
@@ -154,6 +208,10 @@ def _task_module_from_checkpoint(checkpoint: object, source: str) -> Transformer
         )
     arguments = inspect.signature(module_class.__init__).parameters
     module = module_class(**{key: value for key, value in hparams.items() if key in arguments})
+    kept_layers = _kept_layers(checkpoint)
+    if kept_layers is not None and not any(f".layer.{len(kept_layers)}." in key for key in state):
+        _slice_layers(module, kept_layers)  # saved after fit, where the removed layers were already sliced out
+        kept_layers = None
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -162,6 +220,8 @@ def _task_module_from_checkpoint(checkpoint: object, source: str) -> Transformer
             "(a model changed during fit, e.g. quantized by TernaryWeightSplitting, is exported at the end of that "
             f"fit, or with `save_compressed` from Python): {' '.join(str(error).split())[:500]}"
         ) from None
+    if kept_layers is not None:
+        _slice_layers(module, kept_layers)  # saved during fit: the removed layers are skipped by hooks, not gone
     return module
 
 

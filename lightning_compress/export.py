@@ -37,9 +37,11 @@ from torch import Tensor, nn
 
 from lightning_compress.bits import pack_bits, unpack_bits
 from lightning_compress.checkpoints import open_safetensors
+from lightning_compress.targeting import resolve_targets
 
 COMPRESSED_FILE = "model.compressed.safetensors"
 FORMAT = "lightning_compress.sparse/1"
+HF_FORMAT = "hf"
 #: Written into every export folder; marks it as one that a later export may replace whole.
 MARKER_FILE = "lightning_compress_export.json"
 _SEP = "::"
@@ -58,6 +60,11 @@ class ExportSummary:
     #: full-width model built from the config (0 when nothing is quantized).
     quantized_bytes: int = 0
     quantized_reference_bytes: int = 0
+    #: ``"compact"`` or ``"hf"`` (plain transformers folder).
+    format: str = "compact"
+    #: Bytes of parameters and buffers of the exported model once loaded, and of the dense fp32 model (0: not measured).
+    memory_bytes: int = 0
+    dense_memory_bytes: int = 0
 
     @property
     def ratio(self) -> float:
@@ -184,20 +191,28 @@ def save_compressed(
     model: nn.Module,
     outdir: str | os.PathLike,
     *,
-    dtype: Literal["float32", "float16"] = "float32",
+    format: Literal["compact", "hf"] = "compact",
+    slim: bool = False,
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32",
     tokenizer: object | None = None,
     prunable: list[str] | None = None,
     overwrite: bool = False,
 ) -> ExportSummary:
-    """Write ``model`` (a Hugging Face ``PreTrainedModel``) to ``outdir`` with sparse tensors compressed.
+    """Write ``model`` (a Hugging Face ``PreTrainedModel``) to ``outdir``, compact or as a plain transformers folder.
 
-    The folder is replaced whole (see the module docstring): it must be missing, empty or a previous export, unless
-    ``overwrite``.
+    ``format="compact"`` (default) stores sparse tensors as bitmask + non-zeros and quantized modules bit-packed;
+    :func:`load_compressed` reads it back. ``format="hf"`` writes an ordinary Hugging Face folder
+    (:mod:`lightning_compress.hf_folder`) that ``AutoModelFor<Task>.from_pretrained`` opens without this library;
+    with ``slim=True`` the feed-forward neurons removed by structured pruning are sliced away, so the matrices, the
+    file and the loaded model are smaller. The folder is replaced whole (see the module docstring): it must be
+    missing, empty or a previous export, unless ``overwrite``.
 
     Args:
         model: The pruned Hugging Face model (e.g. ``pl_module.model``); every floating-point tensor must be finite.
         outdir: Output folder (created, or replaced whole).
-        dtype: Storage dtype of floating-point tensors; ``"float16"`` halves the values.
+        format: ``"compact"`` (this library's sparse/bit-packed files) or ``"hf"`` (portable transformers folder).
+        slim: With ``format="hf"``: physically remove all-zero feed-forward neurons (structured pruning).
+        dtype: Storage dtype of floating-point tensors; ``"float16"`` halves the values (``"bfloat16"``: ``hf`` only).
         tokenizer: Saved alongside when given, so the folder is self-contained.
         prunable: Names (keys of ``model.state_dict()``) of the prunable set, for the size breakdown; default:
             every encoder Linear weight.
@@ -220,21 +235,72 @@ def save_compressed(
             f"save_compressed expects a Hugging Face PreTrainedModel (with `.config`), got {type(model).__name__}. "
             "HINT: pass the wrapped model, e.g. `pl_module.model`."
         )
+    _check_format_arguments(format, slim, dtype)
     check_finite_weights(model, "`save_compressed`")
     check_export_dir(outdir, overwrite)
+    if format == "hf":
+        from lightning_compress.hf_folder import slim_copy
+
+        exported = slim_copy(model) if slim else model  # errors (layout, unstructured sparsity) before any write
     outdir.parent.mkdir(parents=True, exist_ok=True)
     staging = outdir.parent / f".{outdir.name}.partial-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
     try:
-        summary = _write_compressed(model, staging, dtype, tokenizer, prunable)
-        (staging / MARKER_FILE).write_text(json.dumps({"format": FORMAT}) + "\n")
+        if format == "hf":
+            summary = _write_hf(model, exported, staging, dtype, tokenizer)
+        else:
+            summary = _write_compressed(model, staging, dtype, tokenizer, prunable)
+        (staging / MARKER_FILE).write_text(json.dumps({"format": FORMAT if format == "compact" else HF_FORMAT}) + "\n")
         if outdir.exists():
             shutil.rmtree(outdir)
         staging.rename(outdir)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    return replace(summary, path=outdir / COMPRESSED_FILE)
+    return replace(summary, path=outdir / summary.path.name)
+
+
+def _check_format_arguments(format: str, slim: bool, dtype: str) -> None:
+    if format not in ("compact", "hf"):
+        raise ValueError(f"`save_compressed(format={format!r})` is invalid: expected one of ['compact', 'hf'].")
+    if not isinstance(slim, bool):
+        raise TypeError(f"`save_compressed(slim={slim!r})` is invalid: expected a bool.")
+    allowed = ["float32", "float16", "bfloat16"] if format == "hf" else ["float32", "float16"]
+    if dtype not in allowed:
+        raise ValueError(f"`save_compressed(dtype={dtype!r})` is invalid with format={format!r}: expected one of {allowed}.")
+    if slim and format != "hf":
+        raise ValueError(
+            "`save_compressed(slim=True)` is invalid with format='compact': slim writes a smaller plain transformers "
+            "folder. HINT: pass format='hf' with slim=True."
+        )
+
+
+def _write_hf(
+    model: nn.Module, exported: nn.Module, folder: Path, dtype: str, tokenizer: object | None
+) -> ExportSummary:
+    """Write ``exported`` (``model`` or its slim copy) as a Hugging Face folder and check it reproduces ``model``."""
+    from lightning_compress.hf_folder import HF_WEIGHTS, module_bytes, verify_hf_folder, write_hf_folder
+
+    write_hf_folder(exported, folder, dtype, tokenizer)
+    loaded_bytes = verify_hf_folder(folder, model, dtype)
+    path = folder / HF_WEIGHTS
+    state = model.state_dict()
+    prunable = set(resolve_targets(model))
+    dense_bytes = sum(value.numel() * 4 for value in state.values())
+    prunable_dense = sum(state[key].numel() * 4 for key in prunable)
+    element = torch.empty((), dtype=getattr(torch, dtype)).element_size()
+    exported_state = exported.state_dict()
+    prunable_bytes = sum(value.numel() * element for key, value in exported_state.items() if key in prunable)
+    return ExportSummary(
+        path,
+        path.stat().st_size,
+        dense_bytes,
+        prunable_bytes,
+        prunable_dense,
+        format="hf",
+        memory_bytes=loaded_bytes,
+        dense_memory_bytes=module_bytes(model),
+    )
 
 
 def _write_compressed(
@@ -242,7 +308,6 @@ def _write_compressed(
 ) -> ExportSummary:
     """Write the export files of ``model`` into the existing, empty folder ``outdir``."""
     from lightning_compress.quantization.packing import encode_quantized, quantized_size_bytes
-    from lightning_compress.targeting import resolve_targets
 
     storage_dtype = {"float32": torch.float32, "float16": torch.float16}[dtype]
     state = model.state_dict()

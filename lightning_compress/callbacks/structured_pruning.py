@@ -7,12 +7,15 @@ import re
 from typing import Any, Literal
 
 import torch
-from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lightning_compress.callbacks._common import named_parameters, warn_if_training_in_eval_mode
+from lightning_compress.callbacks._resume import StatefulCallback
+from lightning_compress.callbacks.finite_guard import GuardedCallback
+from lightning_compress.callbacks._weights import find_hf_model
 from lightning_compress.pruning.schedules import PruningEvent, pruning_events
 from lightning_compress.pruning.structured import (
     kept_layers_from_masks,
@@ -25,6 +28,7 @@ from lightning_compress.pruning.structured import (
     random_unit_scores,
     select_units,
     skip_layer,
+    slice_layers_,
     units_to_remove,
 )
 from lightning_compress.targeting import validate_patterns
@@ -38,7 +42,7 @@ _SCHEDULES = ("cubic", "iterative", "one_shot")
 _BLOCK_LIST_PATTERN = r"(^|\.)encoder\.layers?$"
 
 
-class StructuredPruning(Callback):
+class StructuredPruning(StatefulCallback, GuardedCallback):
     r"""Remove whole feed-forward neurons or whole encoder layers while the model is fine-tuned.
 
     At each event of the schedule the units are scored (``criterion``) and the lowest-scored ones are removed until
@@ -179,14 +183,31 @@ class StructuredPruning(Callback):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"`{name}(seed={seed!r})` is invalid: expected an int.")
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(
-            unit=self.unit, criterion=self.criterion, final_sparsity=self.final_sparsity, targets=self.targets
-        )
+    #: Resuming with other schedule settings keeps the removed units; see ``resume_rule``.
+    resumable_settings = ("final_sparsity", "schedule", "start", "end", "frequency", "step_fraction")
+    resume_rule = (
+        "The removed units are kept and the schedule is recomputed with the new settings: only its events after the "
+        "last saved event still remove units, and removed units never come back."
+    )
+
+    def checkpoint_settings(self) -> dict[str, Any]:
+        """The constructor settings the removed units depend on (saved in the state, compared on resume)."""
+        return {
+            "unit": self.unit,
+            "criterion": self.criterion,
+            "targets": None if self.targets is None else list(self.targets),
+            "seed": self.seed,
+            "final_sparsity": self.final_sparsity,
+            "schedule": self.schedule,
+            "start": self.start,
+            "end": self.end,
+            "frequency": self.frequency,
+            "step_fraction": self.step_fraction,
+        }
 
     # ------------------------------------------------------------------ hooks
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
         self.block_names, self.candidate_names = self._find_blocks(pl_module)
         n_units = self._units_per_group(pl_module)
         n_removed = units_to_remove(self.final_sparsity, n_units)
@@ -244,6 +265,18 @@ class StructuredPruning(Callback):
         if self.masks and trainer.global_step != self._masked_at_step:
             self._apply_masks(pl_module)
             self._masked_at_step = trainer.global_step
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Slice removed layers out of the model, so that after ``fit`` it computes what was trained without hooks
+        (and ``save_compressed`` writes it as it is)."""
+        if self.unit != "layers" or not self.masks:
+            return
+        kept = self.kept_layers
+        self._remove_layer_skips()
+        if len(kept) < len(self.masks):
+            _, hf_model = find_hf_model(pl_module, type(self).__name__)
+            slice_layers_(hf_model, kept)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._remove_layer_skips()
@@ -468,6 +501,7 @@ class StructuredPruning(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {
+            "settings": self.checkpoint_settings(),
             "unit": self.unit,
             "masks": {name: mask.cpu() for name, mask in self.masks.items()},
             "last_event_step": self.last_event_step,
@@ -478,6 +512,7 @@ class StructuredPruning(Callback):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.check_resumed_settings(state_dict)
         unit = state_dict.get("unit", self.unit)
         if unit != self.unit:
             raise RuntimeError(f"StructuredPruning(unit={self.unit!r}) cannot resume a unit={unit!r} state.")
