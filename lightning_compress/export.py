@@ -369,8 +369,12 @@ def _as_fp32(tensor: Tensor) -> Tensor:
     return (tensor.float() if tensor.is_floating_point() else tensor).contiguous()
 
 
-def load_compressed(path: str | os.PathLike, model_class: type | None = None) -> nn.Module:
+def load_compressed(path: str | os.PathLike, model_class: type | None = None, freeze: bool = True) -> nn.Module:
     """Load a folder written by :func:`save_compressed` into a runnable model (eval mode, fp32).
+
+    The ternary/binary modules of a TWS/BWN export come back frozen (``freeze=True``): their weights are the stored
+    quantized values, computed once (:func:`~lightning_compress.quantization.modules.freeze_quantized_`), so they run
+    as fast as dense Linears and hold no latent fp32 weights; ``freeze=False`` gives trainable quantized modules.
 
     The tensor file is read with ``safetensors`` (no code runs from it), and every stored tensor is checked before it
     is decoded: a sparse tensor's bitmask must cover its declared shape and its values must number the set bits; a
@@ -433,6 +437,10 @@ def load_compressed(path: str | os.PathLike, model_class: type | None = None) ->
             f"{source} is invalid: the tensors of {file} do not fit the model that {path / 'config.json'} describes "
             f"({error})."
         ) from None
+    if quantized_specs and freeze:
+        from lightning_compress.quantization.modules import freeze_quantized_
+
+        freeze_quantized_(model)
     return model.eval()
 
 

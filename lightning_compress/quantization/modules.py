@@ -88,6 +88,8 @@ class QuantLinear(nn.Linear):
         self.threshold_factor = threshold_factor
         #: ``False`` runs the full-precision latent weights (used to measure the sensitivity of a module).
         self.quantize_weights = True
+        #: ``True`` once :meth:`freeze_` replaced the latent weight by its quantized values.
+        self.frozen = False
 
     @classmethod
     def from_linear(
@@ -110,17 +112,33 @@ class QuantLinear(nn.Linear):
         module.output_quantizer = output_quantizer
         module.threshold_factor = threshold_factor
         module.quantize_weights = True
+        module.frozen = False
         module.train(linear.training)
         return module
 
     def quantized_weight(self) -> Tensor:
-        """``Q_w(W)`` (an ``out x in`` tensor), with an STE to the latent weight."""
+        """``Q_w(W)`` (an ``out x in`` tensor), with an STE to the latent weight; the stored weight once frozen."""
+        if getattr(self, "frozen", False):
+            return self.weight
         return _quantize_weight(self.weight, self.weights, None, self.threshold_factor)
+
+    @torch.no_grad()
+    def freeze_(self) -> QuantLinear:
+        """Replace the latent weight by ``Q_w(W)`` once, for inference: no quantizer runs on the weight any more.
+
+        The weight keeps its name and fp32 storage (the same bytes as a dense Linear) and no longer takes gradients;
+        its values are ``{-α, 0, α}`` (ternary) or ``±α`` (binary), which quantize to themselves, so the bit-packed
+        export of a frozen module is that of the module before freezing.
+        """
+        if not self.frozen:
+            self.weight = nn.Parameter(self.quantized_weight().detach().clone(), requires_grad=False)
+            self.frozen = True
+        return self
 
     def forward(self, x: Tensor) -> Tensor:
         if self.act_quantizer is not None:
             x = self.act_quantizer(x)
-        weight = self.quantized_weight() if self.quantize_weights else self.weight
+        weight = self.quantized_weight() if self.quantize_weights or getattr(self, "frozen", False) else self.weight
         out = F.linear(x, weight, self.bias)
         if self.output_quantizer is not None:
             out = self.output_quantizer(out)
@@ -161,6 +179,7 @@ class SplitBinaryLinear(nn.Module):
         self.act_quantizer = act_quantizer
         self.output_quantizer = output_quantizer
         self.quantize_weights = True
+        self.frozen = False
         self.register_buffer("scale_offset1", torch.zeros(1, dtype=torch.float64, device=weight1.device))
         self.register_buffer("scale_offset2", torch.zeros(1, dtype=torch.float64, device=weight1.device))
 
@@ -170,19 +189,46 @@ class SplitBinaryLinear(nn.Module):
 
     def branch_scales(self) -> tuple[Tensor, Tensor]:
         """The scales ``mean|W_k| + c_k`` of the two binary branches (float64, one per matrix)."""
+        _require_unfrozen(self, "branch_scales")
         return (
             bwn_scales(self.weight1) + self.scale_offset1,
             bwn_scales(self.weight2) + self.scale_offset2,
         )
 
     def quantized_weight(self) -> Tensor:
-        """``BWN(W₁) + BWN(W₂)`` (an ``out x in`` tensor) with the scale offsets, with STEs to both latent weights."""
+        """``BWN(W₁) + BWN(W₂)`` (an ``out x in`` tensor) with the scale offsets, with STEs to both latent weights;
+        the stored sum once frozen."""
+        if getattr(self, "frozen", False):
+            return self.weight
         return split_binary_quantize(self.weight1, self.weight2, None, (self.scale_offset1, self.scale_offset2))
+
+    @torch.no_grad()
+    def freeze_(self) -> SplitBinaryLinear:
+        """Replace the two latent branches by their quantized sum ``BWN(W₁) + BWN(W₂)``, computed once (inference).
+
+        The module then holds one fp32 ``weight`` (``out x in``, no gradient) and its bias: the bytes of a dense
+        Linear, half those of the two latent branches; the scale offsets, folded into that sum, are dropped. Its
+        outputs are those before freezing, bit for bit. A frozen split module cannot be bit-packed again (the sum
+        does not keep the two sign bits apart): export before freezing.
+        """
+        if self.frozen:
+            return self
+        weight = self.quantized_weight().detach().clone()
+        for name in ("weight1", "weight2"):
+            delattr(self, name)
+        for name in ("scale_offset1", "scale_offset2"):
+            delattr(self, name)
+        self.weight = nn.Parameter(weight, requires_grad=False)
+        self.frozen = True
+        return self
 
     def forward(self, x: Tensor) -> Tensor:
         if self.act_quantizer is not None:
             x = self.act_quantizer(x)
-        weight = self.quantized_weight() if self.quantize_weights else self.weight1 + self.weight2
+        if getattr(self, "frozen", False):
+            weight = self.weight
+        else:
+            weight = self.quantized_weight() if self.quantize_weights else self.weight1 + self.weight2
         out = F.linear(x, weight, self.bias)
         if self.output_quantizer is not None:
             out = self.output_quantizer(out)
@@ -213,16 +259,27 @@ class QuantEmbedding(nn.Embedding):
         module.weights = weights
         module.threshold_factor = threshold_factor
         module.quantize_weights = True
+        module.frozen = False
         module.train(embedding.training)
         return module
 
     def quantized_weight(self) -> Tensor:
-        """The whole quantized table (``vocab x hidden``), for export and tests."""
+        """The whole quantized table (``vocab x hidden``), for export and tests; the stored table once frozen."""
+        if getattr(self, "frozen", False):
+            return self.weight
         return _quantize_weight(self.weight, self.weights, 0, self.threshold_factor)
+
+    @torch.no_grad()
+    def freeze_(self) -> QuantEmbedding:
+        """Replace the latent table by its row-wise quantized values once (see :meth:`QuantLinear.freeze_`)."""
+        if not self.frozen:
+            self.weight = nn.Parameter(self.quantized_weight().detach().clone(), requires_grad=False)
+            self.frozen = True
+        return self
 
     def forward(self, input_ids: Tensor) -> Tensor:
         rows = F.embedding(input_ids, self.weight, self.padding_idx)
-        if not self.quantize_weights:
+        if not self.quantize_weights or getattr(self, "frozen", False):
             return rows
         return _quantize_rows(rows, self.weights, self.threshold_factor)
 
@@ -244,6 +301,7 @@ class SplitBinaryEmbedding(nn.Module):
         self.weight1 = nn.Parameter(weight1.detach().clone())
         self.weight2 = nn.Parameter(weight2.detach().clone())
         self.quantize_weights = True
+        self.frozen = False
         rows = self.num_embeddings
         self.register_buffer("scale_offset1", torch.zeros(rows, dtype=torch.float64, device=weight1.device))
         self.register_buffer("scale_offset2", torch.zeros(rows, dtype=torch.float64, device=weight1.device))
@@ -254,15 +312,32 @@ class SplitBinaryEmbedding(nn.Module):
 
     def branch_scales(self) -> tuple[Tensor, Tensor]:
         """The per-row scales ``mean|E_k[row]| + c_k[row]`` of the two binary tables (float64)."""
+        _require_unfrozen(self, "branch_scales")
         return (
             bwn_scales(self.weight1, 0) + self.scale_offset1,
             bwn_scales(self.weight2, 0) + self.scale_offset2,
         )
 
     def quantized_weight(self) -> Tensor:
+        if getattr(self, "frozen", False):
+            return self.weight
         return split_binary_quantize(self.weight1, self.weight2, 0, (self.scale_offset1, self.scale_offset2))
 
+    @torch.no_grad()
+    def freeze_(self) -> SplitBinaryEmbedding:
+        """Replace the two latent tables by their quantized sum, computed once (see :meth:`SplitBinaryLinear.freeze_`)."""
+        if self.frozen:
+            return self
+        weight = self.quantized_weight().detach().clone()
+        for name in ("weight1", "weight2", "scale_offset1", "scale_offset2"):
+            delattr(self, name)
+        self.weight = nn.Parameter(weight, requires_grad=False)
+        self.frozen = True
+        return self
+
     def forward(self, input_ids: Tensor) -> Tensor:
+        if getattr(self, "frozen", False):
+            return F.embedding(input_ids, self.weight, self.padding_idx)
         rows1 = F.embedding(input_ids, self.weight1, self.padding_idx)
         rows2 = F.embedding(input_ids, self.weight2, self.padding_idx)
         if not self.quantize_weights:
@@ -277,6 +352,43 @@ class SplitBinaryEmbedding(nn.Module):
 
 
 QUANT_MODULES = (QuantLinear, QuantEmbedding, SplitBinaryLinear, SplitBinaryEmbedding)
+
+
+def _require_unfrozen(module: nn.Module, what: str) -> None:
+    if getattr(module, "frozen", False):
+        raise ValueError(
+            f"`{type(module).__name__}.{what}()` needs the two latent branches, but the module is frozen (`freeze_()` "
+            "summed them). HINT: export or fine-tune the model before freezing it; `load_compressed(..., freeze=False)` "
+            "gives unfrozen modules."
+        )
+
+
+def freeze_quantized_(model: nn.Module) -> list[str]:
+    """Freeze every ternary/binary/split module of ``model`` for inference (``freeze_()``), in place.
+
+    Each module's weight becomes its quantized values, computed once: the forward no longer re-quantizes (a frozen
+    model runs the dense model's matmuls plus its activation quantizers), the latent fp32 weights are freed (a split
+    module keeps one matrix instead of two) and the outputs are unchanged, bit for bit.
+
+    Returns:
+        The names of the frozen modules.
+
+    Raises:
+        ValueError: ``model`` holds no ternary/binary module.
+
+    Example:
+        >>> quantize_model(bert_classifier, "ternary"); freeze_quantized_(bert_classifier)[:1]  # doctest: +SKIP
+        ['bert.embeddings.word_embeddings']
+    """
+    modules = quantized_modules(model)
+    if not modules:
+        raise ValueError(
+            f"freeze_quantized_ found no ternary/binary module in {type(model).__name__}: it freezes models quantized by "
+            "`quantize_model` / `TernaryWeightSplitting` (or loaded by `load_compressed`)."
+        )
+    for module in modules.values():
+        module.freeze_()
+    return list(modules)
 
 
 def _check_weights(owner: str, weights: object) -> None:

@@ -86,8 +86,8 @@ def encode_quantized(model: nn.Module) -> tuple[dict[str, Tensor], dict[str, dic
             weights = {"weight": module.weight}
             spec["threshold_factor"] = module.threshold_factor
         else:
+            scales = dict(zip(("weight1", "weight2"), module.branch_scales()))  # a frozen split module raises here
             weights = {"weight1": module.weight1, "weight2": module.weight2}
-            scales = dict(zip(weights, module.branch_scales()))
             keys.update(f"{name}.{offset}" for offset in _OFFSETS)  # folded into the stored scales
         for attribute, weight in weights.items():
             key = f"{name}.{attribute}"
