@@ -21,6 +21,7 @@ from lightning_compress.callbacks._weights import (
 )
 from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.callbacks.loss_terms import LossTermCallback
+from lightning_compress.distillation.fingerprints import input_fingerprints
 from lightning_compress.distillation.losses import (
     DEFAULT_OFFDIAG_WEIGHT,
     KD_WEIGHTINGS,
@@ -104,8 +105,10 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
     fit (before any pruning), or loaded from ``teacher``; it runs under ``no_grad`` on the same inputs as the student
     and is never updated. With ``teacher_cache=True`` its logits and [CLS] vectors are computed once per training
     example (keyed by the batch's ``idx``), stored in float16 and reused by later epochs; once every training example
-    is cached the teacher copy is freed. A captured teacher and the cache are saved in the callback state, so a
-    resumed run is exact.
+    is cached the teacher copy is freed. Each cached row keeps a fingerprint of its example's non-padding input ids
+    (:func:`~lightning_compress.distillation.fingerprints.input_fingerprints`), and a row served for an example with
+    other input ids (e.g. a run resumed on another data subset of the same size) raises an error. A captured teacher
+    and the cache are saved in the callback state, so a resumed run is exact.
 
     Args:
         alpha: ``α ∈ [0, 1]`` (METHODS: 0.5).
@@ -178,6 +181,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         self.cached: Tensor | None = None  # bool `N`
         self.cache_logits: Tensor | None = None  # float16 `N x C`
         self.cache_features: Tensor | None = None  # float16 `N x D`
+        self.cache_fingerprints: Tensor | None = None  # int64 `N`, input_fingerprints of the cached inputs, 0 = unknown
         self.cache_complete = False
         self._expected_examples: int | None = None
         self._pending: list[Tensor] = []
@@ -289,6 +293,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
             self.cached = self.cached.to(device)
             self.cache_logits = None if self.cache_logits is None else self.cache_logits.to(device)
             self.cache_features = None if self.cache_features is None else self.cache_features.to(device)
+            self.cache_fingerprints = self.cache_fingerprints.to(device)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         try:
@@ -403,11 +408,31 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
             )
         self._ensure_capacity(int(idx.max()) + 1, student)
         missing = ~self.cached[idx]
-        if bool(missing.any()):
+        fingerprints = _student_input_fingerprints(student)
+        if fingerprints is None:  # no `input_ids` reached the model: cached rows cannot be checked
+            any_missing, any_changed = bool(missing.any()), False
+        else:
+            stored = self.cache_fingerprints[idx]
+            changed = ~missing & (stored != 0) & (stored != fingerprints)
+            any_missing, any_changed = torch.stack([missing.any(), changed.any()]).tolist()  # one device sync
+        if any_changed:
+            position = int(changed.nonzero()[0, 0])
+            raise RuntimeError(
+                f"`SelfDistilledPruning(teacher_cache=True)`: the cached teacher output of training example "
+                f"idx={int(idx[position])} was computed from other input ids (fingerprint "
+                f"{int(stored[position]):#x}) than this example has now ({int(fingerprints[position]):#x}): the "
+                "training data changed since the cache was filled (e.g. a run resumed on another data subset of the "
+                "same size), so the model would be distilled towards other sentences' teacher outputs. HINT: resume "
+                "only on the data the checkpoint was trained on, or start a new run (no `ckpt_path`, so the cache "
+                "starts empty) for a different data subset."
+            )
+        if any_missing:
             logits, features = self._run_teacher(student)
             rows = idx[missing]
             self.cache_logits[rows] = logits[missing].half()
             self.cache_features[rows] = features[missing].half()
+            if fingerprints is not None:
+                self.cache_fingerprints[rows] = fingerprints[missing]
             self.cached[rows] = True
             self._pending.append(rows)
         # cached and fresh values alike go through float16, so every epoch (and a resumed run) sees the same targets
@@ -422,9 +447,12 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         cached = torch.zeros(size, dtype=torch.bool, device=device)
         logits = torch.zeros(size, student.logits.shape[-1], dtype=torch.float16, device=device)
         features = torch.zeros(size, student.features.shape[-1], dtype=torch.float16, device=device)
+        fingerprints = torch.zeros(size, dtype=torch.long, device=device)
         if old:
             cached[:old], logits[:old], features[:old] = self.cached, self.cache_logits, self.cache_features
+            fingerprints[:old] = self.cache_fingerprints
         self.cached, self.cache_logits, self.cache_features = cached, logits, features
+        self.cache_fingerprints = fingerprints
 
     def _sync_cache(self, trainer: Trainer) -> None:
         """Share the entries each rank computed since the last call, so every rank holds the whole cache."""
@@ -444,8 +472,9 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         payload = torch.cat([self.cache_logits[safe].float(), self.cache_features[safe].float()], dim=1)
         all_rows = trainer.strategy.all_gather(padded).reshape(-1)
         all_payload = trainer.strategy.all_gather(payload).reshape(-1, payload.shape[1])
+        all_fingerprints = trainer.strategy.all_gather(self.cache_fingerprints[safe]).reshape(-1)
         valid = all_rows >= 0
-        all_rows, all_payload = all_rows[valid], all_payload[valid]
+        all_rows, all_payload, all_fingerprints = all_rows[valid], all_payload[valid], all_fingerprints[valid]
         size = int(all_rows.max()) + 1
         if size > self.cached.numel():
             grow = size - self.cached.numel()
@@ -456,9 +485,11 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
             self.cache_features = torch.cat(
                 [self.cache_features, self.cache_features.new_zeros(grow, self.cache_features.shape[1])]
             )
+            self.cache_fingerprints = torch.cat([self.cache_fingerprints, self.cache_fingerprints.new_zeros(grow)])
         classes = self.cache_logits.shape[1]
         self.cache_logits[all_rows] = all_payload[:, :classes].half()
         self.cache_features[all_rows] = all_payload[:, classes:].half()
+        self.cache_fingerprints[all_rows] = all_fingerprints
         self.cached[all_rows] = True
 
     # ------------------------------------------------------------------ teacher
@@ -496,6 +527,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
                 "cached": self.cached.cpu(),
                 "logits": self.cache_logits.cpu(),
                 "features": self.cache_features.cpu(),
+                "fingerprints": self.cache_fingerprints.cpu(),
             }
         if self.teacher is not None and self.teacher_path is None:
             # a copy of the module at fit start cannot be rebuilt after pruning started: save it
@@ -509,7 +541,20 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         cache = state_dict.get("cache")
         if cache is not None:
             self.cached, self.cache_logits, self.cache_features = cache["cached"], cache["logits"], cache["features"]
+            # checkpoints written before fingerprints were kept: 0 = unknown, those rows are served unchecked
+            self.cache_fingerprints = cache.get("fingerprints", torch.zeros(self.cached.numel(), dtype=torch.long))
         self._restored_teacher = state_dict.get("teacher")
+
+
+def _student_input_fingerprints(student: _Capture) -> Tensor | None:
+    """:func:`input_fingerprints` of the ``input_ids`` the model was called with (``None`` when it got none)."""
+    input_ids = student.kwargs.get("input_ids")
+    if input_ids is None and student.args and isinstance(student.args[0], Tensor):
+        input_ids = student.args[0]
+    if not isinstance(input_ids, Tensor):
+        return None
+    attention_mask = student.kwargs.get("attention_mask")
+    return input_fingerprints(input_ids, attention_mask if isinstance(attention_mask, Tensor) else None)
 
 
 __all__ = ["DEFAULT_BETAS", "SelfDistilledPruning"]

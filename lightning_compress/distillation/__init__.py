@@ -1,5 +1,6 @@
-"""Distillation core: losses between student and teacher outputs (tensor functions)."""
+"""Distillation core: losses between student and teacher outputs and input fingerprints (tensor functions)."""
 
+from lightning_compress.distillation.fingerprints import input_fingerprints
 from lightning_compress.distillation.losses import (
     KD_WEIGHTINGS,
     batch_standardize,
@@ -16,6 +17,7 @@ __all__ = [
     "cosine_feature_loss",
     "cross_correlation_loss",
     "cross_correlation_matrix",
+    "input_fingerprints",
     "kl_with_temperature",
     "sdp_loss_weights",
 ]

@@ -171,7 +171,7 @@ def test_bad_arguments_raise_clear_errors(kwargs, error, match):
         SelfDistilledPruning(**kwargs)
 
 
-def _fit_sdp(tmp_path, ckpt_path=None, teacher_cache=True):
+def _fit_sdp(tmp_path, ckpt_path=None, teacher_cache=True, data_seed=0):
     seed_everything(0)
     module = UserModule(dropout=0.0)  # the user's module saves no RNG state, so dropout would differ after a resume
     callbacks = [
@@ -179,7 +179,8 @@ def _fit_sdp(tmp_path, ckpt_path=None, teacher_cache=True):
         SelfDistilledPruning(feature_loss="cc", beta=0.01, teacher_cache=teacher_cache),
         ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1, filename="{epoch}"),
     ]
-    make_trainer(callbacks, max_epochs=3, enable_checkpointing=True).fit(module, loader(32), ckpt_path=ckpt_path)
+    trainer = make_trainer(callbacks, max_epochs=3, enable_checkpointing=True)
+    trainer.fit(module, loader(32, seed=data_seed), ckpt_path=ckpt_path)
     return module, callbacks[1]
 
 
@@ -190,6 +191,35 @@ def test_resume_is_exact(tmp_path, teacher_cache, resume_epoch):
     resumed, resumed_sdp = _fit_sdp(tmp_path / "resumed", ckpt_path=ckpt, teacher_cache=teacher_cache)
     if teacher_cache:
         assert torch.equal(full_sdp.cache_logits, resumed_sdp.cache_logits)
+    for (name, a), (_, b) in zip(full.named_parameters(), resumed.named_parameters()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("resume_epoch", [0, 1])
+def test_resume_on_another_subset_of_the_same_size_is_refused(tmp_path, resume_epoch):
+    """The cache is keyed by `idx`: another 32 sentences reuse idx 0..31, so the fingerprints must tell them apart."""
+    _, full_sdp = _fit_sdp(tmp_path / "full")
+    ckpt = tmp_path / "full" / f"epoch={resume_epoch}.ckpt"
+    assert loader(32, seed=1).dataset.input_ids[0].tolist() != loader(32).dataset.input_ids[0].tolist()
+    match = r"SelfDistilledPruning.*training example idx=0 was computed from other input ids.*HINT: .*start a new run"
+    with pytest.raises(RuntimeError, match=match):
+        _fit_sdp(tmp_path / "other", ckpt_path=ckpt, data_seed=1)
+    assert full_sdp.cache_complete and bool((full_sdp.cache_fingerprints != 0).all())
+    # the same subset still resumes exactly (test_resume_is_exact compares the weights)
+    _, resumed_sdp = _fit_sdp(tmp_path / "same", ckpt_path=ckpt)
+    assert torch.equal(resumed_sdp.cache_fingerprints, full_sdp.cache_fingerprints)
+    assert torch.equal(resumed_sdp.cache_logits, full_sdp.cache_logits)
+
+
+def test_checkpoint_without_fingerprints_still_resumes(tmp_path):
+    """A cache saved before fingerprints were kept loads with unknown (0) fingerprints and is served unchecked."""
+    full, _ = _fit_sdp(tmp_path / "full")
+    ckpt = torch.load(tmp_path / "full" / "epoch=0.ckpt", weights_only=False)
+    (key,) = [key for key in ckpt["callbacks"] if key.startswith("SelfDistilledPruning")]
+    del ckpt["callbacks"][key]["cache"]["fingerprints"]
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    resumed, resumed_sdp = _fit_sdp(tmp_path / "resumed", ckpt_path=tmp_path / "old.ckpt")
+    assert int((resumed_sdp.cache_fingerprints != 0).sum()) == 0
     for (name, a), (_, b) in zip(full.named_parameters(), resumed.named_parameters()):
         assert torch.equal(a, b), name
 
