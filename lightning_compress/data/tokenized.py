@@ -84,9 +84,22 @@ def tokenize_examples(
 
 
 def save_tokenized(path: Path, data: dict[str, torch.Tensor]) -> None:
-    """Write ``data`` atomically (temporary file + rename), so a crash or a concurrent rank never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    """Write ``data`` atomically (temporary file + rename), so a crash or a concurrent rank never leaves half a file.
+
+    A cache folder that cannot be created or written to (read-only, or a path through a regular file) raises the
+    same ``OSError`` subclass with a message naming the folder and the ``cache_dir`` argument to change.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        blocker = f" ('{error.filename}')" if error.filename and str(error.filename) != str(path.parent) else ""
+        raise type(error)(
+            f"Cannot write the tokenization cache into the folder '{path.parent}': {reason}{blocker}. HINT: pass a "
+            "writable folder as the data module's `cache_dir` argument (`data.init_args.cache_dir` in a config), "
+            "or make this one writable."
+        ) from error
     os.close(handle)
     try:
         torch.save(data, tmp)

@@ -15,6 +15,8 @@ __all__ = ["RunResult", "load_runs", "metric_value", "select_point"]
 
 # a validation counts as "at the table point" if its sparsity is at most the target plus this slack
 _SPARSITY_SLACK = 5e-3
+# the keys of result.json that place a run in a table
+_RESULT_KEYS = ("table", "row", "task", "seed")
 
 
 @dataclass
@@ -50,21 +52,50 @@ def _read_history(run_dir: Path) -> list[dict[str, float]]:
     return rows
 
 
+def _read_run_json(path: Path) -> dict:
+    """The JSON object in ``path`` (a file of a run folder); ``ValueError`` naming the file, line and fix if it is
+    truncated or not an object."""
+    fix = (
+        f"HINT: delete the run folder '{path.parent}' and run `lightning-compress reproduce` for its table again "
+        "(runs with a result.json are skipped, so only this one is re-run), or delete the folder to leave the run "
+        "out of the report."
+    )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"'{path}', line {error.lineno}, column {error.colno}: not valid JSON ({error.msg}); the run was probably "
+            f"interrupted while writing it. {fix}"
+        ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"'{path}' is not UTF-8 text; expected the JSON written by the run. {fix}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"'{path}' holds a JSON {type(data).__name__}, expected an object. {fix}")
+    return data
+
+
 def load_runs(runs_dir: str | Path) -> list[RunResult]:
     """Every finished run (a folder with ``result.json``) under ``runs_dir``.
 
     The history comes from ``metrics.csv``; a run without one contributes its final metrics
-    (``result.json["metrics"]``) as a single validation.
+    (``result.json["metrics"]``) as a single validation. A truncated or incomplete ``result.json`` or
+    ``layer_sparsity.json`` raises a ``ValueError`` naming the file and saying how to fix it.
     """
     results = []
     for path in sorted(Path(runs_dir).rglob("result.json")):
-        meta = json.loads(path.read_text())
+        meta = _read_run_json(path)
+        missing = [key for key in _RESULT_KEYS if key not in meta]
+        if missing:
+            raise ValueError(
+                f"'{path}' lacks the keys {missing} (expected {list(_RESULT_KEYS)}, found {sorted(meta)}). HINT: "
+                f"delete the run folder '{path.parent}' and run `lightning-compress reproduce` for its table again."
+            )
         run_dir = path.parent
         history = _read_history(run_dir)
         if not history and meta.get("metrics"):
             history = [{k: float(v) for k, v in meta["metrics"].items()}]
         layers_file = run_dir / "layer_sparsity.json"
-        layers = json.loads(layers_file.read_text()).get("layers", {}) if layers_file.is_file() else {}
+        layers = _read_run_json(layers_file).get("layers", {}) if layers_file.is_file() else {}
         results.append(
             RunResult(
                 table=meta["table"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import os
 import re
 from pathlib import Path
 
@@ -83,6 +84,47 @@ def test_cache_file_round_trip_and_garbage_is_ignored(tmp_path: Path, session_to
     assert list(path.parent.iterdir()) == [path]  # no temporary files left
     path.write_bytes(b"not a torch file")
     assert load_tokenized(path) is None and load_tokenized(tmp_path / "missing.pt") is None
+
+
+def test_cache_folder_under_a_regular_file_names_the_folder_and_cache_dir(tmp_path: Path, session_tokenizer) -> None:
+    data = tokenize_examples(session_tokenizer, make_examples(3), 16)
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(
+        NotADirectoryError,
+        match=r"Cannot write the tokenization cache into the folder '.*a_file/cache': .*HINT: pass a writable folder "
+        r"as the data module's `cache_dir` argument",
+    ):
+        save_tokenized(tmp_path / "a_file" / "cache" / "x.pt", data)
+    write_glue_task(tmp_path / "glue", "SST-2", n_train=4, n_dev=2)
+    dm = GlueDataModule("sst2", data_dir=str(tmp_path / "glue"), cache_dir=str(tmp_path / "a_file" / "cache"))
+    with pytest.raises(NotADirectoryError, match=r"folder '.*a_file/cache'.*`cache_dir` argument"):
+        dm.setup("fit")
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_cache_folder_names_the_folder_and_cache_dir(tmp_path: Path, session_tokenizer) -> None:
+    data = tokenize_examples(session_tokenizer, make_examples(3), 16)
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError, match=r"tokenization cache into the folder '.*cache': .*`cache_dir` arg"):
+            save_tokenized(folder / "x.pt", data)
+    finally:
+        folder.chmod(0o755)
+
+
+def test_unwritable_cache_folder_error_as_root_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root ignores permissions, so the read-only folder's PermissionError is raised by a stand-in for mkstemp."""
+
+    def read_only(**kwargs) -> None:
+        raise PermissionError(13, "Permission denied", os.path.join(kwargs["dir"], "x.pt.tmp"))
+
+    monkeypatch.setattr("lightning_compress.data.tokenized.tempfile.mkstemp", read_only)
+    with pytest.raises(
+        PermissionError, match=r"folder '.*cache': Permission denied \('.*x\.pt\.tmp'\)\. HINT: .*`cache_dir`"
+    ):
+        save_tokenized(tmp_path / "cache" / "x.pt", {})
 
 
 def test_batches_follow_the_contract(sst2: GlueDataModule) -> None:

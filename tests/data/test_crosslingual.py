@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import datasets
@@ -118,6 +119,23 @@ def test_bad_label_in_a_language_file(tmp_path: Path) -> None:
     dm = CrossLingualDataModule("xnli", data_dir=str(tmp_path), languages=["de"])
     with pytest.raises(ValueError, match=r"dev-de\.tsv', line 7: label 'contradictory' is not one of"):
         dm.eval_examples("validation")
+
+
+def test_empty_language_dev_file_names_the_file_and_layout(tmp_path: Path) -> None:
+    write_xnli(tmp_path, ("en", "de"))
+    (tmp_path / "xnli" / "dev-de.tsv").write_text("")
+    dm = CrossLingualDataModule("xnli", data_dir=str(tmp_path), languages=["de"])
+    with pytest.raises(ValueError, match=r"xnli/dev-de\.tsv' is empty \(no data rows\); expected the xnli layout"):
+        dm.eval_examples("validation")
+
+
+def test_snli_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    write_xnli(tmp_path, ("en", "de"))
+    snli = tmp_path / "snli" / "snli_1.0_train_subset.jsonl.gz"
+    with gzip.open(snli, "ab") as handle:
+        handle.write(b'{"gold_label": "neutral", "sentence1": "caf\xe9", "sentence2": "h"}\n')
+    with pytest.raises(ValueError, match=r"snli_1\.0_train_subset\.jsonl\.gz', line 13: byte e9 .* is not UTF-8"):
+        CrossLingualDataModule("xnli", data_dir=str(tmp_path), languages=["de"]).train_examples()
 
 
 @pytest.mark.parametrize(

@@ -110,6 +110,28 @@ def test_missing_dev_file_names_the_path(tmp_path: Path) -> None:
         GlueDataModule("mnli", data_dir=str(tmp_path)).eval_examples("validation")
 
 
+def test_empty_or_header_only_dev_file_names_the_file_and_layout(tmp_path: Path) -> None:
+    write_glue_task(tmp_path, "MNLI")
+    dev = tmp_path / "MNLI" / "dev_matched.tsv"
+    dev.write_text(dev.read_text().splitlines(keepends=True)[0])  # the header line only
+    dm = GlueDataModule("mnli", data_dir=str(tmp_path))
+    with pytest.raises(
+        ValueError, match=r"MNLI/dev_matched\.tsv' has a header line \[.*\] but no data rows; expected the GLUE layout"
+    ):
+        dm.eval_examples("validation")
+    dev.write_text("")
+    with pytest.raises(ValueError, match=r"MNLI/dev_matched\.tsv' is empty \(no data rows\); expected the GLUE layout"):
+        dm.eval_examples("validation")
+
+
+def test_non_utf8_train_file_names_the_line(tmp_path: Path) -> None:
+    write_glue_task(tmp_path, "SST-2")
+    train = tmp_path / "SST-2" / "train.tsv"
+    train.write_bytes(train.read_bytes() + "na\u00efve\t1\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"SST-2/train\.tsv', line 14: byte ef at offset \d+ is not UTF-8"):
+        GlueDataModule("sst2", data_dir=str(tmp_path)).train_examples()
+
+
 def test_wrong_columns_are_named(tmp_path: Path) -> None:
     write_tsv(tmp_path / "SST-2" / "train.tsv", [["good", "1"]], header=["text", "label"])
     with pytest.raises(

@@ -122,3 +122,49 @@ def test_snli_errors_name_fields_and_labels(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match=r"t\.jsonl\.gz', line 1: label 'contradictory' is not one of"):
         read_snli_jsonl(path, label_values=NLI, layout="L")
+
+
+def test_header_only_and_empty_files_name_the_file_and_the_layout(tmp_path: Path) -> None:
+    path = write_tsv(tmp_path / "dev.tsv", [], header=["sentence", "label"])
+    kwargs = dict(has_header=True, text="sentence", pair=None, label="label", label_values=("0", "1"), layout="L")
+    with pytest.raises(ValueError, match=r"dev\.tsv' has a header line \['sentence', 'label'\] but no data rows; "):
+        read_tsv_examples(path, **kwargs)
+    path.write_text("")
+    with pytest.raises(ValueError, match=r"dev\.tsv' is empty \(no data rows\); expected L\. HINT: .*download"):
+        read_tsv_examples(path, **kwargs)
+    path.write_text("\n\n")  # blank lines only, no header expected
+    with pytest.raises(ValueError, match=r"dev\.tsv' is empty \(no data rows\); expected L"):
+        read_tsv_examples(path, has_header=False, text=0, pair=1, label=2, label_values=NLI, layout="L")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("neutral\n")
+    with pytest.raises(ValueError, match=r"dev\.tsv' is empty \(no data rows\); expected L"):
+        read_tsv_with_label_file(path, labels, label_values=NLI, layout="L")
+
+
+def test_non_utf8_files_name_the_file_and_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "train.tsv"
+    path.write_bytes(b"sentence\tlabel\nok\t1\n" + "caf\u00e9\t0\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"train\.tsv', line 3: byte e9 at offset 23 is not UTF-8; .*HINT: convert"):
+        read_tsv_examples(
+            path, has_header=True, text="sentence", pair=None, label="label", label_values=("0", "1"), layout="L"
+        )
+    # the bad byte past the reader's first 8 KiB chunk is still located in the whole file
+    path.write_bytes(b"s\tlabel\n" + b"x\t1\n" * 3000 + b"\xff\t0\n")
+    with pytest.raises(ValueError, match=r"train\.tsv', line 3002: byte ff at offset 12008 is not UTF-8"):
+        read_tsv(path, has_header=True)
+    tsv = write_tsv(tmp_path / "test-de.tsv", [["p", "h"]])
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes(b"neutral\n\x96\n")
+    with pytest.raises(ValueError, match=r"labels\.txt', line 2: byte 96 at offset 8 is not UTF-8"):
+        read_tsv_with_label_file(tsv, labels, label_values=NLI, layout="L")
+    snli = tmp_path / "s.jsonl.gz"
+    with gzip.open(snli, "wb") as handle:
+        handle.write(b'{"gold_label": "neutral", "sentence1": "p", "sentence2": "h"}\n{"sentence1": "\xe9"}\n')
+    with pytest.raises(ValueError, match=r"s\.jsonl\.gz', line 2: byte e9 at offset \d+ is not UTF-8"):
+        read_snli_jsonl(snli, label_values=NLI, layout="L")
+
+
+def test_snli_without_labelled_pairs_is_refused(tmp_path: Path) -> None:
+    path = _write_jsonl_gz(tmp_path / "s.jsonl.gz", [{"gold_label": "-", "sentence1": "p", "sentence2": "h"}])
+    with pytest.raises(ValueError, match=r"s\.jsonl\.gz' holds no sentence pairs with a gold label .*expected L"):
+        read_snli_jsonl(path, label_values=NLI, layout="L")

@@ -197,3 +197,27 @@ def test_report_without_runs_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["report", str(tmp_path), "--out", str(tmp_path / "out")])
     assert write_report(tmp_path, tmp_path / "out") == []
+
+
+def test_truncated_result_json_names_the_file_and_the_fix(runs_dir: Path, tmp_path: Path) -> None:
+    path = runs_dir / "oneill_11_1" / "scaled" / "dense" / "sst2" / "seed1" / "result.json"
+    path.write_text(path.read_text()[:25])  # a run killed while writing its result
+    match = (
+        r"'.*oneill_11_1/scaled/dense/sst2/seed1/result\.json', line 1, column \d+: not valid JSON .*interrupted "
+        r"while writing it\. HINT: delete the run folder '.*seed1' and run `lightning-compress reproduce`"
+    )
+    with pytest.raises(ValueError, match=match):
+        main(["report", str(runs_dir), "--out", str(tmp_path / "out")])
+    path.write_text(json.dumps({"table": "oneill_11_1", "row": "dense"}))
+    with pytest.raises(ValueError, match=r"result\.json' lacks the keys \['task', 'seed'\] .*HINT: delete the run"):
+        load_runs(runs_dir)
+    path.write_text(json.dumps([1, 2]))
+    with pytest.raises(ValueError, match=r"result\.json' holds a JSON list, expected an object"):
+        load_runs(runs_dir)
+
+
+def test_truncated_layer_sparsity_file_names_the_file(runs_dir: Path) -> None:
+    path = runs_dir / "oneill_10_10" / "scaled" / "ft" / "xnli" / "seed1" / "layer_sparsity.json"
+    path.write_text('{"layers": {"model.enc')
+    with pytest.raises(ValueError, match=r"ft/xnli/seed1/layer_sparsity\.json', line 1, column \d+: not valid JSON"):
+        load_runs(runs_dir)
