@@ -31,7 +31,7 @@ from lightning_compress.data.token_readers import (
     read_token_tsv,
 )
 from lightning_compress.data.token_tokenized import TaggedTokenDataset, tagged_cache_key, tokenize_tagged
-from lightning_compress.data.tokenized import TokenizedDataset, load_tokenized, save_tokenized
+from lightning_compress.data.tokenized import TokenizedDataset, load_tokenized, save_tokenized, tokenizer_fingerprint
 from lightning_compress.data.xglue_hub import (
     XGLUE_HUB_ID,
     XGLUE_SENTENCE_TASKS,
@@ -492,7 +492,9 @@ class CrossLingualDataModule(TokenizedDataModule):
         """Sentence tasks: see :class:`TokenizedDataModule`. Token tasks: first-sub-token labels, cached alike."""
         if not isinstance(examples, TokenExamples):
             return super()._dataset(examples, tag)
-        key = tagged_cache_key(examples, self.tokenizer, self.max_seq_length, self.text_prefix)
+        key = tagged_cache_key(
+            examples, tokenizer_fingerprint(self.hf_tokenizer), self.max_seq_length, self.text_prefix
+        )
         if key in self._built:
             return self._built[key]
         path = self.cache_dir / f"{self.task_spec.name}-{key[:32]}.pt"

@@ -25,11 +25,12 @@ TAGGED_CACHE_VERSION = 1
 IGNORE_LABEL = -100
 
 
-def tagged_cache_key(examples: TokenExamples, tokenizer_name: str, max_seq_length: int, text_prefix: str) -> str:
-    """Everything that determines the tokenized tensors of a word-tagged split."""
-    return fingerprint(
-        "tagged", TAGGED_CACHE_VERSION, examples.fingerprint, tokenizer_name, max_seq_length, text_prefix
-    )
+def tagged_cache_key(examples: TokenExamples, tokenizer_key: str, max_seq_length: int, text_prefix: str) -> str:
+    """Everything that determines the tokenized tensors of a word-tagged split: the content read
+    (``examples.fingerprint``), the tokenizer's content
+    (:func:`~lightning_compress.data.tokenized.tokenizer_fingerprint`, not its name, so a tokenizer replaced in the
+    same folder re-tokenizes) and the options."""
+    return fingerprint("tagged", TAGGED_CACHE_VERSION, examples.fingerprint, tokenizer_key, max_seq_length, text_prefix)
 
 
 def first_subtoken_labels(word_ids: list[int | None], tags: list[int], skip_words: int = 0) -> list[int]:

@@ -74,6 +74,37 @@ def test_udpos_local_batches(tmp_path: Path, cache_dir: str) -> None:
     assert first["labels"][0, :6].tolist() == [-100, 11, 3, 0, 12, -100]  # PROPN AUX ADJ PUNCT
 
 
+def test_replaced_tokenizer_in_the_same_folder_gives_new_ids(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache_dir: str
+) -> None:
+    """The tagged-sentence cache is keyed by the tokenizer's content, not its name (like the sentence cache)."""
+    from lightning_compress.data import base, tokenized
+    from tests.data.test_base import _write_word_tokenizer
+
+    monkeypatch.setattr(base, "load_tokenizer", tokenized.load_tokenizer)  # the real loader, not the shared one
+    write_udpos(tmp_path / "data", ("en",))
+    text = (tmp_path / "data" / "ud" / "xtreme_udpos" / "train-en.tsv").read_text()
+    words = sorted({line.split("\t")[0] for line in text.splitlines() if line})  # every word: no [UNK]
+    folder = tmp_path / "tokenizer"
+
+    def first_sentence() -> tuple[list[int], list[int]]:
+        """Ids served by the DataModule, and ids of the tokenizer now in the folder, for the first training sentence."""
+        dm = CrossLingualDataModule(
+            "udpos", data_dir=str(tmp_path / "data"), languages=["en"], tokenizer=str(folder), cache_dir=cache_dir
+        )
+        dm.setup("fit")
+        sentence = dm.train_examples().words[0]
+        expected = tokenized.load_tokenizer(str(folder))(sentence, is_split_into_words=True)["input_ids"]
+        return dm.train_dataset[0]["input_ids"], expected
+
+    _write_word_tokenizer(folder, words)
+    before, expected = first_sentence()
+    assert before == expected
+    _write_word_tokenizer(folder, words[::-1])  # same folder and name, other ids
+    after, expected = first_sentence()
+    assert after == expected and after != before
+
+
 def test_udpos_english_evaluation_reads_conllu_and_skips_mwt_lines(tmp_path: Path, cache_dir: str) -> None:
     write_udpos(tmp_path, ("en",))
     dm = CrossLingualDataModule("udpos", data_dir=str(tmp_path), languages=["en"], eval_split="test")
