@@ -147,6 +147,24 @@ def test_unbounded_run_is_rejected():
         trainer.fit(UserModule(), loader())
 
 
+def test_int_start_after_the_last_optimizer_step_names_start_last_step_and_max_steps():
+    seed_everything(0)
+    with pytest.raises(
+        ValueError,
+        match=r"`GradualMagnitudePruning\(start=5\)` is invalid for this run: expected a step before its last "
+        r"optimizer step 4 \(the run has trainer\.estimated_stepping_batches=5 optimizer steps, from max_steps=5, "
+        r"max_epochs=3\), so the schedule would never prune\. HINT: lower `start`.*raise `max_steps`/`max_epochs`",
+    ):
+        make_trainer([GradualMagnitudePruning(start=5, end=5)], max_steps=5).fit(UserModule(), loader())
+    match = r"start=8\)` is invalid for this run: .* last optimizer step 7 .*max_steps=-1, max_epochs=1\)"
+    with pytest.raises(ValueError, match=match):
+        make_trainer([GradualMagnitudePruning(start=8, end=9)], max_epochs=1).fit(UserModule(), loader())
+    # the last step itself is allowed: the one event prunes to final_sparsity there
+    pruning = GradualMagnitudePruning(final_sparsity=0.5, start=4, end=4)
+    make_trainer([pruning], max_steps=5).fit(UserModule(), loader())
+    assert [event.step for event in pruning.events] == [4] and pruning.sparsity == pytest.approx(0.5, abs=0.01)
+
+
 DDP_SCRIPT = """
 import sys, torch
 from pytorch_lightning import Trainer, seed_everything
