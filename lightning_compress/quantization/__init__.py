@@ -8,6 +8,7 @@ from lightning_compress.quantization.modules import (
     QuantLinear,
     SplitBinaryEmbedding,
     SplitBinaryLinear,
+    freeze_quantized_,
     quantize_model,
     split_model,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "UniformActQuantizer",
     "adaptive_split_plan",
     "bwn_quantize",
+    "freeze_quantized_",
     "half_width",
     "head_neuron_importance",
     "knapsack_select",

@@ -5,7 +5,12 @@ import torch
 from pytorch_lightning import Callback, seed_everything
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from lightning_compress.callbacks import GradualMagnitudePruning, QuantizationAwareTraining, SelfDistilledPruning
+from lightning_compress.callbacks import (
+    GradualMagnitudePruning,
+    QuantizationAwareTraining,
+    SelfDistilledPruning,
+    StructuredPruning,
+)
 from lightning_compress.quantization.qat import fake_quantized_formats, qat_convert_
 from tests.tiny import UserModule, loader, make_trainer, run_ddp_script
 
@@ -135,6 +140,26 @@ def test_stacks_with_self_distilled_pruning():
         assert isinstance(layer, FakeQuantizedLinear)
         assert not layer.weight_fake_quantizer(layer.weight)[~mask].any(), name
     assert torch.isfinite(logits(module)).all()
+
+
+def test_stacks_with_structured_pruning_and_removed_neurons_stay_zero_after_convert():
+    seed_everything(0)
+    module = UserModule()
+    pruning = StructuredPruning(final_sparsity=0.5, unit="ffn_neurons", start=0.0, end=0.5, frequency=2)
+    qat = QuantizationAwareTraining(weights="int4", start=0.5, convert_at_end=False)
+    make_trainer([pruning, qat], max_epochs=2).fit(module, loader())
+    layers = module.model.bert.encoder.layer
+    fake = {i: (layers[i].intermediate.dense, layers[i].output.dense) for i in range(2)}
+    qat_convert_(module)
+    for index, kept in pruning.kept_neurons.items():
+        up, down = layers[index].intermediate.dense.weight, layers[index].output.dense.weight
+        removed = torch.ones(up.shape[0], dtype=torch.bool)
+        removed[list(kept)] = False
+        assert 0 < int(removed.sum()) < up.shape[0]
+        fake_up, fake_down = fake[index]
+        assert not fake_up.weight_fake_quantizer(fake_up.weight)[removed].any()
+        assert not fake_down.weight_fake_quantizer(fake_down.weight)[:, removed].any()
+        assert not up.qdata[removed].any() and not down.qdata[:, removed].any()
 
 
 DDP_SCRIPT = """
