@@ -2,11 +2,11 @@
 
 Each comparison is a set of configs that share data, schedule, optimiser and step budget and differ in the method:
 
-* ``sdp_sst2``: MiniLM-L6 on SST-2 pruned to 90 %: plain magnitude pruning vs SDP-KLD vs SDP-CC (METHODS §3), the
+* ``sdp_sst2``: MiniLM-L6 on SST-2 pruned to 90 %: plain magnitude pruning vs SDP-KLD vs SDP-CC (docs/methods.md#self-distilled-pruning), the
   teacher being the dense run ``sst2_dense`` (``configs/scaled/sst2_gmp.yaml`` without callbacks, trained once);
 * ``alignreg_xnli``: multilingual e5-small on English SNLI pruned to 70 %, zero-shot XNLI: plain magnitude pruning vs
-  the three AlignReg regularisers (METHODS §2);
-* ``binarybert_sst2`` / ``binarybert_mrpc``: MiniLM-L6 full precision vs TWS 1-1-8 vs BWN 1-1-8 (METHODS §4), every
+  the three AlignReg regularisers (docs/methods.md#alignreg);
+* ``binarybert_sst2`` / ``binarybert_mrpc``: MiniLM-L6 full precision vs TWS 1-1-8 vs BWN 1-1-8 (docs/methods.md#ternary-weight-splitting), every
   seed distilling from its own full-precision run.
 
 Runs go to ``<root>/<run>/seed<S>`` (``final_metrics.json`` and ``layer_sparsity.json`` written by

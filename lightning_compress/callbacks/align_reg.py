@@ -1,4 +1,4 @@
-"""AlignReg: align the pruned weights with the pretrained weights to keep cross-lingual transfer (METHODS §2)."""
+"""AlignReg: align the pruned weights with the pretrained weights to keep cross-lingual transfer (docs/methods.md#alignreg)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from lightning_compress.callbacks.loss_terms import LossTermCallback
 from lightning_compress.pruning.regularizers import ALIGNMENTS, align_reg_penalty
 from lightning_compress.targeting import resolve_targets, validate_patterns
 
-#: O'Neill §9.3.1: λ = 5e-4 ("identical to the setting when using L2 regularization"), used for every kind (E-A4).
+#: O'Neill §9.3.1: λ = 5e-4 ("identical to the setting when using L2 regularization"), used for every kind (docs/methods.md#alignreg-strength-and-unsquared-frobenius-norm).
 _DEFAULT_LAM = 5e-4
 
 
 class AlignReg(StatefulCallback, LossTermCallback):
-    r"""Add ``(λ/L) Σ_l penalty(M_l ⊙ W_l, W_l^ref)`` to the training loss (O'Neill Ch. 9, corrected sign E-A1).
+    r"""Add ``(λ/L) Σ_l penalty(M_l ⊙ W_l, W_l^ref)`` to the training loss (O'Neill Ch. 9, corrected sign docs/methods.md#sign-of-the-alignment-term).
 
     ``penalty`` is ``1 − ρ_unit`` (``kind="cosine_unit"``, Cosine-MBP), ``1 − ρ_layer`` (``"cosine_layer"``,
     Cosine-LMBP) or ``‖W^ref − M ⊙ W‖_F`` (``"frobenius"``, Frobenius-MBP); see
@@ -33,7 +33,7 @@ class AlignReg(StatefulCallback, LossTermCallback):
         kind: ``"cosine_unit"``, ``"cosine_layer"`` or ``"frobenius"``.
         lam: ``λ >= 0``; ``λ = 0`` reproduces plain fine-tuning/pruning bit for bit.
         reference: ``"pretrained"``: the target weights as they are at the start of fit (the pretrained model,
-            before task fine-tuning; METHODS §2.1), or a path to a Lightning checkpoint or Hugging Face folder
+            before task fine-tuning; docs/methods.md#alignreg-reference-weights), or a path to a Lightning checkpoint or Hugging Face folder
             holding them. The reference is kept in the weights' dtype and device and saved in the callback state,
             so a resumed run uses the same one.
         targets: Regexes over parameter names; default every ``nn.Linear`` weight inside the transformer encoder
@@ -81,7 +81,7 @@ class AlignReg(StatefulCallback, LossTermCallback):
         if isinstance(lam, bool) or not isinstance(lam, (int, float)):
             raise TypeError(f"`AlignReg(lam={lam!r})` is invalid: expected a float >= 0.")
         if not lam >= 0 or math.isinf(lam):
-            raise ValueError(f"`AlignReg(lam={lam!r})` is invalid: expected a finite float >= 0 (METHODS: 5e-4).")
+            raise ValueError(f"`AlignReg(lam={lam!r})` is invalid: expected a finite float >= 0 (O'Neill 2022, §9.3.1: 5e-4).")
         if not isinstance(reference, str) or not reference.strip():
             raise TypeError(
                 f"`AlignReg(reference={reference!r})` is invalid: expected 'pretrained' or a path to a Lightning "
@@ -142,7 +142,7 @@ class AlignReg(StatefulCallback, LossTermCallback):
 
     def loss_terms(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Tensor]:
         if self.lam == 0:
-            return {}  # λ = 0: plain fine-tuning, bit for bit (METHODS §9, I10)
+            return {}  # λ = 0: plain fine-tuning, bit for bit (docs/methods.md#alignreg-with-zero-strength-is-plain-pruning)
         params = named_parameters(pl_module)
         weights = {name: params[name] for name in self.target_names}
         return {"align_reg": align_reg_penalty(weights, self.references, self.kind, self.lam)}
@@ -153,7 +153,6 @@ class AlignReg(StatefulCallback, LossTermCallback):
             "settings": self.checkpoint_settings(),
             "references": {name: value.cpu() for name, value in self.references.items()},
         }
-
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.check_resumed_settings(state_dict)

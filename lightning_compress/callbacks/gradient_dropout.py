@@ -1,4 +1,4 @@
-"""Gradient dropout during fine-tuning (METHODS §5): GradDrop, Layer-GradDrop, GradDrop-Epoch(-Toggle), annealing."""
+"""Gradient dropout during fine-tuning (docs/methods.md#gradient-dropout): GradDrop, Layer-GradDrop, GradDrop-Epoch(-Toggle), annealing."""
 
 from __future__ import annotations
 
@@ -39,11 +39,11 @@ _SCOPES = {"all": None, "attention": [ATTENTION_PROJECTIONS_PATTERN]}
 
 
 class GradientDropout(StatefulCallback, GuardedCallback):
-    r"""Drop gradient entries at random while the model is fine-tuned (O'Neill Ch. 10, METHODS §5).
+    r"""Drop gradient entries at random while the model is fine-tuned (O'Neill Ch. 10, docs/methods.md#gradient-dropout).
 
     After backpropagation and before every optimizer step, the gradient of each target parameter is multiplied
     by a binary mask that zeroes an entry with probability ``p`` (O'Neill Eq. 10.3, drop probability as in
-    erratum E-G1):
+    docs/methods.md#drop-probability-versus-keep-probability):
 
     .. math:: \theta' = \mathrm{opt}(\theta, g \odot (1 - m)), \quad m_{ij} \sim \mathrm{Bernoulli}(p)
 
@@ -51,7 +51,7 @@ class GradientDropout(StatefulCallback, GuardedCallback):
     transformer block, and each target outside the blocks, is kept or dropped as a whole), ``"epoch"``
     (GradDrop-Epoch: a random permutation of every target is cut into ``T`` chunks and chunks ``1..e`` train in
     epoch ``e``, so the last epoch trains everything) and ``"toggle"`` (only chunk ``e`` trains in epoch ``e``).
-    ``schedule="linear"`` anneals ``p`` per epoch from ``p`` to ``p_end`` (Anneal-GradDrop, METHODS §5.4: use
+    ``schedule="linear"`` anneals ``p`` per epoch from ``p`` to ``p_end`` (Anneal-GradDrop, docs/methods.md#annealed-gradient-dropout: use
     ``p=0.9``).
 
     Masks come from generators seeded by (``seed``, optimizer step, parameter FQN), so all DDP ranks drop the same
@@ -63,7 +63,7 @@ class GradientDropout(StatefulCallback, GuardedCallback):
     bitwise that of plain fine-tuning.
 
     Following O'Neill §10.3.4 the model's own dropout is switched off while the callback trains (``model_dropout``;
-    METHODS §5.1, E-G5); the baseline with dropout 0.2 is ``GradientDropout(p=0.0, model_dropout=0.2)``.
+    docs/methods.md#graddrop, docs/methods.md#model-dropout-under-gradient-dropout); the baseline with dropout 0.2 is ``GradientDropout(p=0.0, model_dropout=0.2)``.
 
     Args:
         p: Drop probability in ``[0, 1)`` (``"element"``, ``"layer"``); the start value with ``schedule="linear"``.
@@ -74,7 +74,7 @@ class GradientDropout(StatefulCallback, GuardedCallback):
         mask_mode: ``"grad"`` (zero the dropped gradient entries) or ``"update"`` (also freeze their values).
         rescale: Multiply kept gradients by ``1 / (1 - p)`` (not in the thesis; ``"element"``, ``"layer"`` only).
         resample: Draw new masks every optimizer ``"step"`` (default) or once per ``"epoch"`` (the "chosen at random
-            … at each epoch" reading of Layer-GradDrop, erratum E-G2).
+            … at each epoch" reading of Layer-GradDrop, docs/methods.md#layer-graddrop-resampling).
         scope: Default targets when ``targets`` is None: ``"all"`` (every encoder and pooler parameter, biases and
             LayerNorm included; not the input embeddings or the task head) or ``"attention"`` (query, key, value and
             attention-output projections, the narrower reading of §10.3.1).

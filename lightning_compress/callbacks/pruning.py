@@ -1,4 +1,4 @@
-"""Gradual pruning during fine-tuning with any criterion of METHODS §1.2, unstructured or N:M (METHODS §1)."""
+"""Gradual pruning during fine-tuning with any criterion of docs/methods.md#pruning-criteria, unstructured or N:M (docs/methods.md#gradual-magnitude-pruning)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ from lightning_compress.targeting import resolve_targets, validate_patterns
 _SCHEDULES = ("cubic", "iterative", "one_shot")
 _SCOPES = {"layer": layerwise_masks, "global": global_masks}
 _PATTERNS = ("unstructured", "n:m")
-#: METHODS §1.2-1.3 defaults of the loss terms: λ1 on Σ|W|, and λ0 = 5e-4 / N_targeted on Σ P(z != 0)
+#: docs/methods.md#pruning-criteria defaults of the loss terms: λ1 on Σ|W|, and λ0 = 5e-4 / N_targeted on Σ P(z != 0)
 _DEFAULT_L1_PENALTY = 5e-4
 _DEFAULT_L0_PENALTY_ON_MEAN = 5e-4
 
@@ -58,10 +58,10 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
     scores are masked until the scheduled sparsity is reached, per matrix (``scope="layer"``) or pooled
     over all targets (``scope="global"``). Masks are monotone and kept as ``torch.bool`` per parameter
     FQN. After every optimizer step the pruned weights are set back to exactly zero, and before it their
-    gradients are zeroed, so AdamW's weight decay and moments can never revive them (METHODS §1.1).
+    gradients are zeroed, so AdamW's weight decay and moments can never revive them (docs/methods.md#the-fine-pruning-loop).
     Between pruning events the cost is one in-place masked multiply per target per step.
 
-    Criteria (METHODS §1.2; ``docs/pruning.md``): ``magnitude``, ``global_magnitude``, ``random``,
+    Criteria (docs/methods.md#pruning-criteria; ``docs/pruning.md``): ``magnitude``, ``global_magnitude``, ``random``,
     ``global_random``, ``gradient`` (``|G|``) and ``taylor`` (``|G ⊙ W|``) with ``G`` the gradient summed over the
     optimizer steps since the last event (one float32 buffer per target, no extra backward), ``lamp`` (global),
     ``lookahead``, and the two trained-sparsity baselines: ``l1`` adds ``penalty · Σ|W|`` to the loss and prunes by
@@ -95,7 +95,7 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
             ``final_sparsity = 1 - n/m``).
         n, m: The N:M pattern (``pattern="n:m"``), e.g. ``n=2, m=4``.
         seed: Seed of the random criteria (scores drawn from ``(seed, event index)``) and of the L0 gates.
-        penalty: Strength of the ``l1`` / ``l0`` loss term; ``None`` gives METHODS' defaults (``5e-4`` on
+        penalty: Strength of the ``l1`` / ``l0`` loss term; ``None`` gives the defaults of docs/methods.md#l2-and-l1-penalties and docs/methods.md#hard-concrete-l0-gates (``5e-4`` on
             ``Σ|W|``; ``5e-4 / N_targeted`` on ``Σ P(z ≠ 0)``). Only for those two criteria.
         gate_lr: Adam learning rate of the L0 gate parameters ``log α`` (``criterion="l0"``). Adam moves every gate by
             about ``gate_lr`` per step whatever its gradient, i.e. it rescales every gated weight by ~``0.1·gate_lr``
@@ -479,7 +479,7 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
         self.grad_sums, self.grad_steps = {}, 0  # reallocated by the next step, if an event is left to score
         sparsity = mask_sparsity(self.masks.values())
         pl_module.log("compress/pruning/sparsity", sparsity, on_step=True, on_epoch=False, rank_zero_only=True)
-        # Whole-model sparsity too (METHODS §0.3): embeddings are far more than 1 % of the parameters.
+        # Whole-model sparsity too (docs/methods.md#measuring-sparsity): embeddings are far more than 1 % of the parameters.
         model_sparsity = sparsity_report(pl_module, self.target_names)["model"]
         pl_module.log(
             "compress/pruning/model_sparsity", model_sparsity, on_step=True, on_epoch=False, rank_zero_only=True

@@ -1,4 +1,4 @@
-"""Self-distilled pruning: distil the dense fine-tuned model into the model being pruned (METHODS §3)."""
+"""Self-distilled pruning: distil the dense fine-tuned model into the model being pruned (docs/methods.md#self-distilled-pruning)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from lightning_compress.distillation.losses import (
     sdp_loss_weights,
 )
 
-#: METHODS §3.3 (O'Neill §11.4): β of the feature term per ``feature_loss``.
+#: docs/methods.md#sdp-hyperparameters (O'Neill §11.4): β of the feature term per ``feature_loss``.
 DEFAULT_BETAS = {"cc": 2e-5, "cos": 0.05}
 _FEATURE_LOSSES = {"cc": cross_correlation_loss, "cos": cosine_feature_loss}
 
@@ -74,7 +74,7 @@ class _Capture:
     def _base_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
         if self.active:
             hidden = output[0]  # last_hidden_state of ModelOutput or tuple outputs
-            self.features = hidden[:, 0]  # [CLS] / first token (METHODS §3.3, E-S9)
+            self.features = hidden[:, 0]  # [CLS] / first token (docs/methods.md#sdp-hyperparameters, docs/methods.md#representation-for-token-tasks)
 
     def clear(self) -> None:
         self.args, self.kwargs, self.logits, self.features = (), {}, None, None
@@ -88,7 +88,7 @@ class _Capture:
 class SelfDistilledPruning(StatefulCallback, LossTermCallback):
     r"""Distil a frozen dense teacher into the model while it is pruned: SDP-KLD, SDP-CC, SDP-COS (O'Neill Ch. 11).
 
-    The loss of ``training_step`` (task cross-entropy ``CE``) becomes (METHODS §3.2, errata E-S1 to E-S4)
+    The loss of ``training_step`` (task cross-entropy ``CE``) becomes (docs/methods.md#distillation-losses, docs/methods.md#sdp-errata)
 
     * ``feature_loss=None`` (SDP-KLD): ``(1 − α) CE + α τ² KL(p_T^τ ‖ p_S^τ)``;
     * ``feature_loss="cc"`` (SDP-CC): ``(1 − α) CE + α τ² KL + β ℓ_CC(z^S, z^T)``, ``ℓ_CC`` the cross-correlation
@@ -101,7 +101,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
     Logits and [CLS] vectors are read by forward hooks on the module's Hugging Face model, so ``training_step`` stays
     the user's. Terms are logged as ``train/kd``, ``train/cc``, ``train/cos`` (weighted, as added to the loss).
 
-    The teacher (METHODS §3.1) is a frozen eval-mode copy of the dense model: captured from the module at the start of
+    The teacher (docs/methods.md#teacher-and-student) is a frozen eval-mode copy of the dense model: captured from the module at the start of
     fit (before any pruning), or loaded from ``teacher``; it runs under ``no_grad`` on the same inputs as the student
     and is never updated. With ``teacher_cache=True`` its logits and [CLS] vectors are computed once per training
     example (keyed by the batch's ``idx``), stored in float16 and reused by later epochs; once every training example
@@ -111,17 +111,17 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
     and the cache are saved in the callback state, so a resumed run is exact.
 
     Args:
-        alpha: ``α ∈ [0, 1]`` (METHODS: 0.5).
-        temperature: ``τ > 0`` (METHODS: 0.9).
+        alpha: ``α ∈ [0, 1]`` (O'Neill 2022, §11.4: 0.5).
+        temperature: ``τ > 0`` (O'Neill 2022, §11.4: 0.9).
         feature_loss: ``"cc"``, ``"cos"`` or ``None``.
-        beta: ``β >= 0``; ``None`` takes METHODS §3.3: ``2e-5`` for ``"cc"``, ``0.05`` for ``"cos"``.
+        beta: ``β >= 0``; ``None`` takes docs/methods.md#sdp-hyperparameters: ``2e-5`` for ``"cc"``, ``0.05`` for ``"cos"``.
         offdiag_weight: ``λ_off`` of the cross-correlation loss (default ``5.1e-3``, Barlow Twins).
-        kd_weighting: ``"alpha_tau2"``, ``"alpha_sq"`` or ``"algorithm5"`` (erratum E-S3).
+        kd_weighting: ``"alpha_tau2"``, ``"alpha_sq"`` or ``"algorithm5"`` (docs/methods.md#weight-of-the-kl-term).
         teacher: ``None`` (copy of the module's model at fit start) or a path to a Lightning checkpoint or a
             Hugging Face folder of the same architecture and label count.
         teacher_cache: Cache the teacher's outputs per training example (needs an ``idx`` entry in the batches).
         student_from_teacher: Copy the teacher's weights into the model at the start of fit (the student starts from
-            the fine-tuned dense model, METHODS §3.1); only with a ``teacher`` path.
+            the fine-tuned dense model, docs/methods.md#teacher-and-student); only with a ``teacher`` path.
         trust_checkpoint: Read a ``teacher`` checkpoint that only a full unpickling can load (e.g. one holding a
             custom hyper-parameter object). Unpickling runs any code stored in the file: only for files you trust.
             ``False`` reads it weights-only (:func:`~lightning_compress.checkpoints.load_checkpoint`).
@@ -201,13 +201,13 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(
                 f"`{name}(alpha={arguments['alpha']!r})` is invalid: expected a float in [0, 1] "
-                "(the share of the distillation term; METHODS: 0.5)."
+                "(the share of the distillation term; O'Neill 2022, §11.4: 0.5)."
             )
         temperature = number("temperature", arguments["temperature"], "a float > 0")
         if temperature <= 0:
             raise ValueError(
                 f"`{name}(temperature={arguments['temperature']!r})` is invalid: expected a float > 0 "
-                "(logits are divided by it; METHODS: 0.9)."
+                "(logits are divided by it; O'Neill 2022, §11.4: 0.9)."
             )
         feature_loss = arguments["feature_loss"]
         if feature_loss is not None and feature_loss not in _FEATURE_LOSSES:

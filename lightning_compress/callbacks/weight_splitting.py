@@ -1,4 +1,4 @@
-"""BinaryBERT's ternary weight splitting recipe in one ``fit`` (Bai Ch. 5, METHODS §4)."""
+"""BinaryBERT's ternary weight splitting recipe in one ``fit`` (Bai Ch. 5, docs/methods.md#ternary-weight-splitting)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ _BLOCK = re.compile(r"^(.*encoder\.layers?\.(\d+))\.(.+)$")
 class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
     r"""Train a ternary model with distillation, split it into a binary one, and fine-tune that (BinaryBERT).
 
-    One ``fit`` runs the whole recipe of Bai §5.3-5.4 (METHODS §4.4):
+    One ``fit`` runs the whole recipe of Bai §5.3-5.4 (docs/methods.md#binarybert-training-pipeline):
 
     1. ``setup``: the model is copied as the frozen full-precision **teacher**; the student is reduced to
        ``width`` (DynaBERT 0.5×, :func:`~lightning_compress.quantization.half_width`) and quantized
@@ -97,7 +97,7 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         width: Fraction of attention heads and FFN neurons kept in each block (0.5: DynaBERT 0.5×, so the split
             binary model costs what a full-width binary one does; 1.0: full width). ``None``: 0.5 with a split,
             1.0 without.
-        adaptive_budget: Adaptive splitting (Bai §5.3.2, METHODS §4.5): ``None`` splits every ternary module. A
+        adaptive_budget: Adaptive splitting (Bai §5.3.2, docs/methods.md#adaptive-splitting): ``None`` splits every ternary module. A
             float in [0, 1] is the budget as a fraction of the extra cost of splitting everything (0: split nothing,
             1: split all); an int is the extra cost in parameters (1-bit weights). At the split, the per-parameter
             sensitivity ``u`` of each (layer, part) group (MHA-QK, MHA-V, MHA-O, FFN-Mid, FFN-Out), of the word
@@ -106,7 +106,7 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
             parameters; part and layer gains are summed), the 0/1 knapsack ``max uᵀs, cᵀs ≤ budget`` is solved
             exactly (``c`` = parameters of the group), and only the chosen groups are split.
         adaptive_rest: What the groups not chosen become: ``"binary"`` (BWN of their latent weights, so the model is
-            uniformly 1-bit and the budget bounds its size, as in METHODS §4.5) or ``"ternary"`` (kept as they are).
+            uniformly 1-bit and the budget bounds its size, as in docs/methods.md#adaptive-splitting) or ``"ternary"`` (kept as they are).
         adaptive_batches: Number of training batches (the forwards of the last optimizer steps before the split)
             the sensitivity is measured on. A run resumed inside that window measures on fewer batches.
         teacher_checkpoint: A Lightning checkpoint of the fine-tuned full-precision module (or a Hugging Face folder
@@ -527,7 +527,7 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
     # ------------------------------------------------------------------ adaptive splitting
     @torch.no_grad()
     def _plan_adaptive_split(self, trainer: Trainer) -> None:
-        """Measure the sensitivities at the split point, solve the knapsack and record the plan (METHODS §4.5)."""
+        """Measure the sensitivities at the split point, solve the knapsack and record the plan (docs/methods.md#adaptive-splitting)."""
         assert self._student is not None
         inputs = list(self._recorded_inputs)
         self._recorded_inputs.clear()

@@ -1,4 +1,4 @@
-"""Gradient-dropout core: seeded masks and schedules (pure tensor functions, METHODS §5)."""
+"""Gradient-dropout core: seeded masks and schedules (pure tensor functions, docs/methods.md#gradient-dropout)."""
 
 from lightning_compress.gradient_dropout.masks import (
     PROBABILITY_RESOLUTION,

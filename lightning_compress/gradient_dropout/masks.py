@@ -1,11 +1,11 @@
-"""Gradient-dropout masks (METHODS §5): which gradient entries an optimizer step ignores.
+"""Gradient-dropout masks (docs/methods.md#gradient-dropout): which gradient entries an optimizer step ignores.
 
 Every mask is drawn from a generator seeded by a stable digest of (seed, schedule position, parameter FQN),
 see :func:`mask_generator`. Nothing is carried from one step to the next, so every DDP rank draws the same
 mask and a resumed run draws exactly what the uninterrupted run drew, with no generator state to save.
 
 Masks mark the *kept* entries (``True`` / ``1`` = the gradient entry is used), as pruning masks do; ``p`` is the
-drop probability (METHODS erratum E-G1).
+drop probability (docs/methods.md#drop-probability-versus-keep-probability).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def element_keep_mask(
 
 
 def group_keeps(groups: list[str], p: float, seed: int, *key: object) -> dict[str, bool]:
-    """Layer-GradDrop decisions (METHODS §5.2): each group (transformer block) is dropped with probability ``p``.
+    """Layer-GradDrop decisions (docs/methods.md#layer-graddrop): each group (transformer block) is dropped with probability ``p``.
 
     Args:
         groups: Group names (e.g. ``"bert.encoder.layer.3"``).
@@ -114,7 +114,7 @@ def group_keeps(groups: list[str], p: float, seed: int, *key: object) -> dict[st
 
 
 def epoch_chunk_bounds(epoch: int, num_epochs: int, numel: int) -> tuple[int, int]:
-    """Positions ``[start, stop)`` of the random permutation that chunk ``epoch`` (1-based) covers (METHODS §5.3).
+    """Positions ``[start, stop)`` of the random permutation that chunk ``epoch`` (1-based) covers (docs/methods.md#graddrop-epoch-and-graddrop-epoch-toggle).
 
     Chunk ``e`` is ``perm[round((e - 1) / T * N) : round(e / T * N)]``, so the ``T`` chunks are disjoint, equal-sized
     up to one entry and cover all ``N`` entries.
@@ -129,7 +129,7 @@ def epoch_chunk_bounds(epoch: int, num_epochs: int, numel: int) -> tuple[int, in
 def epoch_keep_mask(
     shape: torch.Size | tuple[int, ...], epoch: int, num_epochs: int, generator: torch.Generator, toggle: bool = False
 ) -> Tensor:
-    """GradDrop-Epoch mask (METHODS §5.3): the entries that train in epoch ``epoch`` (1-based) of ``num_epochs``.
+    """GradDrop-Epoch mask (docs/methods.md#graddrop-epoch-and-graddrop-epoch-toggle): the entries that train in epoch ``epoch`` (1-based) of ``num_epochs``.
 
     A random permutation of the entries (drawn from ``generator``, which must be seeded the same way every epoch)
     is cut into ``num_epochs`` disjoint chunks (:func:`epoch_chunk_bounds`). Accumulative (default): chunks

@@ -109,6 +109,9 @@ class TransformerTaskModule(pl.LightningModule):
         adam_eps: AdamW epsilon.
         classifier_dropout: Dropout before the classification head, for architectures whose config
             reads ``classifier_dropout`` (BERT, RoBERTa...); ``None`` keeps the model's default.
+        freeze_word_embeddings: Keep the input word embeddings at their pretrained values (no gradient, no optimizer
+            state): on a small model they are most of the parameters (52 % of MiniLM-L6, 80 % of multilingual-e5-small),
+            so freezing them makes each optimizer step much cheaper and keeps the multilingual vocabulary aligned.
     """
 
     #: ``transformers`` auto class that builds the model with its task head.
@@ -126,6 +129,7 @@ class TransformerTaskModule(pl.LightningModule):
         warmup_fraction: float = 0.1,
         adam_eps: float = 1e-8,
         classifier_dropout: float | None = None,
+        freeze_word_embeddings: bool = False,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -148,6 +152,8 @@ class TransformerTaskModule(pl.LightningModule):
             classifier_dropout = _check_float(
                 owner, "classifier_dropout", classifier_dropout, low=0.0, high=1.0, low_open=False
             )
+        if not isinstance(freeze_word_embeddings, bool):
+            raise TypeError(_invalid(owner, "freeze_word_embeddings", freeze_word_embeddings, "a bool"))
         spec = self._resolve_task_spec(task_spec, num_labels)
 
         #: The task being trained (always a :class:`TaskSpec`, whatever form was passed).
@@ -178,6 +184,8 @@ class TransformerTaskModule(pl.LightningModule):
         # modes during fit, so dropout would silently stay off: put it in train mode now (and again
         # in `on_fit_start`, in case the module was switched to eval in between).
         self.model.train()
+        if freeze_word_embeddings:
+            self.model.get_input_embeddings().weight.requires_grad_(False)
         self._model_input_names = self._forward_argument_names(self.model)
         #: Stops ``fit`` with a ``FloatingPointError`` on a non-finite training loss or weight (checked at the
         #: logging cadence and at the end of training), with or without the project's callbacks.

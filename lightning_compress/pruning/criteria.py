@@ -1,4 +1,4 @@
-"""Pruning criteria: score functions over weights (METHODS §1.2). Lowest scores are pruned first.
+"""Pruning criteria: score functions over weights (docs/methods.md#pruning-criteria). Lowest scores are pruned first.
 
 Every built-in criterion is a pure function of tensors. :data:`CRITERIA` maps each name to the function that
 scores all targets at once from a :class:`ScoreInputs`, the scope the criterion implies and whether it needs
@@ -82,7 +82,7 @@ def random_score(weight: Tensor, generator: torch.Generator) -> Tensor:
     """Random pruning score ``S ~ U(0, 1)`` i.i.d. per entry (O'Neill §9.4, §11.4).
 
     The numbers are drawn on the CPU from ``generator`` and moved to ``weight.device``, so the same generator
-    state gives the same scores on every device and every DDP rank (METHODS I5).
+    state gives the same scores on every device and every DDP rank (docs/methods.md#deterministic-masks-across-ranks).
 
     Args:
         weight: Any weight tensor; only its shape and device are used.
@@ -119,14 +119,14 @@ def taylor_score(weight: Tensor, grad_sum: Tensor) -> Tensor:
 
 
 def lamp_score(weight: Tensor) -> Tensor:
-    """LAMP score (Lee et al. 2021, METHODS §1.2 [external]).
+    """LAMP score (Lee et al. 2021, docs/methods.md#pruning-criteria [external]).
 
     With the entries sorted ascending by magnitude, ``|w_1| <= ... <= |w_n|`` (ties by flat index):
 
     .. math:: S(u) = w_u^2 / \\sum_{v \\ge u} w_v^2
 
     Pruned entries are zero, so they add nothing to the denominators. Within a matrix the score order is the
-    magnitude order and the largest entry scores exactly 1 (METHODS I8), so one global threshold over LAMP scores
+    magnitude order and the largest entry scores exactly 1 (docs/methods.md#lamp-ordering), so one global threshold over LAMP scores
     gives every matrix its own sparsity.
 
     Args:
@@ -149,7 +149,7 @@ def lamp_score(weight: Tensor) -> Tensor:
 
 
 def lookahead_score(weight: Tensor, previous: Tensor | None = None, following: Sequence[Tensor] = ()) -> Tensor:
-    """Lookahead pruning (LAP) score (Park et al. 2020, METHODS §1.2 [external]).
+    """Lookahead pruning (LAP) score (Park et al. 2020, docs/methods.md#pruning-criteria [external]).
 
     .. math:: S[i, j] = |W[i, j]| \\cdot \\|W_{prev}[j, :]\\|_2 \\cdot \\sqrt{\\sum_s \\|W_s[:, i]\\|_2^2}
 
@@ -189,7 +189,7 @@ _BERT_LAYER = re.compile(
 
 
 def lookahead_neighbours(names: Sequence[str]) -> dict[str, Neighbours]:
-    """Lookahead neighbours of BERT-style encoder weights among ``names`` (METHODS §1.2, [default]).
+    """Lookahead neighbours of BERT-style encoder weights among ``names`` (docs/methods.md#pruning-criteria, [default]).
 
     Chains: ``value -> attention.output.dense`` and ``intermediate.dense -> output.dense``; ``query`` and ``key``
     have no neighbours; the block's ``output.dense`` has the next layer's query, key and value as successors.
@@ -239,7 +239,7 @@ def lookahead_scores(weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def event_generator(seed: int, event: int) -> torch.Generator:
-    """A CPU generator seeded from ``(seed, event)`` (METHODS §1.1 rule 5): same masks on every rank, no state.
+    """A CPU generator seeded from ``(seed, event)`` (docs/methods.md#the-fine-pruning-loop): same masks on every rank, no state.
 
     Example:
         >>> torch.rand(1, generator=event_generator(0, 3)).equal(torch.rand(1, generator=event_generator(0, 3)))
@@ -280,7 +280,7 @@ class Criterion(NamedTuple):
     needs_gradients: bool = False
 
 
-#: criterion name -> :class:`Criterion` (METHODS §1.2). ``l0`` scores the keep probability of the hard-concrete
+#: criterion name -> :class:`Criterion` (docs/methods.md#pruning-criteria). ``l0`` scores the keep probability of the hard-concrete
 #: gates and ``l1`` the magnitude; their loss terms are added by the callback.
 CRITERIA: dict[str, Criterion] = {
     "magnitude": Criterion(_per_weight(magnitude_score)),

@@ -1,4 +1,4 @@
-"""Hard-concrete L0 gates (Louizos et al. 2018; METHODS §1.3 [external]).
+"""Hard-concrete L0 gates (Louizos et al. 2018; docs/methods.md#hard-concrete-l0-gates [external]).
 
 Each gated weight ``w`` gets a learnable ``log α`` and a gate ``z ∈ [0, 1]``:
 
@@ -22,14 +22,14 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 BETA, GAMMA, ZETA = 2.0 / 3.0, -0.1, 1.1
-#: Standard deviation of the noise added to the initial ``log α`` (METHODS §1.3 [default]).
+#: Standard deviation of the noise added to the initial ``log α`` (docs/methods.md#hard-concrete-l0-gates [default]).
 INIT_NOISE_STD = 0.01
 
 
 def init_log_alpha(
     shape: torch.Size | tuple[int, ...], generator: torch.Generator, drop_rate: float = 0.1, std: float = INIT_NOISE_STD
 ) -> Tensor:
-    """Initial ``log α = log((1 − drop_rate) / drop_rate) + N(0, std²)`` (METHODS §1.3 [default]: ``log 9 ≈ 2.197``).
+    """Initial ``log α = log((1 − drop_rate) / drop_rate) + N(0, std²)`` (docs/methods.md#hard-concrete-l0-gates [default]: ``log 9 ≈ 2.197``).
 
     Args:
         shape: Shape of the gated weight.
@@ -75,7 +75,7 @@ def hard_concrete_eval(log_alpha: Tensor, gamma: float = GAMMA, zeta: float = ZE
 
 
 def keep_probability(log_alpha: Tensor, beta: float = BETA, gamma: float = GAMMA, zeta: float = ZETA) -> Tensor:
-    """``P(z ≠ 0) = σ(log α − β log(−γ/ζ))``, the L0-MBP score (METHODS §1.2, §1.3).
+    """``P(z ≠ 0) = σ(log α − β log(−γ/ζ))``, the L0-MBP score (docs/methods.md#hard-concrete-l0-gates).
 
     Example:
         >>> keep_probability(torch.tensor([0.0]))  # σ(-(2/3) log(1/11)) = σ(1.5986)

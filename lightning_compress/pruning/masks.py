@@ -2,7 +2,7 @@
 
 Masks are ``torch.bool`` tensors (``True`` = kept) keyed by parameter FQN. Selection is
 deterministic (stable sort on the flattened index breaks ties), so every DDP rank computes the same
-mask from the same weights (METHODS §1.1 rule 5), and monotone: already-pruned entries score
+mask from the same weights (docs/methods.md#the-fine-pruning-loop), and monotone: already-pruned entries score
 ``-inf`` and are always selected first, so a pruned weight never regrows (rule 1).
 """
 
@@ -28,7 +28,7 @@ def _lowest(scores: Tensor, count: int) -> Tensor:
 def layerwise_masks(
     scores: Mapping[str, Tensor], sparsity: float, previous: Mapping[str, Tensor] | None = None
 ) -> dict[str, Tensor]:
-    """Prune every matrix to the same ``sparsity`` (METHODS I4, layer-wise).
+    """Prune every matrix to the same ``sparsity`` (docs/methods.md#layer-wise-and-global-sparsity-targets, layer-wise).
 
     Args:
         scores: FQN -> score tensor (same shape as the weight); lowest scores are pruned.
@@ -56,7 +56,7 @@ def layerwise_masks(
 def global_masks(
     scores: Mapping[str, Tensor], sparsity: float, previous: Mapping[str, Tensor] | None = None
 ) -> dict[str, Tensor]:
-    """Prune the pooled scores of all matrices to ``sparsity`` with one threshold (METHODS §1.2, global).
+    """Prune the pooled scores of all matrices to ``sparsity`` with one threshold (docs/methods.md#pruning-criteria, global).
 
     Same arguments and return as :func:`layerwise_masks`; per-matrix sparsity varies, the pooled sparsity
     is ``round(sparsity * total) / total``.
@@ -115,7 +115,7 @@ def apply_masks_(parameters: Mapping[str, Tensor], masks: Mapping[str, Tensor], 
 
 
 def mask_sparsity(masks: Iterable[Tensor]) -> float:
-    """Fraction of pruned entries over all ``masks`` pooled (METHODS §0.3: counted from the masks)."""
+    """Fraction of pruned entries over all ``masks`` pooled (docs/methods.md#measuring-sparsity: counted from the masks)."""
     masks = list(masks)
     total = sum(mask.numel() for mask in masks)
     kept = sum(int(mask.sum()) for mask in masks)

@@ -1,7 +1,7 @@
-"""AlignReg penalties: keep pruned weights aligned with the pretrained weights (O'Neill Ch. 9; METHODS §2).
+"""AlignReg penalties: keep pruned weights aligned with the pretrained weights (O'Neill Ch. 9; docs/methods.md#alignreg).
 
-Each function returns the penalty of one matrix, 0 at perfect alignment, in the *corrected* sign of METHODS §2.3
-(erratum E-A1): minimising it pulls the weight toward the reference. ``W̃ = M ⊙ W`` is the current (masked) weight.
+Each function returns the penalty of one matrix, 0 at perfect alignment, in the *corrected* sign of docs/methods.md#the-alignreg-loss-term
+(docs/methods.md#sign-of-the-alignment-term): minimising it pulls the weight toward the reference. ``W̃ = M ⊙ W`` is the current (masked) weight.
 
 * :func:`unit_cosine_alignment` — ``1 − ρ_unit``, O'Neill Eq. 9.2 ("Cosine-MBP");
 * :func:`layer_cosine_alignment` — ``1 − ρ_layer``, Eq. 9.2 on vectorised weights ("Cosine-LMBP");
@@ -24,7 +24,7 @@ __all__ = [
     "unit_cosine_alignment",
 ]
 
-#: Guard of the cosine denominators (METHODS §2.2): a fully pruned row (or matrix) has cosine 0.
+#: Guard of the cosine denominators (docs/methods.md#alignment-measures): a fully pruned row (or matrix) has cosine 0.
 DEFAULT_EPS = 1e-12
 
 
@@ -59,7 +59,7 @@ def _check_shapes(weight: Tensor, reference: Tensor, mask: Tensor | None) -> Non
 def unit_cosine_alignment(
     weight: Tensor, reference: Tensor, mask: Tensor | None = None, eps: float = DEFAULT_EPS
 ) -> Tensor:
-    r"""Unit-wise cosine misalignment ``1 − ρ_unit(M ⊙ W, W^ref)`` (O'Neill Eq. 9.2, sign of erratum E-A1).
+    r"""Unit-wise cosine misalignment ``1 − ρ_unit(M ⊙ W, W^ref)`` (O'Neill Eq. 9.2, sign of docs/methods.md#sign-of-the-alignment-term).
 
     .. math::
 
@@ -67,7 +67,7 @@ def unit_cosine_alignment(
             {\lVert W^{ref}_{i,:}\rVert_2 \lVert \tilde W_{i,:}\rVert_2 + \varepsilon},
         \qquad \tilde W = M \odot W
 
-    Units are PyTorch rows (output units of ``nn.Linear``). The absolute value is as printed (E-A3).
+    Units are PyTorch rows (output units of ``nn.Linear``). The absolute value is as printed (docs/methods.md#absolute-value-in-the-cosine).
 
     Args:
         weight: An ``out x in`` tensor ``W`` (gradients flow into it).
@@ -118,7 +118,7 @@ def layer_cosine_alignment(
 def frobenius_alignment(
     weight: Tensor, reference: Tensor, mask: Tensor | None = None, eps: float = DEFAULT_EPS
 ) -> Tensor:
-    r"""Frobenius distance ``‖W^ref − M ⊙ W‖_F`` (O'Neill Eq. 9.6, unsquared as printed; METHODS §2.2).
+    r"""Frobenius distance ``‖W^ref − M ⊙ W‖_F`` (O'Neill Eq. 9.6, unsquared as printed; docs/methods.md#alignment-measures).
 
     Args:
         weight: A tensor ``W`` of any shape.
@@ -152,13 +152,13 @@ def align_reg_penalty(
     lam: float,
     masks: Mapping[str, Tensor] | None = None,
 ) -> Tensor:
-    r"""The AlignReg loss term ``(λ/L) Σ_l penalty(M_l ⊙ W_l, W_l^ref)`` (O'Neill Eq. 9.3 with erratum E-A1).
+    r"""The AlignReg loss term ``(λ/L) Σ_l penalty(M_l ⊙ W_l, W_l^ref)`` (O'Neill Eq. 9.3 with docs/methods.md#sign-of-the-alignment-term).
 
     Args:
         weights: FQN -> weight ``W_l`` (``L`` entries).
         references: FQN -> reference ``W_l^ref``, same keys and shapes.
         kind: ``"cosine_unit"``, ``"cosine_layer"`` or ``"frobenius"`` (:data:`ALIGNMENTS`).
-        lam: ``λ`` (METHODS §2.3 default ``5e-4``).
+        lam: ``λ`` (docs/methods.md#the-alignreg-loss-term default ``5e-4``).
         masks: Optional FQN -> bool mask ``M_l``.
 
     Returns:

@@ -1,9 +1,9 @@
-"""Sparsity schedules (METHODS §1.4): when to prune and to which sparsity.
+"""Sparsity schedules (docs/methods.md#sparsity-schedules): when to prune and to which sparsity.
 
 A schedule is computed once, before training, as a list of :class:`PruningEvent` ``(step, sparsity)``
 pairs. ``step`` counts completed optimizer steps: an event at step ``t`` prunes right before the
 optimizer step ``t + 1`` (after the validation that closes the previous interval, so the metric of a
-sparsity level is measured after its recovery interval, METHODS §1.1 rule 3).
+sparsity level is measured after its recovery interval, docs/methods.md#the-fine-pruning-loop).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def iterative_sparsity(event: int, step_fraction: float, initial_sparsity: float
 
     .. math:: s_k = 1 - (1 - s_i)(1 - f)^k
 
-    With ``step_fraction=0.1`` the remaining fraction after ``k`` events is ``0.9**k`` (METHODS §0.3).
+    With ``step_fraction=0.1`` the remaining fraction after ``k`` events is ``0.9**k`` (docs/methods.md#measuring-sparsity).
 
     Example:
         >>> round(1 - iterative_sparsity(11, 0.1), 4)

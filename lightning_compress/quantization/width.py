@@ -1,4 +1,4 @@
-"""Width-reduced backbones: keep the most important attention heads and FFN neurons (DynaBERT, METHODS §4.4).
+"""Width-reduced backbones: keep the most important attention heads and FFN neurons (DynaBERT, docs/methods.md#binarybert-training-pipeline).
 
 BinaryBERT trains a half-width ternary model (DynaBERT 0.5× sub-network) and splits it into a full-width binary
 one. :func:`half_width` keeps, in every Transformer block, the ``width`` fraction of heads and FFN neurons with the

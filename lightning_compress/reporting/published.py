@@ -1,8 +1,8 @@
-"""The published result tables of METHODS §8 as typed data: rows, columns, numbers and the claimed orderings.
+"""The published result tables of docs/methods.md#published-results as typed data: rows, columns, numbers and the claimed orderings.
 
 Numbers are as printed (percent; MCC and correlations x100). ``None`` marks a cell printed as "–". Each table
 records how its printed average relates to the row (``average``), so tests can check the printed averages where
-METHODS says they are the row means, and :mod:`lightning_compress.reporting.results` can compute ours the same way.
+docs/methods.md#published-results says they are the row means, and :mod:`lightning_compress.reporting.results` can compute ours the same way.
 
 Example:
     >>> table = PUBLISHED_TABLES["oneill_11_2"]
@@ -33,8 +33,8 @@ class Column:
 class PublishedRow:
     """One row: ``method`` (stable id), the printed ``label``, one value per column and the printed average.
 
-    ``average_is_row_mean`` is ``False`` where METHODS records that the printed average is not the mean of the
-    row (errata E-R1, E-R2); ``note`` says why or where a row comes from.
+    ``average_is_row_mean`` is ``False`` where docs/methods.md#errata-in-the-published-tables records that the printed average is not the mean of the
+    row (errata docs/methods.md#score-column-of-table-111, docs/methods.md#averages-of-table-112); ``note`` says why or where a row comes from.
     """
 
     method: str
@@ -62,7 +62,7 @@ class PublishedTable:
     Attributes:
         table_id: Stable id, e.g. ``oneill_9_1``.
         title: Paper, table number and setting.
-        section: Section of METHODS with the numbers.
+        section: Section of docs/methods.md with the numbers.
         model: Backbone of the published runs.
         columns: The columns, in printed order.
         rows: The rows, in printed order.
@@ -136,7 +136,7 @@ def _cols(spec: list[tuple[str, str, str]]) -> tuple[Column, ...]:
     return tuple(Column(task, metric, label) for task, metric, label in spec)
 
 
-# ---------------------------------------------------------------- O'Neill Table 9.1 (METHODS §8.1)
+# ---------------------------------------------------------------- O'Neill Table 9.1 (docs/methods.md#table-91-alignreg-on-xglue)
 _XGLUE_COLUMNS = _cols(
     [
         ("xnli", "accuracy", "XNLI"),
@@ -167,7 +167,7 @@ _T91_TAIL = (
 ONEILL_9_1 = PublishedTable(
     table_id="oneill_9_1",
     title="O'Neill Table 9.1: XGLUE zero-shot @31% remaining weights, XLM-R Base (AlignReg)",
-    section="METHODS §8.1, protocol §7.2",
+    section="docs/methods.md#table-91-alignreg-on-xglue, docs/methods.md#xglue-pruning-protocol",
     model="XLM-R Base",
     columns=_XGLUE_COLUMNS,
     rows=(
@@ -202,11 +202,11 @@ ONEILL_9_1 = PublishedTable(
     "Per-task score = mean over all test languages including English.",
 )
 
-# ---------------------------------------------------------------- O'Neill Table 11.2 (METHODS §8.2)
+# ---------------------------------------------------------------- O'Neill Table 11.2 (docs/methods.md#table-112-sdp-on-xglue)
 ONEILL_11_2 = PublishedTable(
     table_id="oneill_11_2",
     title="O'Neill Table 11.2: XGLUE zero-shot @30% remaining weights, XLM-R Base (SDP)",
-    section="METHODS §8.2, protocol §7.2",
+    section="docs/methods.md#table-112-sdp-on-xglue, docs/methods.md#xglue-pruning-protocol",
     model="XLM-R Base",
     columns=_XGLUE_COLUMNS,
     rows=(
@@ -216,7 +216,7 @@ ONEILL_11_2 = PublishedTable(
             "L2-Global-MBP",
             (65.12, 78.64, 54.47, 79.13, 71.37, 59.26, 60.61, 71.80),
             67.55,
-            note="differs from Table 9.1's row (66.99), E-R2",
+            note="differs from Table 9.1's row (66.99), docs/methods.md#averages-of-table-112",
         ),
         *_T91_TAIL,
         PublishedRow(
@@ -225,7 +225,7 @@ ONEILL_11_2 = PublishedTable(
             (64.26, 79.34, 63.60, 82.83, 68.94, 61.69, 62.42, 72.28),
             69.09,
             average_is_row_mean=False,
-            note="printed 69.09, row mean 69.42 (E-R2)",
+            note="printed 69.09, row mean 69.42 (docs/methods.md#averages-of-table-112)",
         ),
         PublishedRow("sdp_cos", "L2-MBP + SDP-COS", (64.96, 79.02, 62.77, 78.70, 72.88, 60.21, 60.94, 72.04), 68.94),
         PublishedRow("sdp_kld", "L2-MBP + SDP-KLD", (65.94, 80.72, 64.50, 79.25, 73.18, 61.66, 61.09, 71.84), 69.77),
@@ -235,7 +235,7 @@ ONEILL_11_2 = PublishedTable(
             (66.47, 79.73, 66.34, 80.03, 73.45, 63.73, 62.78, 72.59),
             70.76,
             average_is_row_mean=False,
-            note="printed 70.76, row mean 70.64 (E-R2)",
+            note="printed 70.76, row mean 70.64 (docs/methods.md#averages-of-table-112)",
         ),
     ),
     average_columns=tuple(range(8)),
@@ -249,7 +249,7 @@ ONEILL_11_2 = PublishedTable(
     note="Same protocol as Table 9.1 (30% = step 11, 31.38% remaining).",
 )
 
-# ---------------------------------------------------------------- O'Neill Table 11.1 (METHODS §8.3)
+# ---------------------------------------------------------------- O'Neill Table 11.1 (docs/methods.md#table-111-sdp-on-glue)
 _GLUE_11_1_COLUMNS = _cols(
     [
         ("cola", "matthews", "CoLA"),
@@ -269,13 +269,13 @@ _QUOTED = "quoted by O'Neill from other papers; not trained here"
 
 
 def _glue_row(method: str, label: str, score: float, values: tuple, note: str = "") -> PublishedRow:
-    return PublishedRow(method, label, values, score, average_is_row_mean=False, note=note or "Score: E-R1")
+    return PublishedRow(method, label, values, score, average_is_row_mean=False, note=note or "Score: docs/methods.md#score-column-of-table-111")
 
 
 ONEILL_11_1 = PublishedTable(
     table_id="oneill_11_1",
     title="O'Neill Table 11.1: GLUE dev, BERT-base, @10% remaining weights (CoLA @20%)",
-    section="METHODS §8.3, protocol §7.1",
+    section="docs/methods.md#table-111-sdp-on-glue, docs/methods.md#glue-pruning-protocol",
     model="BERT-base",
     columns=_GLUE_11_1_COLUMNS,
     rows=(
@@ -361,7 +361,7 @@ ONEILL_11_1 = PublishedTable(
             (36.77, 87.84, 78.04, 81.1, 71.0, 77.3, 77.5, 83.79, 86.37, 62.64, 84.20),
         ),
     ),
-    # score_7 (METHODS §7.1): first number of each non-CoLA task
+    # score_7 (docs/methods.md#glue-pruning-protocol): first number of each non-CoLA task
     average_columns=(1, 2, 3, 5, 7, 9, 10),
     average_label="score_7",
     claims=(
@@ -373,16 +373,16 @@ ONEILL_11_1 = PublishedTable(
     remaining=0.9**22,
     remaining_by_task=(("cola", 0.9**15),),
     note="Pruning: 10% of the remaining targeted weights per epoch; table point after step 22 (9.85% remaining), "
-    "CoLA after step 15 (20.59%). The printed Score cannot be recomputed (E-R1); averages here are score_7, the "
+    "CoLA after step 15 (20.59%). The printed Score cannot be recomputed (docs/methods.md#score-column-of-table-111); averages here are score_7, the "
     "mean of the first number of the 7 non-CoLA tasks.",
 )
 
-# ---------------------------------------------------------------- O'Neill Table 10.10 (METHODS §8.4)
+# ---------------------------------------------------------------- O'Neill Table 10.10 (docs/methods.md#table-1010-gradient-dropout-on-xglue)
 _GRADDROP_VARIANTS = ("graddrop", "anneal_graddrop", "layer_graddrop", "anneal_layer_graddrop", "graddrop_epoch")
 ONEILL_10_10 = PublishedTable(
     table_id="oneill_10_10",
     title="O'Neill Table 10.10: XGLUE zero-shot, XLM-R Large, gradient dropout",
-    section="METHODS §8.4, protocol §7.3",
+    section="docs/methods.md#table-1010-gradient-dropout-on-xglue, docs/methods.md#gradient-dropout-protocol",
     model="XLM-R Large",
     columns=(*_XGLUE_COLUMNS, Column("mlqa", "f1", "MLQA")),
     rows=(
@@ -451,10 +451,10 @@ ONEILL_10_10 = PublishedTable(
     ),
     selection="best_en",
     note="Model selection: the epoch with the best English dev score. Per-task tables 10.1-10.9 disagree with "
-    "this table in places (E-R3); this table is the reference.",
+    "this table in places (docs/methods.md#table-1010-versus-the-per-task-tables); this table is the reference.",
 )
 
-# ---------------------------------------------------------------- Bai Table 5.2 (METHODS §8.5)
+# ---------------------------------------------------------------- Bai Table 5.2 (docs/methods.md#table-52-binarybert-on-glue)
 _BAI_COLUMNS = _cols(
     [
         ("mnli", "accuracy", "MNLI-m"),
@@ -477,7 +477,7 @@ def _bai(method: str, label: str, values: tuple, avg: float, note: str) -> Publi
 BAI_5_2 = PublishedTable(
     table_id="bai_5_2",
     title="Bai Table 5.2: GLUE dev, BinaryBERT (BERT-base size)",
-    section="METHODS §8.5, protocol §7.4",
+    section="docs/methods.md#table-52-binarybert-on-glue, docs/methods.md#binarybert-protocol",
     model="BERT-base (DynaBERT backbone)",
     columns=_BAI_COLUMNS,
     rows=(
@@ -514,7 +514,7 @@ BAI_5_2 = PublishedTable(
     "augmentation.",
 )
 
-# ---------------------------------------------------------------- Condensa Table 2 (METHODS §8.6)
+# ---------------------------------------------------------------- Condensa Table 2 (docs/methods.md#condensa-table-2)
 _CONDENSA_COLUMNS = _cols(
     [
         ("cifar10_vgg19bn", "accuracy", "CIFAR-10 VGG19-BN"),
@@ -526,7 +526,7 @@ _CONDENSA_COLUMNS = _cols(
 CONDENSA_2 = PublishedTable(
     table_id="condensa_2",
     title="Condensa Table 2: constrained BO compression (eps = 2%, 10 samples per search)",
-    section="METHODS §8.6, protocol §7.5",
+    section="docs/methods.md#condensa-table-2, docs/methods.md#condensa-protocol",
     model="VGG19-BN, ResNet56, VGG16-BN, 2-layer LSTM",
     columns=_CONDENSA_COLUMNS,
     rows=(
@@ -551,7 +551,7 @@ CONDENSA_2 = PublishedTable(
     "to transformer GMP instead (docs/tuner.md).",
 )
 
-#: Every table of METHODS §8 by id.
+#: Every table of docs/methods.md#published-results by id.
 PUBLISHED_TABLES: Mapping[str, PublishedTable] = MappingProxyType(
     {t.table_id: t for t in (ONEILL_9_1, ONEILL_11_2, ONEILL_11_1, ONEILL_10_10, BAI_5_2, CONDENSA_2)}
 )

@@ -30,7 +30,7 @@ def test_element_drop_rate_matches_p(p):
     keep = element_keep_mask((n,), p, mask_generator(7, "step", 0, NAME))
     rate = 1 - keep.float().mean().item()
     assert abs(rate - p) <= 0.005
-    # METHODS I19: within 3 binomial standard deviations of the (2^-16-rounded) probability
+    # docs/methods.md#graddrop-keep-fraction: within 3 binomial standard deviations of the (2^-16-rounded) probability
     p_used = round(p * PROBABILITY_RESOLUTION) / PROBABILITY_RESOLUTION
     assert abs(rate - p_used) <= 3 * math.sqrt(p_used * (1 - p_used) / n)
 
@@ -101,9 +101,9 @@ def test_accumulative_epoch_masks_grow_to_the_full_set(shape):
     masks = [active(e) for e in range(1, epochs + 1)]
     for e, mask in enumerate(masks, start=1):
         assert mask.shape == shape and mask.dtype == torch.bool
-        assert int(mask.sum()) == round(e / epochs * numel)  # METHODS §5.3: round(e/T * N) active
+        assert int(mask.sum()) == round(e / epochs * numel)  # docs/methods.md#graddrop-epoch-and-graddrop-epoch-toggle: round(e/T * N) active
     for earlier, later in zip(masks, masks[1:]):
-        assert not (earlier & ~later).any()  # I20: an active entry stays active
+        assert not (earlier & ~later).any()  # docs/methods.md#graddrop-epoch-active-sets: an active entry stays active
     assert masks[-1].all()  # the last epoch trains everything
     assert active(epochs + 1).all()
 
@@ -112,6 +112,6 @@ def test_toggle_chunks_are_disjoint_and_cover_all_entries():
     shape, epochs = (33, 5), 3
     active = [epoch_keep_mask(shape, e, epochs, mask_generator(2, "chunks", NAME), toggle=True) for e in (1, 2, 3)]
     counts = torch.stack(active).sum(0)
-    assert torch.equal(counts, torch.ones(shape, dtype=torch.long))  # every entry in exactly one chunk (I20)
+    assert torch.equal(counts, torch.ones(shape, dtype=torch.long))  # every entry in exactly one chunk (docs/methods.md#graddrop-epoch-active-sets)
     accumulative = epoch_keep_mask(shape, 2, epochs, mask_generator(2, "chunks", NAME))
     assert torch.equal(accumulative, active[0] | active[1])  # same permutation as the accumulative variant

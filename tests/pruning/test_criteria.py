@@ -1,4 +1,4 @@
-"""Criteria scores against values computed by hand on 3x4 matrices (METHODS §1.2, I7, I8)."""
+"""Criteria scores against values computed by hand on 3x4 matrices (docs/methods.md#pruning-criteria, docs/methods.md#gradient-and-taylor-scores-match-autograd, docs/methods.md#lamp-ordering)."""
 
 import pytest
 import torch
@@ -57,7 +57,7 @@ def test_lamp_score_divides_by_the_tail_sum_of_squares(dtype):
     )
     score = lamp_score(torch.tensor(W, dtype=dtype))
     torch.testing.assert_close(score, expected)
-    # I8: same order as the magnitudes, the largest weight scores exactly 1
+    # docs/methods.md#lamp-ordering: same order as the magnitudes, the largest weight scores exactly 1
     assert torch.equal(torch.argsort(score.flatten()), torch.argsort(torch.tensor(W).abs().flatten()))
     assert score.max() == 1.0
 

@@ -16,7 +16,7 @@ from lightning_compress.pruning.regularizers import (
 def test_hand_values(dtype):
     w = torch.tensor([[1.0, 0.0, 0.0], [0.0, -2.0, 0.0]], dtype=dtype)
     ref = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]], dtype=dtype)
-    # row 1: cos = 1/√2; row 2: cos = -1, |cos| = 1 (E-A3)
+    # row 1: cos = 1/√2; row 2: cos = -1, |cos| = 1 (docs/methods.md#absolute-value-in-the-cosine)
     assert float(unit_cosine_alignment(w, ref)) == pytest.approx((1 - 1 / math.sqrt(2) + 0) / 2, rel=1e-6)
     # vectorised: <ref, w> = 1 - 2 = -1; ‖ref‖ = √3, ‖w‖ = √5
     assert float(layer_cosine_alignment(w, ref)) == pytest.approx(1 - 1 / math.sqrt(15), rel=1e-6)
@@ -31,7 +31,7 @@ def test_hand_values(dtype):
 
 @pytest.mark.parametrize("kind", list(ALIGNMENTS))
 def test_zero_at_reference_with_zero_gradient(kind):
-    """I9: the term is exactly 0 when the weights are the reference."""
+    """docs/methods.md#alignreg-is-zero-at-the-reference: the term is exactly 0 when the weights are the reference."""
     ref = torch.randn(8, 5)
     w = ref.clone().requires_grad_()
     value = ALIGNMENTS[kind](w, ref)
@@ -42,7 +42,7 @@ def test_zero_at_reference_with_zero_gradient(kind):
 
 @pytest.mark.parametrize("kind", list(ALIGNMENTS))
 def test_gradient_step_pulls_the_weights_toward_the_reference(kind):
-    """Fails with the printed sign of Eq. 9.3 (erratum E-A1): descending `+ρ` would push the weights away."""
+    """Fails with the printed sign of Eq. 9.3 (docs/methods.md#sign-of-the-alignment-term): descending `+ρ` would push the weights away."""
     torch.manual_seed(0)
     ref = torch.randn(6, 10, dtype=torch.float64)
     w = (ref + 0.8 * torch.randn(6, 10, dtype=torch.float64)).requires_grad_()

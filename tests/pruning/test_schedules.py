@@ -21,7 +21,7 @@ def test_cubic_drops_zero_sparsity_event_and_ignores_partial_interval():
 
 
 def test_iterative_is_geometric_and_capped():
-    # METHODS §0.3: remaining 0.9^k; 31.38 % at k = 11, 9.85 % at k = 22
+    # docs/methods.md#measuring-sparsity: remaining 0.9^k; 31.38 % at k = 11, 9.85 % at k = 22
     assert 1 - iterative_sparsity(11, 0.1) == pytest.approx(0.31381, abs=1e-5)
     assert 1 - iterative_sparsity(22, 0.1) == pytest.approx(0.09848, abs=1e-5)
     events = pruning_events(

@@ -17,7 +17,7 @@ def test_twn_on_a_hand_checked_matrix(dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("dim", [None, 0])
 def test_twn_and_bwn_invariants(dtype, dim):
-    """I15: non-zero ternary values have magnitude α and |I| = #{|w| ≥ Δ}; BWN keeps mean |w| per group."""
+    """docs/methods.md#twn-and-bwn-scales: non-zero ternary values have magnitude α and |I| = #{|w| ≥ Δ}; BWN keeps mean |w| per group."""
     torch.manual_seed(0)
     w = torch.randn(6, 50, dtype=dtype)
     ternary = twn_quantize(w, dim)
@@ -41,7 +41,7 @@ def test_bwn_maps_zero_to_plus_alpha():
 
 @pytest.mark.parametrize("quantizer", [twn_quantize, bwn_quantize])
 def test_straight_through_gradient_is_the_identity(quantizer):
-    """I16: ∂ℓ/∂w = ∂ℓ/∂ŵ exactly."""
+    """docs/methods.md#straight-through-gradient: ∂ℓ/∂w = ∂ℓ/∂ŵ exactly."""
     torch.manual_seed(0)
     w = torch.randn(4, 5, requires_grad=True)
     x = torch.randn(3, 5)

@@ -18,7 +18,7 @@ from lightning_compress.quantization import (
 @pytest.mark.parametrize("dim", [None, 0])
 @pytest.mark.parametrize("shape", [(5000,), (64, 80), (30, 7)])
 def test_split_keeps_latent_and_quantized_equivalence(dtype, dim, shape):
-    """I13: w1 + w2 = w and BWN(w1) + BWN(w2) = TWN(w), layer-wise and row-wise."""
+    """docs/methods.md#split-identities: w1 + w2 = w and BWN(w1) + BWN(w2) = TWN(w), layer-wise and row-wise."""
     if dim is not None and len(shape) == 1:
         pytest.skip("row-wise needs a matrix")
     torch.manual_seed(0)
@@ -41,7 +41,7 @@ def test_split_on_a_hand_checked_vector():
 
 
 def test_printed_eq_5_8_would_break_the_equivalence():
-    """Erratum E-T1: with J and K swapped in a the quantized equivalence fails when S_J != S_K."""
+    """Erratum docs/methods.md#swapped-sets-in-the-split-coefficient: with J and K swapped in a the quantized equivalence fails when S_J != S_K."""
     torch.manual_seed(0)
     w = torch.randn(5000, dtype=torch.float64)
     w1, w2 = ternary_weight_split(w)
