@@ -36,8 +36,8 @@ class QuantizationAwareTraining(StatefulCallback):
     optimizer, the state-dict keys (``<module>.weight`` / ``.bias``) and other callbacks' masks are unaffected; pruned
     weights stay exactly zero (``Q(0) = 0``: the scheme is symmetric). Fake quantization is deterministic and has no
     state, so a resume before or after ``start`` is exact: the callback re-prepares a resumed model past ``start``.
-    At the end of fit (``convert_at_end=True``) the modules become ``nn.Linear`` with torchao int8/int4 weights that give
-    the fake-quantized outputs; save them with
+    At the end of fit (``convert_at_end=True``) the modules become ``nn.Linear`` with torchao int8/int4 weights that
+    give the fake-quantized outputs; save them with
     :func:`~lightning_compress.quantization.hf_export.save_quantized_hf`.
 
     Args:

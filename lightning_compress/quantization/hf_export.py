@@ -213,4 +213,3 @@ def _as_fp32(tensor: torch.Tensor) -> torch.Tensor:
     if hasattr(tensor, "dequantize") and hasattr(tensor, "qdata"):
         tensor = tensor.dequantize()
     return (tensor.float() if tensor.is_floating_point() else tensor).contiguous()
-

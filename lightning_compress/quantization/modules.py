@@ -325,7 +325,7 @@ class SplitBinaryEmbedding(nn.Module):
 
     @torch.no_grad()
     def freeze_(self) -> SplitBinaryEmbedding:
-        """Replace the two latent tables by their quantized sum, computed once (see :meth:`SplitBinaryLinear.freeze_`)."""
+        """Replace the two latent tables by their quantized sum, once (as :meth:`SplitBinaryLinear.freeze_`)."""
         if self.frozen:
             return self
         weight = self.quantized_weight().detach().clone()
@@ -357,9 +357,9 @@ QUANT_MODULES = (QuantLinear, QuantEmbedding, SplitBinaryLinear, SplitBinaryEmbe
 def _require_unfrozen(module: nn.Module, what: str) -> None:
     if getattr(module, "frozen", False):
         raise ValueError(
-            f"`{type(module).__name__}.{what}()` needs the two latent branches, but the module is frozen (`freeze_()` "
-            "summed them). HINT: export or fine-tune the model before freezing it; `load_compressed(..., freeze=False)` "
-            "gives unfrozen modules."
+            f"`{type(module).__name__}.{what}()` needs the two latent branches, but the module is frozen "
+            "(`freeze_()` summed them). HINT: export or fine-tune the model before freezing it; "
+            "`load_compressed(..., freeze=False)` gives unfrozen modules."
         )
 
 
@@ -383,8 +383,8 @@ def freeze_quantized_(model: nn.Module) -> list[str]:
     modules = quantized_modules(model)
     if not modules:
         raise ValueError(
-            f"freeze_quantized_ found no ternary/binary module in {type(model).__name__}: it freezes models quantized by "
-            "`quantize_model` / `TernaryWeightSplitting` (or loaded by `load_compressed`)."
+            f"freeze_quantized_ found no ternary/binary module in {type(model).__name__}: it freezes models quantized "
+            "by `quantize_model` / `TernaryWeightSplitting` (or loaded by `load_compressed`)."
         )
     for module in modules.values():
         module.freeze_()

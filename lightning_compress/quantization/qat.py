@@ -47,9 +47,7 @@ def check_qat_arguments(owner: str, weights: object, activations: object, group_
         hint = " HINT: give the format as a string, e.g. weights='int4'." if isinstance(weights, int) else ""
         raise ValueError(f"`{owner}(weights={weights!r})` is invalid: expected one of {list(WEIGHT_BITS)}.{hint}")
     if activations not in ACTIVATION_BITS:
-        raise ValueError(
-            f"`{owner}(activations={activations!r})` is invalid: expected one of {list(ACTIVATION_BITS)}."
-        )
+        raise ValueError(f"`{owner}(activations={activations!r})` is invalid: expected one of {list(ACTIVATION_BITS)}.")
     if isinstance(group_size, bool) or not isinstance(group_size, int):
         raise TypeError(f"`{owner}(group_size={group_size!r})` is invalid: expected an int > 0.")
     if group_size <= 0:

@@ -79,8 +79,11 @@ def test_frozen_ternary_model_exports_again_and_frozen_split_model_says_why_not(
     assert torch.equal(logits(load_compressed(tmp_path / "ternary")), logits(model))
     split = quantized("split")
     freeze_quantized_(split)
-    with pytest.raises(ValueError, match=r"`SplitBinary(Linear|Embedding).branch_scales\(\)` needs the two latent branches, but "
-                       "the module is frozen"):
+    with pytest.raises(
+        ValueError,
+        match=r"`SplitBinary(Linear|Embedding).branch_scales\(\)` needs the two latent branches, but "
+        "the module is frozen",
+    ):
         save_compressed(split, tmp_path / "split")
 
 

@@ -31,7 +31,10 @@ def load_without_library(folder, tmp_path):
     torch.save(IDS, tmp_path / "ids.pt")
     result = subprocess.run(
         [sys.executable, "-c", LOAD_SCRIPT, str(folder), str(tmp_path / "ids.pt"), str(tmp_path / "out.pt")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return torch.load(tmp_path / "out.pt")
@@ -75,8 +78,11 @@ def test_bad_exports_raise_clear_errors(tmp_path):
         save_quantized_hf(tiny_model(), tmp_path / "a", "int3")
     ternary = tiny_model()
     quantize_model(ternary, "ternary", act_bits=None)
-    with pytest.raises(ValueError, match=r"are already quantized to \['ternary'\] weights .* HINT: export it with "
-                       "`save_compressed`"):
+    with pytest.raises(
+        ValueError,
+        match=r"are already quantized to \['ternary'\] weights .* HINT: export it with "
+        "`save_compressed`",
+    ):
         save_quantized_hf(ternary, tmp_path / "b", "int8")
     trained = tiny_model()
     qat_prepare_(trained, ENCODER, "int4", None)

@@ -93,13 +93,17 @@ def test_prepare_rejects_non_linear_and_indivisible_groups():
     model = tiny_model()
     with pytest.raises(ValueError, match=r"target `bert.embeddings.word_embeddings.weight` belongs to a Embedding"):
         qat_prepare_(model, ["bert.embeddings.word_embeddings"])
-    with pytest.raises(ValueError, match=r"group_size=24\)` is invalid for `bert.encoder.layer.0.attention.self.query`"):
+    with pytest.raises(
+        ValueError, match=r"group_size=24\)` is invalid for `bert.encoder.layer.0.attention.self.query`"
+    ):
         qat_prepare_(model, ENCODER, "int4", None, 24)
 
 
 def test_float64_weights_are_refused_with_a_clear_error():
     model = nn.Sequential(nn.Linear(3, 2).double())
-    with pytest.raises(ValueError, match=r"cannot quantize `0`: its weight is torch.float64; torchao's quantizers take"):
+    with pytest.raises(
+        ValueError, match=r"cannot quantize `0`: its weight is torch.float64; torchao's quantizers take"
+    ):
         qat_prepare_(model, ["0"])
 
 
