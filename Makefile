@@ -11,6 +11,8 @@ PIP_TORCH_ARGS ?=
 BIN := $(VENV)/bin
 SHARED_DATA := $(abspath ../shared/data)
 export LIGHTNING_COMPRESS_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
+LOCAL_MODELS := $(abspath ../models)
+export LIGHTNING_COMPRESS_MODELS ?= $(if $(wildcard $(LOCAL_MODELS)),$(LOCAL_MODELS),)
 export HF_HUB_DISABLE_TELEMETRY := 1
 
 .PHONY: quickstart test test-slow benchmark clean

@@ -17,6 +17,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
 from lightning_compress.data.base import TokenizedDataModule
+from lightning_compress.data.paths import resolve_data_dir
 from lightning_compress.data.checks import check_choice, check_path, check_str, invalid
 from lightning_compress.data.examples import Examples
 from lightning_compress.data.hub_data import examples_from_hub, load_hub_split
@@ -327,7 +328,7 @@ class CrossLingualDataModule(TokenizedDataModule):
         check_path(OWNER, "data_dir", data_dir)
         check_choice(OWNER, "eval_split", eval_split, ("dev", "test"))
         self.xtask = CROSSLINGUAL_TASKS[self.task]
-        self.data_dir = None if data_dir is None else Path(data_dir).expanduser()
+        self.data_dir = resolve_data_dir(data_dir, OWNER)
         where = "hub" if self.data_dir is None else "local"
         sources = self.xtask.train_sources[where]
         if not sources:

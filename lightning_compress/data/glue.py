@@ -8,6 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from lightning_compress.data.base import TokenizedDataModule
+from lightning_compress.data.paths import resolve_data_dir
 from lightning_compress.data.checks import check_path, check_str, invalid
 from lightning_compress.data.examples import Examples
 from lightning_compress.data.hub_data import examples_from_hub, load_hub_split
@@ -181,7 +182,7 @@ class GlueDataModule(TokenizedDataModule):
         )
         self.task = glue_task_name(task)
         check_path("GlueDataModule", "data_dir", data_dir)
-        self.data_dir = None if data_dir is None else Path(data_dir).expanduser()
+        self.data_dir = resolve_data_dir(data_dir, "GlueDataModule")
         self.glue = GLUE_TASKS[self.task]
         self.task_spec = self.glue.spec
 

@@ -571,7 +571,8 @@ class SparsityTuner:
 
 
 def make_tuner(config_file: str | Path, **overrides: Any) -> SparsityTuner:
-    """A :class:`SparsityTuner` from a tune YAML (``trial:`` is relative to the YAML's folder)."""
+    """A :class:`SparsityTuner` from a tune YAML (``trial:`` is relative to the YAML's folder or, failing that, to
+    the configs folder above it: ``trial: scaled/sst2_gmp.yaml`` in ``configs/tune/x.yaml``)."""
     config_file = Path(config_file)
     settings = yaml.safe_load(config_file.read_text()) or {}
     settings.update({k: v for k, v in overrides.items() if v is not None})
@@ -579,7 +580,8 @@ def make_tuner(config_file: str | Path, **overrides: Any) -> SparsityTuner:
         raise ValueError(f"{config_file}: missing `trial:` (path of the LightningCLI config each trial runs).")
     trial = Path(settings.pop("trial"))
     if not trial.is_absolute():
-        trial = (config_file.parent / trial).resolve()
+        candidates = [config_file.parent / trial, config_file.parent.parent / trial]
+        trial = next((c for c in candidates if c.is_file()), candidates[0]).resolve()
     if not trial.is_file():
         raise FileNotFoundError(f"{config_file}: trial config {trial} does not exist.")
     allowed = set(SparsityTuner.__init__.__code__.co_varnames[2 : SparsityTuner.__init__.__code__.co_argcount])
