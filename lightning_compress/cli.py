@@ -89,15 +89,22 @@ def export_main(argv: list[str]) -> None:
     parser.add_argument(
         "--format",
         choices=["compact", "hf"],
-        default="compact",
-        help="compact: sparse/bit-packed files read by `load_compressed` (default); hf: a plain transformers folder "
-        "that `AutoModelFor<Task>.from_pretrained` opens without this library.",
+        default=None,
+        help="compact: sparse/bit-packed files read by `load_compressed` (default without --slim/--quantize); hf: a "
+        "plain transformers folder that `AutoModelFor<Task>.from_pretrained` opens without this library.",
     )
     parser.add_argument(
         "--slim",
         action="store_true",
         help="With --format hf: physically remove the feed-forward neurons and encoder layers removed by "
         "StructuredPruning (smaller matrices, config and memory).",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=["int8", "int4"],
+        default=None,
+        help="Write int8/int4 Linear weights as a transformers + torchao folder (implies --format hf); a model "
+        "trained with QuantizationAwareTraining keeps its learned formats, others are quantized post-training.",
     )
     parser.add_argument(
         "--dtype",
@@ -128,6 +135,7 @@ def export_main(argv: list[str]) -> None:
             args.outdir,
             format=args.format,
             slim=args.slim,
+            quantize=args.quantize,
             dtype=args.dtype,
             tokenizer=_tokenizer_of(module),
             overwrite=args.overwrite,

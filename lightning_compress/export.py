@@ -191,8 +191,9 @@ def save_compressed(
     model: nn.Module,
     outdir: str | os.PathLike,
     *,
-    format: Literal["compact", "hf"] = "compact",
+    format: Literal["compact", "hf"] | None = None,
     slim: bool = False,
+    quantize: Literal["int8", "int4"] | None = None,
     dtype: Literal["float32", "float16", "bfloat16"] = "float32",
     tokenizer: object | None = None,
     prunable: list[str] | None = None,
@@ -204,14 +205,20 @@ def save_compressed(
     :func:`load_compressed` reads it back. ``format="hf"`` writes an ordinary Hugging Face folder
     (:mod:`lightning_compress.hf_folder`) that ``AutoModelFor<Task>.from_pretrained`` opens without this library;
     with ``slim=True`` the feed-forward neurons removed by structured pruning are sliced away, so the matrices, the
-    file and the loaded model are smaller. The folder is replaced whole (see the module docstring): it must be
+    file and the loaded model are smaller. ``quantize="int8"|"int4"`` writes the Linear layers of the encoder as
+    torchao int8/int4 tensors in a Hugging Face folder that ``transformers`` + ``torchao`` open
+    (:func:`~lightning_compress.quantization.save_quantized_hf`; models trained with
+    :class:`~lightning_compress.callbacks.QuantizationAwareTraining` keep their learned formats, others are quantized
+    post-training); it composes with ``slim``. The folder is replaced whole (see the module docstring): it must be
     missing, empty or a previous export, unless ``overwrite``.
 
     Args:
         model: The pruned Hugging Face model (e.g. ``pl_module.model``); every floating-point tensor must be finite.
         outdir: Output folder (created, or replaced whole).
-        format: ``"compact"`` (this library's sparse/bit-packed files) or ``"hf"`` (portable transformers folder).
+        format: ``"compact"`` (this library's sparse/bit-packed files) or ``"hf"`` (portable transformers folder);
+            ``None``: ``"hf"`` when ``slim`` or ``quantize`` is given, else ``"compact"``.
         slim: With ``format="hf"``: physically remove all-zero feed-forward neurons (structured pruning).
+        quantize: ``"int8"`` or ``"int4"`` Linear weights (``format="hf"``), or ``None``.
         dtype: Storage dtype of floating-point tensors; ``"float16"`` halves the values (``"bfloat16"``: ``hf`` only).
         tokenizer: Saved alongside when given, so the folder is self-contained.
         prunable: Names (keys of ``model.state_dict()``) of the prunable set, for the size breakdown; default:
@@ -235,13 +242,19 @@ def save_compressed(
             f"save_compressed expects a Hugging Face PreTrainedModel (with `.config`), got {type(model).__name__}. "
             "HINT: pass the wrapped model, e.g. `pl_module.model`."
         )
-    _check_format_arguments(format, slim, dtype)
+    if format is None:
+        format = "hf" if slim or quantize is not None else "compact"
+    _check_format_arguments(format, slim, dtype, quantize)
     check_finite_weights(model, "`save_compressed`")
     check_export_dir(outdir, overwrite)
     if format == "hf":
         from lightning_compress.hf_folder import slim_copy
 
         exported = slim_copy(model) if slim else model  # errors (layout, unstructured sparsity) before any write
+        if quantize is not None:
+            from lightning_compress.quantization.hf_export import save_quantized_hf
+
+            return save_quantized_hf(exported, outdir, quantize, tokenizer, overwrite=overwrite)
     outdir.parent.mkdir(parents=True, exist_ok=True)
     staging = outdir.parent / f".{outdir.name}.partial-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
@@ -260,9 +273,16 @@ def save_compressed(
     return replace(summary, path=outdir / summary.path.name)
 
 
-def _check_format_arguments(format: str, slim: bool, dtype: str) -> None:
+def _check_format_arguments(format: str, slim: bool, dtype: str, quantize: str | None) -> None:
     if format not in ("compact", "hf"):
         raise ValueError(f"`save_compressed(format={format!r})` is invalid: expected one of ['compact', 'hf'].")
+    if quantize not in (None, "int8", "int4"):
+        raise ValueError(f"`save_compressed(quantize={quantize!r})` is invalid: expected one of ['int8', 'int4', None].")
+    if quantize is not None and (format != "hf" or dtype != "float32"):
+        raise ValueError(
+            f"`save_compressed(quantize={quantize!r})` is invalid with format={format!r}, dtype={dtype!r}: quantized "
+            "exports are Hugging Face folders of int8/int4 weights. HINT: leave format and dtype at their defaults."
+        )
     if not isinstance(slim, bool):
         raise TypeError(f"`save_compressed(slim={slim!r})` is invalid: expected a bool.")
     allowed = ["float32", "float16", "bfloat16"] if format == "hf" else ["float32", "float16"]

@@ -191,6 +191,10 @@ def test_cli_export_hf_slim_slices_the_layers_a_checkpoint_removed(tiny_minilm, 
     loaded = load_in_plain_transformers(tmp_path / "end", ids, tmp_path)
     assert loaded["n_layers"] == 1
     assert (loaded["logits"] - _logits(module.model, ids)).abs().max() <= 1e-5
+    main(["export", str(tmp_path / "end.ckpt"), str(tmp_path / "int8"), "--quantize", "int8"])
+    loaded = load_in_plain_transformers(tmp_path / "int8", ids, tmp_path)
+    assert loaded["n_layers"] == 1
+    assert json.loads((tmp_path / "int8" / "config.json").read_text())["quantization_config"]["quant_method"] == "torchao"
 
 
 def _token_loader():
@@ -199,3 +203,26 @@ def _token_loader():
     rows = [{"input_ids": ids[i], "attention_mask": torch.ones(9, dtype=torch.long), "labels": ids[i, 0] % 2,
              "idx": torch.tensor(i)} for i in range(16)]
     return torch.utils.data.DataLoader(rows, batch_size=4)
+
+
+def test_slim_and_int8_compose_in_a_folder_that_loads_with_transformers_and_torchao(tmp_path):
+    torch.manual_seed(0)
+    model = _masked_half(BertForSequenceClassification(tiny_bert_config()))
+    fp32 = save_compressed(model, tmp_path / "fp32", format="hf", slim=True)
+    summary = save_compressed(model, tmp_path / "int8", slim=True, quantize="int8")
+    loaded = load_in_plain_transformers(tmp_path / "int8", _ids(), tmp_path)
+    assert loaded["width"] == 32
+    expected = _logits(model, _ids())
+    assert (loaded["logits"] - expected).abs().max() <= 0.05 * expected.abs().max() + 1e-3
+    assert summary.compressed_bytes < fp32.compressed_bytes
+    config = json.loads((tmp_path / "int8" / "config.json").read_text())
+    assert config["intermediate_size"] == 32 and config["quantization_config"]["quant_method"] == "torchao"
+
+
+def test_quantize_arguments_are_checked(tmp_path):
+    model = BertForSequenceClassification(tiny_bert_config())
+    with pytest.raises(ValueError, match=r"quantize='int3'.*expected one of \['int8', 'int4', None\]"):
+        save_compressed(model, tmp_path / "x", quantize="int3")
+    with pytest.raises(ValueError, match="quantize='int8'.*format='compact'.*Hugging Face folders"):
+        save_compressed(model, tmp_path / "x", format="compact", quantize="int8")
+    assert not (tmp_path / "x").exists()
