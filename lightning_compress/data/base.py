@@ -15,9 +15,8 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from lightning_compress.data.checks import check_int, check_path, check_str
 from lightning_compress.data.examples import Examples, first_n, seeded_subset
-from lightning_compress.data.sampling import EpochSeededRandomSampler
+from lightning_compress.data.sampling import EpochSeededRandomSampler, ResumableDataLoader
 from lightning_compress.data.tokenized import (
     TokenizedDataset,
     cache_key,
@@ -29,6 +28,7 @@ from lightning_compress.data.tokenized import (
 )
 from lightning_compress.hub import DEFAULT_PRETRAINED
 from lightning_compress.tasks import TaskSpec
+from lightning_compress.data.checks import check_int, check_path, check_str
 
 DEFAULT_CACHE_DIR = "~/.cache/lightning_compress/tokenized"
 _T = TypeVar("_T")
@@ -176,9 +176,14 @@ class TokenizedDataModule(pl.LightningDataModule):
 
     # ----------------------------------------------------------------- dataloaders
     def train_dataloader(self) -> DataLoader:
-        """Shuffled by an :class:`EpochSeededRandomSampler`: each epoch's order depends only on (``seed``, epoch)."""
+        """Shuffled by an :class:`EpochSeededRandomSampler`: each epoch's order depends only on (``seed``, epoch).
+
+        A :class:`ResumableDataLoader`: a fit resumed from a mid-epoch checkpoint continues with the batch after the
+        last one the checkpointed run trained on.
+        """
         dataset = self._ready(self.train_dataset, "fit")
-        return self._loader(dataset, self.batch_size, sampler=EpochSeededRandomSampler(dataset, seed=self.seed))
+        sampler = EpochSeededRandomSampler(dataset, seed=self.seed)
+        return self._loader(dataset, self.batch_size, sampler=sampler, loader_class=ResumableDataLoader)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         """One loader per ``task_spec.eval_names`` entry (a single loader when there is one)."""
@@ -192,8 +197,14 @@ class TokenizedDataModule(pl.LightningDataModule):
         loaders = [self._loader(d, self.eval_batch_size) for d in datasets]
         return loaders[0] if len(loaders) == 1 else loaders
 
-    def _loader(self, dataset: TokenizedDataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
-        return DataLoader(
+    def _loader(
+        self,
+        dataset: TokenizedDataset,
+        batch_size: int,
+        sampler: Sampler | None = None,
+        loader_class: type[DataLoader] = DataLoader,
+    ) -> DataLoader:
+        return loader_class(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
