@@ -1,11 +1,10 @@
 import pytest
 import torch
 from pytorch_lightning import Callback, seed_everything
-from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_compress.callbacks import GradualMagnitudePruning
 from lightning_compress.pruning import sparsity_report
-from tests.tiny import UserModule, loader, make_trainer, run_ddp_script
+from tests.tiny import UserModule, assert_resume_exact, loader, make_trainer, run_ddp_script
 
 
 class PrunedStayZero(Callback):
@@ -80,27 +79,18 @@ def test_epoch_frequency_prunes_at_epoch_boundaries_after_validation():
     assert "val/loss" in pruning.metrics_before_pruning
 
 
-def _fit_with_checkpoints(tmp_path, ckpt_path=None, max_epochs=4):
-    seed_everything(0)
-    module = UserModule(dropout=0.0)
-    pruning = GradualMagnitudePruning(final_sparsity=0.8, start=0.1, end=0.8, frequency=3)
-    checkpoints = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1, filename="{epoch}")
-    trainer = make_trainer([pruning, checkpoints], max_epochs=max_epochs, enable_checkpointing=True)
-    trainer.fit(module, loader(), ckpt_path=ckpt_path)
-    return module, pruning
-
-
-@pytest.mark.parametrize("resume_epoch", [0, 1, 2])
-def test_resume_from_any_epoch_checkpoint_is_exact(tmp_path, resume_epoch):
-    full_module, full_pruning = _fit_with_checkpoints(tmp_path / "full")
-    resumed_module, resumed_pruning = _fit_with_checkpoints(
-        tmp_path / "resumed", ckpt_path=tmp_path / "full" / f"epoch={resume_epoch}.ckpt"
+@pytest.mark.parametrize("stop_at_step", [4, 13, 20])
+def test_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path, stop_at_step):
+    """32 steps (8 per epoch), events at 6, 9, ..., 24: every checkpoint lies inside an epoch, before or between events."""
+    runs = assert_resume_exact(
+        lambda: [GradualMagnitudePruning(final_sparsity=0.8, start=0.1, end=0.8, frequency=3)],
+        stop_at_step=stop_at_step,
+        tmp_path=tmp_path,
+        max_epochs=4,
     )
-    assert resumed_pruning.last_event_step == full_pruning.last_event_step
-    for name, mask in full_pruning.masks.items():
-        assert torch.equal(resumed_pruning.masks[name], mask)
-    for (name, a), (_, b) in zip(full_module.named_parameters(), resumed_module.named_parameters()):
-        assert torch.equal(a, b), name
+    full, resumed = runs.full_callbacks[0], runs.resumed_callbacks[0]
+    assert [event.step for event in full.events] == [6, 9, 12, 15, 18, 21, 24]
+    assert resumed.last_event_step == full.last_event_step == 24
 
 
 def test_warns_once_when_the_users_model_trains_in_eval_mode():
