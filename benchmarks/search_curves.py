@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lightning_compress.tuner import dr_ucb_search
+from lightning_compress.tuner import level_set_search
 
 EPS = 0.02
 docs/methods.md = ("level_set", "dr_ucb", "bisection")
@@ -80,7 +80,7 @@ def run(curve: Curve, method: str, seed: int, n_iter: int, noise_std: float | No
         return curve.accuracy(s) + (rng.normal(0.0, curve.noise) if curve.noise else 0.0)
 
     initial = [(0.0, evaluate(0.0))]
-    result = dr_ucb_search(
+    result = level_set_search(
         evaluate, level, n_iter=n_iter, seed=seed, initial=initial, acquisition=method, noise_std=noise_std
     )
     return result.best_x, curve.accuracy(result.best_x) >= level

@@ -21,7 +21,7 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertFor
 
 from lightning_compress.export import load_compressed, save_compressed
 from lightning_compress.hub import resolve_pretrained
-from lightning_compress.quantization import half_width, quantize_model, split_model
+from lightning_compress.quantization import half_width_, quantize_model_, split_model_
 
 #: Full-precision BERT-base in Bai Table 5.2 (109.48 M parameters x 4 bytes, MB = 2^20 bytes).
 BERT_BASE_MB = 417.6
@@ -35,10 +35,10 @@ def build(variant: str, model_name: str = "minilm") -> torch.nn.Module:
         folder = resolve_pretrained("sentence-transformers/all-MiniLM-L6-v2")
         model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2).eval()
     if variant in ("tws", "ternary_half"):
-        half_width(model)
-    quantize_model(model, "binary" if variant == "bwn" else "ternary", act_bits=8)
+        half_width_(model)
+    quantize_model_(model, "binary" if variant == "bwn" else "ternary", act_bits=8)
     if variant == "tws":
-        split_model(model)
+        split_model_(model)
     return model
 
 

@@ -1,5 +1,5 @@
 """Checkpoints are read without running code stored in them: `lightning_compress/checkpoints.py` and every entry point
-that reads a checkpoint (`lightning-compress export`, the callbacks' `reference`/`teacher`/`teacher_checkpoint`,
+that reads a checkpoint (`lightning-compress export`, the callbacks' `teacher`,
 `load_compressed`)."""
 
 from __future__ import annotations
@@ -119,13 +119,13 @@ def test_safetensors_files_are_read_without_pickle(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- callbacks
 CALLBACKS = {
-    "AlignReg": lambda path, **kw: AlignReg(reference=str(path), **kw),
+    "AlignReg": lambda path, **kw: AlignReg(teacher=str(path), **kw),
     "SelfDistilledPruning": lambda path, **kw: SelfDistilledPruning(teacher=str(path), teacher_cache=False, **kw),
     "TernaryWeightSplitting": lambda path, **kw: TernaryWeightSplitting(
-        split_at=None, act_bits=None, teacher_checkpoint=str(path), **kw
+        split_at=None, act_bits=None, teacher=str(path), **kw
     ),
 }
-ARGUMENT = {"AlignReg": "reference", "SelfDistilledPruning": "teacher", "TernaryWeightSplitting": "teacher_checkpoint"}
+ARGUMENT = {"AlignReg": "teacher", "SelfDistilledPruning": "teacher", "TernaryWeightSplitting": "teacher"}
 
 
 @pytest.mark.parametrize("name", list(CALLBACKS))
@@ -159,8 +159,8 @@ def test_callback_names_an_empty_checkpoint(name, tmp_path):
 
 def test_missing_tws_teacher_names_argument_and_path(tmp_path):
     missing = str(tmp_path / "missing.ckpt")
-    with pytest.raises(FileNotFoundError, match=rf"`TernaryWeightSplitting\(teacher_checkpoint='{missing}'\)`"):
-        fit(TernaryWeightSplitting(split_at=None, teacher_checkpoint=missing))
+    with pytest.raises(FileNotFoundError, match=rf"`TernaryWeightSplitting\(teacher='{missing}'\)`"):
+        fit(TernaryWeightSplitting(split_at=None, teacher=missing))
 
 
 @pytest.mark.parametrize("name", list(CALLBACKS))
@@ -169,12 +169,12 @@ def test_trust_checkpoint_must_be_a_bool(name, trusted):
         CALLBACKS[name](trusted, trust_checkpoint="yes")
 
 
-def test_tws_teacher_checkpoint_sets_student_weights(tmp_path):
+def test_tws_teacher_sets_student_weights(tmp_path):
     torch.manual_seed(1)
     teacher = BertForSequenceClassification(tiny_bert_config())
     state = {f"model.{key}": value for key, value in teacher.state_dict().items()}
     torch.save({"state_dict": state}, tmp_path / "teacher.ckpt")
-    tws = TernaryWeightSplitting(split_at=None, act_bits=None, teacher_checkpoint=str(tmp_path / "teacher.ckpt"))
+    tws = TernaryWeightSplitting(split_at=None, act_bits=None, teacher=str(tmp_path / "teacher.ckpt"))
     fit(tws, max_steps=1)
     for key, value in teacher.state_dict().items():
         assert torch.equal(tws.teacher.state_dict()[key], value)
@@ -182,10 +182,10 @@ def test_tws_teacher_checkpoint_sets_student_weights(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- own checkpoints
 OWN_CALLBACKS = {
-    "GradualMagnitudePruning": lambda: [GradualMagnitudePruning(final_sparsity=0.5, end=1.0, frequency=1)],
-    "AlignReg": lambda: [GradualMagnitudePruning(final_sparsity=0.5, end=1.0, frequency=1), AlignReg()],
+    "GradualMagnitudePruning": lambda: [GradualMagnitudePruning(final_sparsity=0.5, end=1.0, every_n_steps=1)],
+    "AlignReg": lambda: [GradualMagnitudePruning(final_sparsity=0.5, end=1.0, every_n_steps=1), AlignReg()],
     "SelfDistilledPruning": lambda: [
-        GradualMagnitudePruning(final_sparsity=0.5, end=1.0, frequency=1),
+        GradualMagnitudePruning(final_sparsity=0.5, end=1.0, every_n_steps=1),
         SelfDistilledPruning(),
     ],
     "TernaryWeightSplitting": lambda: [TernaryWeightSplitting(split_at=2, act_bits=8, adaptive_budget=0.5)],

@@ -35,6 +35,9 @@ class StatefulCallback(Callback):
     resumable_settings: ClassVar[tuple[str, ...]] = ()
     #: What happens when a resumable setting changed (shown in the warning).
     resume_rule: ClassVar[str] = ""
+    #: Settings saved under an older argument name -> the current name, so checkpoints written before a rename
+    #: are still compared.
+    renamed_settings: ClassVar[dict[str, str]] = {}
 
     _state_index: int | None = None  # position among the Trainer's callbacks of this class, known from `setup`
     _resume_source: str | None = None
@@ -42,6 +45,13 @@ class StatefulCallback(Callback):
     def checkpoint_settings(self) -> dict[str, Any]:
         """The constructor settings the saved state depends on, as primitives (compared on resume)."""
         return {}
+
+    def upgrade_settings(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """Settings read from a checkpoint, under their current names (:attr:`renamed_settings`).
+
+        Override to translate a setting whose meaning changed with its name (call ``super()`` first).
+        """
+        return {self.renamed_settings.get(key, key): value for key, value in saved.items()}
 
     @property
     def state_key(self) -> str:
@@ -79,6 +89,7 @@ class StatefulCallback(Callback):
         saved = state.get("settings")
         if not isinstance(saved, dict):
             return  # written before settings were saved
+        saved = self.upgrade_settings(saved)
         current = self.checkpoint_settings()
         changed = {key: (saved[key], current[key]) for key in current if key in saved and saved[key] != current[key]}
         if not changed:

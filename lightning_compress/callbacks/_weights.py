@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
+from typing import Any
 
 from pytorch_lightning import LightningModule
 from torch import Tensor, nn
 
 from lightning_compress.checkpoints import load_checkpoint
+from lightning_compress.validation import format_value, invalid
+
+#: What a ``teacher`` argument may be, as error messages say it.
+TEACHER_KINDS = "a module (nn.Module or LightningModule), a Lightning checkpoint path or a Hugging Face model folder"
 
 
 def find_hf_model(pl_module: LightningModule, owner: str, required: bool = True) -> tuple[str, nn.Module]:
@@ -74,8 +80,73 @@ def module_state_from_path(
     )
 
 
+def check_teacher(owner: str, argument: str, value: Any, allow_none: bool = True, extra: str = "") -> None:
+    """Require ``value`` to be a module, a non-empty path (``str`` or ``os.PathLike``), ``extra`` or ``None``.
+
+    Raises:
+        TypeError: ``"`owner(argument=value)` is invalid: expected [extra, ]a module (...), a Lightning checkpoint path
+            or a Hugging Face model folder[ or None]."``
+    """
+    expected = (f"{extra}, " if extra else "") + TEACHER_KINDS + (" or None" if allow_none else "")
+    if (value is None and allow_none) or isinstance(value, nn.Module):
+        return
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and value.strip()):
+        return
+    raise TypeError(invalid(owner, argument, value, expected))
+
+
+def teacher_settings(value: Any) -> Any:
+    """A primitive that stands for a ``teacher`` argument in saved settings: the path, or ``"<module ClassName>"``."""
+    if isinstance(value, nn.Module):
+        return f"<module {type(value).__qualname__}>"
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def module_state(teacher: nn.Module, pl_module: LightningModule) -> dict[str, Tensor]:
+    """Detached copies of ``teacher``'s weights in ``pl_module``'s namespace.
+
+    A LightningModule (or a module of ``pl_module``'s class) gives its keys as they are; another module gets the FQN
+    prefix of the first submodule of ``pl_module`` of the same class (``"model"`` for the wrapped Hugging Face model
+    when ``teacher`` is a ``*ForSequenceClassification`` of that class), else the prefix of the Hugging Face model
+    inside ``pl_module`` when ``teacher`` is one, else no prefix.
+    """
+    from transformers import PreTrainedModel
+
+    prefix = ""
+    if not isinstance(teacher, LightningModule) and type(teacher) is not type(pl_module):
+        same_class = next((name for name, sub in pl_module.named_modules() if type(sub) is type(teacher)), None)
+        if same_class is not None:
+            prefix = same_class
+        elif isinstance(teacher, PreTrainedModel):
+            prefix, _ = find_hf_model(pl_module, "", required=False)
+    return {
+        f"{prefix}.{key}" if prefix else key: value.detach().clone() for key, value in teacher.state_dict().items()
+    }
+
+
+def teacher_state(
+    teacher: nn.Module | str | os.PathLike,
+    pl_module: LightningModule,
+    owner: str,
+    argument: str,
+    trust_checkpoint: bool = False,
+) -> dict[str, Tensor]:
+    """Weights of a ``teacher`` argument in ``pl_module``'s namespace (the keys of ``pl_module.state_dict()``).
+
+    Args:
+        teacher: A module (:func:`module_state`), a Lightning checkpoint path or a Hugging Face model folder
+            (:func:`module_state_from_path`).
+        pl_module: The module being trained.
+        owner, argument: How errors name the request (``"AlignReg"``, ``"teacher"``).
+        trust_checkpoint: Unpickle a checkpoint that a weights-only read cannot load.
+    """
+    if isinstance(teacher, nn.Module):
+        return module_state(teacher, pl_module)
+    return module_state_from_path(os.fspath(teacher), pl_module, owner, argument, trust_checkpoint)
+
+
 def check_compatible_state(
-    state: dict[str, Tensor], expected: dict[str, Tensor], owner: str, argument: str, value: str
+    state: dict[str, Tensor], expected: dict[str, Tensor], owner: str, argument: str, value: Any
 ) -> None:
     """Raise a ``ValueError`` listing missing keys, unexpected keys and shape mismatches of ``state``."""
     missing = [key for key in expected if key not in state]
@@ -98,7 +169,7 @@ def check_compatible_state(
     if any("classifier" in text or "score" in text for text in shapes):
         hint = " (the classification heads differ: the number of labels must match)"
     raise ValueError(
-        f"`{owner}({argument}={value!r})` does not match the module's model{hint}: {'; '.join(problems)}. "
+        f"`{owner}({argument}={format_value(value)})` does not match the module's model{hint}: {'; '.join(problems)}. "
         "HINT: use a checkpoint of the same architecture and task."
     )
 

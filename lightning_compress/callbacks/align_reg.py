@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import math
+import os
 from typing import Any, Literal
 
 from pytorch_lightning import LightningModule, Trainer
-from torch import Tensor
+from torch import Tensor, nn
 
 from lightning_compress.callbacks._common import named_parameters
-from lightning_compress.callbacks._weights import module_state_from_path
 from lightning_compress.callbacks._resume import StatefulCallback
+from lightning_compress.callbacks._weights import check_teacher, teacher_settings, teacher_state
 from lightning_compress.callbacks.loss_terms import LossTermCallback
+from lightning_compress.deprecation import warn_deprecated
 from lightning_compress.pruning.regularizers import ALIGNMENTS, align_reg_penalty
-from lightning_compress.targeting import resolve_targets, validate_patterns
+from lightning_compress.targeting import resolve_targets
+from lightning_compress.validation import check_bool, check_choice, check_float, check_patterns, format_value
 
 #: O'Neill §9.3.1: λ = 5e-4 ("identical to the setting when using L2 regularization"), used for every kind (docs/methods.md#alignreg-strength-and-unsquared-frobenius-norm).
 _DEFAULT_LAM = 5e-4
@@ -32,20 +34,23 @@ class AlignReg(StatefulCallback, LossTermCallback):
     Args:
         kind: ``"cosine_unit"``, ``"cosine_layer"`` or ``"frobenius"``.
         lam: ``λ >= 0``; ``λ = 0`` reproduces plain fine-tuning/pruning bit for bit.
-        reference: ``"pretrained"``: the target weights as they are at the start of fit (the pretrained model,
-            before task fine-tuning; docs/methods.md#alignreg-reference-weights), or a path to a Lightning checkpoint or Hugging Face folder
-            holding them. The reference is kept in the weights' dtype and device and saved in the callback state,
-            so a resumed run uses the same one.
+        teacher: The reference weights ``W^ref``: ``"pretrained"`` takes the target weights as they are at the start
+            of fit (the pretrained model, before task fine-tuning; docs/methods.md#alignreg-reference-weights);
+            otherwise a module (``nn.Module`` or LightningModule) holding them, a Lightning checkpoint path or a
+            Hugging Face model folder (as ``teacher`` of :class:`SelfDistilledPruning` and
+            :class:`TernaryWeightSplitting`). The reference is kept in the weights' dtype and device and saved in
+            the callback state, so a resumed run uses the same one.
         targets: Regexes over parameter names; default every ``nn.Linear`` weight inside the transformer encoder
             (same as :class:`GradualMagnitudePruning`).
         exclude: Regexes removing parameters from the targets.
-        trust_checkpoint: Read a ``reference`` checkpoint that only a full unpickling can load (e.g. one holding a
+        trust_checkpoint: Read a ``teacher`` checkpoint that only a full unpickling can load (e.g. one holding a
             custom hyper-parameter object). Unpickling runs any code stored in the file: only for files you trust.
             ``False`` reads it weights-only (:func:`~lightning_compress.checkpoints.load_checkpoint`).
+        reference: Deprecated name of ``teacher`` (removed in 0.2.0).
 
     Example::
 
-        callbacks = [GradualMagnitudePruning(final_sparsity=0.7, schedule="iterative", frequency="epoch"),
+        callbacks = [GradualMagnitudePruning(final_sparsity=0.7, schedule="iterative", every_n_epochs=1),
                      AlignReg(kind="frobenius", lam=5e-4)]
         Trainer(max_epochs=12, callbacks=callbacks).fit(module, datamodule)
     """
@@ -54,41 +59,60 @@ class AlignReg(StatefulCallback, LossTermCallback):
         self,
         kind: Literal["cosine_unit", "cosine_layer", "frobenius"] = "cosine_unit",
         lam: float = _DEFAULT_LAM,
-        reference: str = "pretrained",
+        teacher: str | nn.Module = "pretrained",
         targets: str | list[str] | None = None,
         exclude: str | list[str] | None = None,
         trust_checkpoint: bool = False,
+        reference: str | None = None,
     ) -> None:
         super().__init__()
-        self._validate_init_arguments(kind=kind, lam=lam, reference=reference, trust_checkpoint=trust_checkpoint)
+        if reference is not None:
+            warn_deprecated(f"`AlignReg(reference={reference!r})`", f"`AlignReg(teacher={reference!r})`")
+            if not (isinstance(teacher, str) and teacher == "pretrained"):
+                raise ValueError(
+                    f"`AlignReg(teacher={format_value(teacher)}, reference={reference!r})` is invalid: expected only "
+                    "`teacher` (`reference` is its deprecated name)."
+                )
+            teacher = reference
+        self._validate_init_arguments(
+            kind=kind, lam=lam, teacher=teacher, targets=targets, exclude=exclude, trust_checkpoint=trust_checkpoint
+        )
         self.kind = kind
         self.lam = float(lam)
-        self.reference = reference
-        self.targets = validate_patterns("targets", targets)
-        self.exclude = validate_patterns("exclude", exclude)
+        self.teacher = teacher
+        self.targets = check_patterns("AlignReg", "targets", targets)
+        self.exclude = check_patterns("AlignReg", "exclude", exclude)
         self.trust_checkpoint = trust_checkpoint
         self.target_names: list[str] = []
         #: FQN -> frozen reference weight ``W^ref``
         self.references: dict[str, Tensor] = {}
 
     @staticmethod
-    def _validate_init_arguments(kind: Any, lam: Any, reference: Any, trust_checkpoint: Any) -> None:
-        if kind not in ALIGNMENTS:
-            raise ValueError(
-                f"`AlignReg(kind={kind!r})` is invalid: expected one of {list(ALIGNMENTS)} "
-                "(unit-wise cosine, layer-wise cosine, Frobenius distance)."
-            )
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)):
-            raise TypeError(f"`AlignReg(lam={lam!r})` is invalid: expected a float >= 0.")
-        if not lam >= 0 or math.isinf(lam):
-            raise ValueError(f"`AlignReg(lam={lam!r})` is invalid: expected a finite float >= 0 (O'Neill 2022, §9.3.1: 5e-4).")
-        if not isinstance(reference, str) or not reference.strip():
-            raise TypeError(
-                f"`AlignReg(reference={reference!r})` is invalid: expected 'pretrained' or a path to a Lightning "
-                "checkpoint or Hugging Face folder."
-            )
-        if not isinstance(trust_checkpoint, bool):
-            raise TypeError(f"`AlignReg(trust_checkpoint={trust_checkpoint!r})` is invalid: expected a bool.")
+    def _validate_init_arguments(**arguments: Any) -> None:
+        name = "AlignReg"
+        check_choice(
+            name, "kind", arguments["kind"], ALIGNMENTS, note="unit-wise cosine, layer-wise cosine, Frobenius distance"
+        )
+        check_float(
+            name, "lam", arguments["lam"], 0.0, expected="a finite float >= 0", note="O'Neill 2022, §9.3.1: 5e-4"
+        )
+        check_teacher(name, "teacher", arguments["teacher"], allow_none=False, extra="'pretrained'")
+        check_patterns(name, "targets", arguments["targets"])
+        check_patterns(name, "exclude", arguments["exclude"])
+        check_bool(name, "trust_checkpoint", arguments["trust_checkpoint"])
+
+    @property
+    def reference(self) -> str | nn.Module:
+        """Deprecated name of :attr:`teacher` (removed in 0.2.0)."""
+        warn_deprecated("`AlignReg.reference`", "`AlignReg.teacher`")
+        return self.teacher
+
+    def _pretrained(self) -> bool:
+        return isinstance(self.teacher, str) and self.teacher == "pretrained"
+
+    def _teacher_text(self) -> str:
+        teacher = str(self.teacher) if isinstance(self.teacher, os.PathLike) else self.teacher
+        return f"teacher={format_value(teacher)}"
 
     resumable_settings = ("lam",)
     resume_rule = "The saved reference weights are kept; the new `lam` weighs the term from the resumed step on."
@@ -97,7 +121,7 @@ class AlignReg(StatefulCallback, LossTermCallback):
         """The constructor settings the saved references depend on (saved in the state, compared on resume)."""
         return {
             "kind": self.kind,
-            "reference": self.reference,
+            "teacher": teacher_settings(self.teacher),
             "targets": list(self.targets),
             "exclude": list(self.exclude),
             "lam": self.lam,
@@ -111,19 +135,17 @@ class AlignReg(StatefulCallback, LossTermCallback):
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         params = named_parameters(pl_module)
         if not self.references:  # restored from a checkpoint otherwise
-            if self.reference == "pretrained":
+            if self._pretrained():
                 self.references = {name: params[name].detach().clone() for name in self.target_names}
             else:
-                state = module_state_from_path(
-                    self.reference, pl_module, "AlignReg", "reference", self.trust_checkpoint
-                )
+                state = teacher_state(self.teacher, pl_module, "AlignReg", "teacher", self.trust_checkpoint)
                 self.references = {name: state[name] for name in self.target_names if name in state}
         missing = [name for name in self.target_names if name not in self.references]
         if missing:
             raise ValueError(
-                f"`AlignReg(reference={self.reference!r})` has no reference for the targets {missing[:3]} "
-                f"({len(missing)} of {len(self.target_names)}). HINT: the reference must hold the same parameters; "
-                "restrict `targets` or use reference='pretrained'."
+                f"`AlignReg({self._teacher_text()})` has no reference for the targets {missing[:3]} "
+                f"({len(missing)} of {len(self.target_names)}). HINT: the teacher must hold the same parameters; "
+                "restrict `targets` or use teacher='pretrained'."
             )
         wrong = [
             f"{name}: reference {tuple(self.references[name].shape)} vs weight {tuple(params[name].shape)}"
@@ -132,8 +154,8 @@ class AlignReg(StatefulCallback, LossTermCallback):
         ]
         if wrong:
             raise ValueError(
-                f"`AlignReg(reference={self.reference!r})` has references whose shape differs from the weights: "
-                f"{wrong[:3]}. HINT: the reference must come from the same architecture as the model being trained."
+                f"`AlignReg({self._teacher_text()})` has references whose shape differs from the weights: "
+                f"{wrong[:3]}. HINT: the teacher must come from the same architecture as the model being trained."
             )
         self.references = {
             name: self.references[name].to(device=params[name].device, dtype=params[name].dtype)
@@ -153,6 +175,9 @@ class AlignReg(StatefulCallback, LossTermCallback):
             "settings": self.checkpoint_settings(),
             "references": {name: value.cpu() for name, value in self.references.items()},
         }
+
+    #: Settings saved under an older name: ``reference`` became ``teacher``.
+    renamed_settings = {"reference": "teacher"}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.check_resumed_settings(state_dict)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -26,8 +25,8 @@ from lightning_compress.targeting import (
     ATTENTION_PROJECTIONS_PATTERN,
     ENCODER_LAYER_PATTERN,
     resolve_encoder_parameters,
-    validate_patterns,
 )
+from lightning_compress.validation import check_bool, check_choice, check_float, check_int, check_patterns
 
 _NAME = "GradientDropout"
 #: mode -> whether its masks are redrawn from ``p`` (element, layer) or fixed per epoch (epoch, toggle).
@@ -109,7 +108,8 @@ class GradientDropout(StatefulCallback, GuardedCallback):
     ) -> None:
         super().__init__()
         self._validate_init_arguments(
-            p, mode, schedule, p_end, mask_mode, rescale, resample, scope, model_dropout, num_epochs, seed, targets
+            p, mode, schedule, p_end, mask_mode, rescale, resample, scope, model_dropout, num_epochs, seed, targets,
+            exclude,
         )
         self.p = float(p)
         self.mode = mode
@@ -122,8 +122,8 @@ class GradientDropout(StatefulCallback, GuardedCallback):
         self.model_dropout = None if model_dropout is None else float(model_dropout)
         self.num_epochs = num_epochs
         self.seed = seed
-        self.targets = validate_patterns("targets", targets)
-        self.exclude = validate_patterns("exclude", exclude)
+        self.targets = check_patterns(_NAME, "targets", targets)
+        self.exclude = check_patterns(_NAME, "exclude", exclude)
 
         self.target_names: list[str] = []
         self._groups: dict[str, str] = {}  # target FQN -> Layer-GradDrop group
@@ -151,35 +151,29 @@ class GradientDropout(StatefulCallback, GuardedCallback):
         num_epochs: Any,
         seed: Any,
         targets: Any,
+        exclude: Any = None,
     ) -> None:
-        probabilities = [("p", p), ("p_end", p_end)]
-        if model_dropout is not None:
-            probabilities.append(("model_dropout", model_dropout))
-        for arg, value in probabilities:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"`{_NAME}({arg}={value!r})` is invalid: expected a float in [0, 1).")
-            if math.isnan(value) or not 0.0 <= value < 1.0:
-                raise ValueError(
-                    f"`{_NAME}({arg}={value!r})` is invalid: expected a float in [0, 1) (a drop probability; "
-                    "1.0 would drop every gradient)."
-                )
-        for arg, value, allowed in (
-            ("mode", mode, list(_MODES)),
-            ("schedule", schedule, list(_SCHEDULES)),
-            ("mask_mode", mask_mode, list(_MASK_MODES)),
-            ("resample", resample, list(_RESAMPLES)),
-            ("scope", scope, list(_SCOPES)),
-        ):
-            if value not in allowed:
-                raise ValueError(f"`{_NAME}({arg}={value!r})` is invalid: expected one of {allowed}.")
-        if not isinstance(rescale, bool):
-            raise TypeError(f"`{_NAME}(rescale={rescale!r})` is invalid: expected a bool.")
-        if num_epochs is not None and (isinstance(num_epochs, bool) or not isinstance(num_epochs, int)):
-            raise TypeError(f"`{_NAME}(num_epochs={num_epochs!r})` is invalid: expected an int >= 1 or None.")
-        if num_epochs is not None and num_epochs < 1:
-            raise ValueError(f"`{_NAME}(num_epochs={num_epochs!r})` is invalid: expected an int >= 1 or None.")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"`{_NAME}(seed={seed!r})` is invalid: expected an int.")
+        for arg, value in (("p", p), ("p_end", p_end), ("model_dropout", model_dropout)):
+            check_float(
+                _NAME,
+                arg,
+                value,
+                0.0,
+                1.0,
+                high_inclusive=False,
+                allow_none=arg == "model_dropout",
+                note="a drop probability; 1.0 would drop every gradient",
+            )
+        check_choice(_NAME, "mode", mode, _MODES)
+        check_choice(_NAME, "schedule", schedule, _SCHEDULES)
+        check_choice(_NAME, "mask_mode", mask_mode, _MASK_MODES)
+        check_choice(_NAME, "resample", resample, _RESAMPLES)
+        check_choice(_NAME, "scope", scope, _SCOPES)
+        check_bool(_NAME, "rescale", rescale)
+        check_int(_NAME, "num_epochs", num_epochs, 1, allow_none=True)
+        check_int(_NAME, "seed", seed)
+        check_patterns(_NAME, "targets", targets)
+        check_patterns(_NAME, "exclude", exclude)
         if not _MODES[mode]:
             for arg, value, default in (("schedule", schedule, "constant"), ("resample", resample, "step")):
                 if value != default:

@@ -14,6 +14,7 @@ from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.callbacks.finite_guard import GuardedCallback
 from lightning_compress.gradient_dropout import unfrozen_count
 from lightning_compress.targeting import EMBEDDINGS_PATTERN, encoder_layer_index
+from lightning_compress.validation import check_choice, check_int
 
 _NAME = "GradualUnfreezing"
 #: order -> whether the top (last) transformer block is unfrozen first.
@@ -50,13 +51,9 @@ class GradualUnfreezing(StatefulCallback, GuardedCallback):
         layers_per_step: int = 2,
     ) -> None:
         super().__init__()
-        if order not in _ORDERS:
-            raise ValueError(f"`{_NAME}(order={order!r})` is invalid: expected one of {list(_ORDERS)}.")
-        for arg, value in (("every_n_epochs", every_n_epochs), ("layers_per_step", layers_per_step)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"`{_NAME}({arg}={value!r})` is invalid: expected an int >= 1.")
-            if value < 1:
-                raise ValueError(f"`{_NAME}({arg}={value!r})` is invalid: expected an int >= 1.")
+        check_choice(_NAME, "order", order, _ORDERS)
+        check_int(_NAME, "every_n_epochs", every_n_epochs, 1)
+        check_int(_NAME, "layers_per_step", layers_per_step, 1)
         self.order = order
         self.every_n_epochs = every_n_epochs
         self.layers_per_step = layers_per_step

@@ -12,9 +12,16 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from lightning_compress.callbacks._cadence import (
+    event_interval,
+    legacy_frequency,
+    resolve_cadence,
+    upgrade_cadence_settings,
+)
 from lightning_compress.callbacks._common import named_parameters, warn_if_training_in_eval_mode
 from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.callbacks.loss_terms import LossTermCallback
+from lightning_compress.deprecation import warn_deprecated
 from lightning_compress.pruning.criteria import (
     CRITERIA,
     GradStats,
@@ -41,7 +48,15 @@ from lightning_compress.pruning.masks import (
 )
 from lightning_compress.pruning.nm import check_nm_shape, nm_eligible_scores
 from lightning_compress.pruning.schedules import PruningEvent, pruning_events
-from lightning_compress.targeting import resolve_targets, validate_patterns
+from lightning_compress.targeting import resolve_targets
+from lightning_compress.validation import (
+    check_choice,
+    check_float,
+    check_int,
+    check_patterns,
+    check_step_or_fraction,
+    format_value,
+)
 
 _SCHEDULES = ("cubic", "iterative", "one_shot")
 _SCOPES = {"layer": layerwise_masks, "global": global_masks}
@@ -81,8 +96,9 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
             (``trainer.estimated_stepping_batches``, so gradient accumulation, ``max_steps`` and ``max_epochs`` all
             give the exact schedule); an int is an absolute optimizer step. ``end`` is inclusive; an event at the
             run's last step would prune after training and is moved to the step before it.
-        frequency: Optimizer steps between events, or ``"epoch"`` for one event per epoch (at epoch boundaries,
-            after that epoch's validation, as in the O'Neill protocols).
+        every_n_steps: Optimizer steps between events (default 10 when ``every_n_epochs`` is not given).
+        every_n_epochs: Epochs between events instead: ``every_n_epochs=1`` places one event per epoch (at epoch
+            boundaries, after that epoch's validation, as in the O'Neill protocols).
         step_fraction: Fraction of the remaining weights pruned per event by ``schedule="iterative"``.
         scope: ``"layer"`` (every matrix to the same sparsity) or ``"global"`` (one threshold over all targets);
             ``None`` takes the criterion's scope (``global`` for ``global_*`` and ``lamp``, else ``layer``).
@@ -101,6 +117,8 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
             about ``gate_lr`` per step whatever its gradient, i.e. it rescales every gated weight by ~``0.1·gate_lr``
             per step in a coherent direction: ``1e-2`` makes MiniLM-L6 fine-tuning diverge within 40 steps, ``1e-4``
             trains as stably as plain fine-tuning.
+        frequency: Deprecated (removed in 0.2.0): ``frequency=n`` is ``every_n_steps=n``, ``frequency="epoch"`` is
+            ``every_n_epochs=1``.
 
     Example::
 
@@ -115,7 +133,8 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
         schedule: Literal["cubic", "iterative", "one_shot"] = "cubic",
         start: int | float = 0.0,
         end: int | float = 0.75,
-        frequency: int | Literal["epoch"] = 10,
+        every_n_steps: int | None = None,
+        every_n_epochs: int | None = None,
         step_fraction: float = 0.1,
         scope: Literal["layer", "global"] | None = None,
         criterion: str | PruningCriterion = "magnitude",
@@ -127,18 +146,23 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
         seed: int = 0,
         penalty: float | None = None,
         gate_lr: float = 1e-4,
+        frequency: int | Literal["epoch"] | None = None,
     ) -> None:
         super().__init__()
+        every_n_steps, every_n_epochs = resolve_cadence(
+            "GradualMagnitudePruning", every_n_steps, every_n_epochs, frequency
+        )
         self._validate_init_arguments(
             final_sparsity=final_sparsity,
             initial_sparsity=initial_sparsity,
             schedule=schedule,
             start=start,
             end=end,
-            frequency=frequency,
             step_fraction=step_fraction,
             scope=scope,
             criterion=criterion,
+            targets=targets,
+            exclude=exclude,
             pattern=pattern,
             n=n,
             m=m,
@@ -151,13 +175,14 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
         self.schedule = schedule
         self.start = start
         self.end = end
-        self.frequency = frequency
+        self.every_n_steps = every_n_steps
+        self.every_n_epochs = every_n_epochs
         self.step_fraction = float(step_fraction)
         self.criterion = criterion
         implied = CRITERIA[criterion].scope if isinstance(criterion, str) else None
         self.scope = scope or implied or "layer"
-        self.targets = validate_patterns("targets", targets)
-        self.exclude = validate_patterns("exclude", exclude)
+        self.targets = check_patterns("GradualMagnitudePruning", "targets", targets)
+        self.exclude = check_patterns("GradualMagnitudePruning", "exclude", exclude)
         self.pattern = pattern
         self.n, self.m = n, m
         self.seed = seed
@@ -186,70 +211,51 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
         name = "GradualMagnitudePruning"
         final_sparsity, initial_sparsity = arguments["final_sparsity"], arguments["initial_sparsity"]
         for arg in ("final_sparsity", "initial_sparsity"):
-            value = arguments[arg]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"`{name}({arg}={value!r})` is invalid: expected a float in [0, 1).")
-            if not 0.0 <= value < 1.0 or math.isnan(value):
-                raise ValueError(
-                    f"`{name}({arg}={value!r})` is invalid: expected a float in [0, 1) "
-                    "(the fraction of target weights set to zero; 1.0 would remove every weight)."
-                )
+            check_float(
+                name,
+                arg,
+                arguments[arg],
+                0.0,
+                1.0,
+                high_inclusive=False,
+                note="the fraction of target weights set to zero; 1.0 would remove every weight",
+            )
         if initial_sparsity > final_sparsity:
             raise ValueError(
                 f"`{name}(initial_sparsity={initial_sparsity}, final_sparsity={final_sparsity})` is invalid: "
                 "initial_sparsity must not exceed final_sparsity."
             )
-        if arguments["schedule"] not in _SCHEDULES:
-            raise ValueError(
-                f"`{name}(schedule={arguments['schedule']!r})` is invalid: expected one of {list(_SCHEDULES)}."
-            )
+        check_choice(name, "schedule", arguments["schedule"], _SCHEDULES)
         start, end = arguments["start"], arguments["end"]
-        for arg in ("start", "end"):
-            value = arguments[arg]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(
-                    f"`{name}({arg}={value!r})` is invalid: expected a float fraction in [0, 1] or an int step >= 0."
-                )
-            if isinstance(value, float) and not 0.0 <= value <= 1.0:
-                raise ValueError(
-                    f"`{name}({arg}={value!r})` is invalid: a float is a fraction of the run and must lie in [0, 1]; "
-                    "use an int for an absolute optimizer step."
-                )
-            if isinstance(value, int) and value < 0:
-                raise ValueError(f"`{name}({arg}={value!r})` is invalid: an int step must be >= 0.")
+        check_step_or_fraction(name, "start", start)
+        check_step_or_fraction(name, "end", end)
         if type(start) is type(end) and end < start:
             raise ValueError(f"`{name}(start={start!r}, end={end!r})` is invalid: end must not come before start.")
-        frequency = arguments["frequency"]
-        if frequency != "epoch" and (isinstance(frequency, bool) or not isinstance(frequency, int) or frequency <= 0):
-            raise ValueError(f"`{name}(frequency={frequency!r})` is invalid: expected an int > 0 or 'epoch'.")
         step_fraction = arguments["step_fraction"]
-        if isinstance(step_fraction, bool) or not isinstance(step_fraction, (int, float)) or not 0 < step_fraction < 1:
-            raise ValueError(f"`{name}(step_fraction={step_fraction!r})` is invalid: expected a float in (0, 1).")
+        check_float(name, "step_fraction", step_fraction, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
 
         criterion, scope = arguments["criterion"], arguments["scope"]
         if isinstance(criterion, str):
-            if criterion not in CRITERIA:
-                raise ValueError(f"`{name}(criterion={criterion!r})` is invalid: expected one of {sorted(CRITERIA)}.")
+            check_choice(name, "criterion", criterion, sorted(CRITERIA))
         elif not callable(getattr(criterion, "score", None)):
             raise TypeError(
-                f"`{name}(criterion=...)` is invalid: expected a criterion name or an object with a "
-                f"`score(name, weight, grad_stats)` method, got {type(criterion).__name__}."
+                f"`{name}(criterion={format_value(criterion)})` is invalid: expected a criterion name or an object "
+                f"with a `score(name, weight, grad_stats)` method, got {type(criterion).__name__}."
             )
-        if scope is not None and scope not in _SCOPES:
-            raise ValueError(f"`{name}(scope={scope!r})` is invalid: expected one of {list(_SCOPES)} or None.")
+        check_choice(name, "scope", scope, _SCOPES, allow_none=True)
         implied = CRITERIA[criterion].scope if isinstance(criterion, str) else None
         if scope is not None and implied is not None and scope != implied:
             raise ValueError(
                 f"`{name}(criterion={criterion!r}, scope={scope!r})` is invalid: {criterion!r} is a {implied} "
                 f"criterion; leave `scope` unset or use scope={implied!r}."
             )
+        check_patterns(name, "targets", arguments["targets"])
+        check_patterns(name, "exclude", arguments["exclude"])
 
         pattern, n, m = arguments["pattern"], arguments["n"], arguments["m"]
-        if pattern not in _PATTERNS:
-            raise ValueError(f"`{name}(pattern={pattern!r})` is invalid: expected one of {list(_PATTERNS)}.")
-        for arg, value in (("n", n), ("m", m)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"`{name}({arg}={value!r})` is invalid: expected an int.")
+        check_choice(name, "pattern", pattern, _PATTERNS)
+        check_int(name, "n", n)
+        check_int(name, "m", m)
         if not 1 <= n < m:
             raise ValueError(f"`{name}(n={n}, m={m})` is invalid: expected 1 <= n < m (keep n of every m weights).")
         if pattern == "n:m" and abs(final_sparsity - (1 - n / m)) > 1e-6:
@@ -257,23 +263,25 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
                 f"`{name}(pattern='n:m', n={n}, m={m}, final_sparsity={final_sparsity})` is invalid: the last event "
                 f"reaches exactly {n}:{m}, so final_sparsity must be 1 - n/m = {1 - n / m:g}."
             )
-        seed = arguments["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"`{name}(seed={seed!r})` is invalid: expected an int.")
+        check_int(name, "seed", arguments["seed"])
         penalty = arguments["penalty"]
-        if penalty is not None:
-            if isinstance(penalty, bool) or not isinstance(penalty, (int, float)):
-                raise TypeError(f"`{name}(penalty={penalty!r})` is invalid: expected a float >= 0 or None.")
-            if not penalty >= 0:
-                raise ValueError(f"`{name}(penalty={penalty!r})` is invalid: expected a float >= 0 or None.")
-            if criterion not in ("l0", "l1"):
-                raise ValueError(
-                    f"`{name}(criterion={criterion!r}, penalty={penalty!r})` is invalid: `penalty` is the strength "
-                    "of the loss term of criterion='l0' or 'l1'."
-                )
-        gate_lr = arguments["gate_lr"]
-        if isinstance(gate_lr, bool) or not isinstance(gate_lr, (int, float)) or not gate_lr > 0:
-            raise ValueError(f"`{name}(gate_lr={gate_lr!r})` is invalid: expected a float > 0.")
+        check_float(name, "penalty", penalty, 0.0, allow_none=True)
+        if penalty is not None and criterion not in ("l0", "l1"):
+            raise ValueError(
+                f"`{name}(criterion={criterion!r}, penalty={penalty!r})` is invalid: `penalty` is the strength "
+                "of the loss term of criterion='l0' or 'l1'."
+            )
+        check_float(name, "gate_lr", arguments["gate_lr"], 0.0, low_inclusive=False)
+
+    @property
+    def frequency(self) -> int | str | None:
+        """Deprecated (removed in 0.2.0): :attr:`every_n_steps`, or ``"epoch"`` for ``every_n_epochs=1``."""
+        warn_deprecated("`GradualMagnitudePruning.frequency`", "`every_n_steps` / `every_n_epochs`")
+        return legacy_frequency(self.every_n_steps, self.every_n_epochs)
+
+    def upgrade_settings(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """Settings of checkpoints written with ``frequency`` compare as ``every_n_steps``/``every_n_epochs``."""
+        return upgrade_cadence_settings(super().upgrade_settings(saved))
 
     @property
     def criterion_name(self) -> str:
@@ -287,7 +295,8 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
         "schedule",
         "start",
         "end",
-        "frequency",
+        "every_n_steps",
+        "every_n_epochs",
         "step_fraction",
         "penalty",
         "gate_lr",
@@ -314,7 +323,8 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
             "schedule": self.schedule,
             "start": self.start,
             "end": self.end,
-            "frequency": self.frequency,
+            "every_n_steps": self.every_n_steps,
+            "every_n_epochs": self.every_n_epochs,
             "step_fraction": self.step_fraction,
             "penalty": self.penalty,
             "gate_lr": self.gate_lr,
@@ -430,10 +440,7 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
                 "GradualMagnitudePruning needs a bounded run to place its schedule: set `max_epochs` or `max_steps`."
             )
         total = int(total)
-        if self.frequency == "epoch":
-            frequency = max(1, math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches))
-        else:
-            frequency = int(self.frequency)
+        frequency = event_interval(trainer, self.every_n_steps, self.every_n_epochs)
         start, end = (round(x * total) if isinstance(x, float) else x for x in (self.start, self.end))
         if isinstance(self.start, int) and start > total - 1:
             raise ValueError(

@@ -18,7 +18,8 @@ from lightning_compress.quantization.qat import (
     qat_convert_,
     qat_prepare_,
 )
-from lightning_compress.targeting import resolve_targets, validate_patterns
+from lightning_compress.targeting import resolve_targets
+from lightning_compress.validation import check_bool, check_patterns, check_step_or_fraction
 
 
 class QuantizationAwareTraining(StatefulCallback):
@@ -71,14 +72,20 @@ class QuantizationAwareTraining(StatefulCallback):
     ) -> None:
         super().__init__()
         self._validate_init_arguments(
-            weights=weights, activations=activations, group_size=group_size, start=start, convert_at_end=convert_at_end
+            weights=weights,
+            activations=activations,
+            group_size=group_size,
+            start=start,
+            targets=targets,
+            exclude=exclude,
+            convert_at_end=convert_at_end,
         )
         self.weights = weights
         self.activations = activations
         self.group_size = group_size
         self.start = start
-        self.targets = validate_patterns("targets", targets)
-        self.exclude = validate_patterns("exclude", exclude)
+        self.targets = check_patterns("QuantizationAwareTraining", "targets", targets)
+        self.exclude = check_patterns("QuantizationAwareTraining", "exclude", exclude)
         self.convert_at_end = convert_at_end
 
         self.module_names: list[str] = []
@@ -89,20 +96,10 @@ class QuantizationAwareTraining(StatefulCallback):
     def _validate_init_arguments(**arguments: Any) -> None:
         name = "QuantizationAwareTraining"
         check_qat_arguments(name, arguments["weights"], arguments["activations"], arguments["group_size"])
-        start = arguments["start"]
-        if isinstance(start, bool) or not isinstance(start, (int, float)):
-            raise TypeError(
-                f"`{name}(start={start!r})` is invalid: expected a float fraction in [0, 1] or an int step >= 0."
-            )
-        if isinstance(start, float) and not 0.0 <= start <= 1.0:
-            raise ValueError(
-                f"`{name}(start={start!r})` is invalid: a float is a fraction of the run and must lie in [0, 1]; "
-                "use an int for an absolute optimizer step."
-            )
-        if isinstance(start, int) and start < 0:
-            raise ValueError(f"`{name}(start={start!r})` is invalid: an int step must be >= 0.")
-        if not isinstance(arguments["convert_at_end"], bool):
-            raise TypeError(f"`{name}(convert_at_end={arguments['convert_at_end']!r})` is invalid: expected a bool.")
+        check_step_or_fraction(name, "start", arguments["start"])
+        check_bool(name, "convert_at_end", arguments["convert_at_end"])
+        check_patterns(name, "targets", arguments["targets"])
+        check_patterns(name, "exclude", arguments["exclude"])
 
     def checkpoint_settings(self) -> dict[str, Any]:
         """The constructor settings the fake quantization depends on (saved in the state, compared on resume)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -13,13 +13,15 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.callbacks._weights import (
     check_compatible_state,
+    check_teacher,
     find_hf_model,
     frozen_copy,
-    module_state_from_path,
+    teacher_settings,
+    teacher_state,
 )
-from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.callbacks.loss_terms import LossTermCallback
 from lightning_compress.distillation.fingerprints import input_fingerprints
 from lightning_compress.distillation.losses import (
@@ -30,6 +32,7 @@ from lightning_compress.distillation.losses import (
     kl_with_temperature,
     sdp_loss_weights,
 )
+from lightning_compress.validation import check_bool, check_choice, check_float
 
 #: docs/methods.md#sdp-hyperparameters (O'Neill §11.4): β of the feature term per ``feature_loss``.
 DEFAULT_BETAS = {"cc": 2e-5, "cos": 0.05}
@@ -117,11 +120,12 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         beta: ``β >= 0``; ``None`` takes docs/methods.md#sdp-hyperparameters: ``2e-5`` for ``"cc"``, ``0.05`` for ``"cos"``.
         offdiag_weight: ``λ_off`` of the cross-correlation loss (default ``5.1e-3``, Barlow Twins).
         kd_weighting: ``"alpha_tau2"``, ``"alpha_sq"`` or ``"algorithm5"`` (docs/methods.md#weight-of-the-kl-term).
-        teacher: ``None`` (copy of the module's model at fit start) or a path to a Lightning checkpoint or a
-            Hugging Face folder of the same architecture and label count.
+        teacher: ``None`` (copy of the module's model at fit start), or a module (``nn.Module`` or
+            LightningModule), a Lightning checkpoint path or a Hugging Face model folder of the same architecture and
+            label count (as ``teacher`` of :class:`AlignReg` and :class:`TernaryWeightSplitting`).
         teacher_cache: Cache the teacher's outputs per training example (needs an ``idx`` entry in the batches).
         student_from_teacher: Copy the teacher's weights into the model at the start of fit (the student starts from
-            the fine-tuned dense model, docs/methods.md#teacher-and-student); only with a ``teacher`` path.
+            the fine-tuned dense model, docs/methods.md#teacher-and-student); only with a ``teacher``.
         trust_checkpoint: Read a ``teacher`` checkpoint that only a full unpickling can load (e.g. one holding a
             custom hyper-parameter object). Unpickling runs any code stored in the file: only for files you trust.
             ``False`` reads it weights-only (:func:`~lightning_compress.checkpoints.load_checkpoint`).
@@ -140,7 +144,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         beta: float | None = None,
         offdiag_weight: float = DEFAULT_OFFDIAG_WEIGHT,
         kd_weighting: Literal["alpha_tau2", "alpha_sq", "algorithm5"] = "alpha_tau2",
-        teacher: str | None = None,
+        teacher: str | nn.Module | None = None,
         teacher_cache: bool = True,
         student_from_teacher: bool = False,
         trust_checkpoint: bool = False,
@@ -164,7 +168,8 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         self.beta = float(DEFAULT_BETAS[feature_loss] if beta is None and feature_loss else (beta or 0.0))
         self.offdiag_weight = float(offdiag_weight)
         self.kd_weighting = kd_weighting
-        self.teacher_path = teacher
+        #: The ``teacher`` argument (``self.teacher`` is the frozen teacher model built from it at fit start).
+        self.teacher_source = teacher
         self.teacher_cache = teacher_cache
         self.student_from_teacher = student_from_teacher
         self.trust_checkpoint = trust_checkpoint
@@ -189,59 +194,35 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
     @staticmethod
     def _validate_init_arguments(**arguments: Any) -> None:
         name = "SelfDistilledPruning"
-
-        def number(arg: str, value: Any, expected: str) -> float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"`{name}({arg}={value!r})` is invalid: expected {expected}.")
-            if math.isnan(value) or math.isinf(value):
-                raise ValueError(f"`{name}({arg}={value!r})` is invalid: expected {expected}.")
-            return float(value)
-
-        alpha = number("alpha", arguments["alpha"], "a float in [0, 1]")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(
-                f"`{name}(alpha={arguments['alpha']!r})` is invalid: expected a float in [0, 1] "
-                "(the share of the distillation term; O'Neill 2022, §11.4: 0.5)."
-            )
-        temperature = number("temperature", arguments["temperature"], "a float > 0")
-        if temperature <= 0:
-            raise ValueError(
-                f"`{name}(temperature={arguments['temperature']!r})` is invalid: expected a float > 0 "
-                "(logits are divided by it; O'Neill 2022, §11.4: 0.9)."
-            )
+        alpha_note = "the share of the distillation term; O'Neill 2022, §11.4: 0.5"
+        check_float(name, "alpha", arguments["alpha"], 0.0, 1.0, note=alpha_note)
+        check_float(
+            name,
+            "temperature",
+            arguments["temperature"],
+            0.0,
+            low_inclusive=False,
+            note="logits are divided by it; O'Neill 2022, §11.4: 0.9",
+        )
         feature_loss = arguments["feature_loss"]
-        if feature_loss is not None and feature_loss not in _FEATURE_LOSSES:
-            raise ValueError(
-                f"`{name}(feature_loss={feature_loss!r})` is invalid: expected one of {list(_FEATURE_LOSSES)} or None."
-            )
+        check_choice(name, "feature_loss", feature_loss, _FEATURE_LOSSES, allow_none=True)
         beta = arguments["beta"]
-        if beta is not None and number("beta", beta, "a float >= 0 or None") < 0:
-            raise ValueError(f"`{name}(beta={beta!r})` is invalid: expected a float >= 0 or None.")
+        check_float(name, "beta", beta, 0.0, allow_none=True)
         if beta not in (None, 0, 0.0) and feature_loss is None:
             raise ValueError(
                 f"`{name}(beta={beta!r}, feature_loss=None)` is invalid: `beta` weighs the feature loss; "
                 "set feature_loss='cc' or 'cos'."
             )
-        if number("offdiag_weight", arguments["offdiag_weight"], "a float >= 0") < 0:
-            raise ValueError(f"`{name}(offdiag_weight={arguments['offdiag_weight']!r})` is invalid: expected >= 0.")
-        kd_weighting = arguments["kd_weighting"]
-        if kd_weighting not in KD_WEIGHTINGS:
-            raise ValueError(
-                f"`{name}(kd_weighting={kd_weighting!r})` is invalid: expected one of {list(KD_WEIGHTINGS)}."
-            )
+        check_float(name, "offdiag_weight", arguments["offdiag_weight"], 0.0)
+        check_choice(name, "kd_weighting", arguments["kd_weighting"], KD_WEIGHTINGS)
         teacher = arguments["teacher"]
-        if teacher is not None and (not isinstance(teacher, str) or not teacher.strip()):
-            raise TypeError(
-                f"`{name}(teacher={teacher!r})` is invalid: expected None or a path to a Lightning checkpoint or "
-                "Hugging Face folder."
-            )
+        check_teacher(name, "teacher", teacher)
         for arg in ("teacher_cache", "student_from_teacher", "trust_checkpoint"):
-            if not isinstance(arguments[arg], bool):
-                raise TypeError(f"`{name}({arg}={arguments[arg]!r})` is invalid: expected a bool.")
+            check_bool(name, arg, arguments[arg])
         if arguments["student_from_teacher"] and teacher is None:
             raise ValueError(
-                f"`{name}(student_from_teacher=True)` needs `teacher=<checkpoint or folder>`: without it the teacher "
-                "is a copy of the module's own model."
+                f"`{name}(student_from_teacher=True)` needs `teacher=<module, checkpoint or folder>`: without it the "
+                "teacher is a copy of the module's own model."
             )
 
     resumable_settings = ("alpha", "temperature", "beta", "offdiag_weight", "kd_weighting")
@@ -254,7 +235,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         """The constructor settings the saved teacher and cache depend on (saved in the state, compared on resume)."""
         return {
             "feature_loss": self.feature_loss,
-            "teacher": self.teacher_path,
+            "teacher": teacher_settings(self.teacher_source),
             "teacher_cache": self.teacher_cache,
             "student_from_teacher": self.student_from_teacher,
             "alpha": self.alpha,
@@ -498,13 +479,13 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         expected = teacher.state_dict()
         if self._restored_teacher is not None:
             state, self._restored_teacher = self._restored_teacher, None
-        elif self.teacher_path is not None:
-            full = module_state_from_path(
-                self.teacher_path, pl_module, "SelfDistilledPruning", "teacher", self.trust_checkpoint
-            )
+        elif self.teacher_source is not None:
+            source = self.teacher_source
+            full = teacher_state(source, pl_module, "SelfDistilledPruning", "teacher", self.trust_checkpoint)
             prefix = f"{self._hf_prefix}." if self._hf_prefix else ""
             state = {key[len(prefix) :]: value for key, value in full.items() if key.startswith(prefix)}
-            check_compatible_state(state, expected, "SelfDistilledPruning", "teacher", self.teacher_path)
+            shown = os.fspath(source) if isinstance(source, os.PathLike) else source
+            check_compatible_state(state, expected, "SelfDistilledPruning", "teacher", shown)
         else:
             return teacher  # the dense model at the start of fit
         teacher.load_state_dict(state)
@@ -529,7 +510,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
                 "features": self.cache_features.cpu(),
                 "fingerprints": self.cache_fingerprints.cpu(),
             }
-        if self.teacher is not None and self.teacher_path is None:
+        if self.teacher is not None and self.teacher_source is None:
             # a copy of the module at fit start cannot be rebuilt after pruning started: save it
             state["teacher"] = {key: value.cpu() for key, value in self.teacher.state_dict().items()}
         return state

@@ -12,10 +12,17 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from lightning_compress.callbacks._cadence import (
+    event_interval,
+    legacy_frequency,
+    resolve_cadence,
+    upgrade_cadence_settings,
+)
 from lightning_compress.callbacks._common import named_parameters, warn_if_training_in_eval_mode
 from lightning_compress.callbacks._resume import StatefulCallback
-from lightning_compress.callbacks.finite_guard import GuardedCallback
 from lightning_compress.callbacks._weights import find_hf_model
+from lightning_compress.callbacks.finite_guard import GuardedCallback
+from lightning_compress.deprecation import warn_deprecated
 from lightning_compress.pruning.schedules import PruningEvent, pruning_events
 from lightning_compress.pruning.structured import (
     kept_layers_from_masks,
@@ -27,11 +34,17 @@ from lightning_compress.pruning.structured import (
     neuron_taylor_contributions,
     random_unit_scores,
     select_units,
-    skip_layer,
+    skip_layer_,
     slice_layers_,
     units_to_remove,
 )
-from lightning_compress.targeting import validate_patterns
+from lightning_compress.validation import (
+    check_choice,
+    check_float,
+    check_int,
+    check_patterns,
+    check_step_or_fraction,
+)
 
 #: ``unit`` name -> what one unit is (dispatch in the hooks; the keys are the allowed values).
 _UNITS = {"ffn_neurons": "feed-forward neuron", "layers": "encoder layer"}
@@ -53,7 +66,7 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
       config with a smaller ``intermediate_size``. A removed neuron's parameters are set to exactly 0 after every
       optimizer step (and its gradients before it), so it contributes exactly nothing.
     * ``unit="layers"``: a removed block becomes the identity on the hidden states through a forward hook
-      (:func:`~lightning_compress.pruning.structured.skip_layer`), exactly as if it were deleted (LayerDrop, Fan et al.
+      (:func:`~lightning_compress.pruning.structured.skip_layer_`), exactly as if it were deleted (LayerDrop, Fan et al.
       2020; layer dropping, Sajjad et al. 2023). Embeddings and head stay.
 
     Criteria (``docs/structured_pruning.md``): ``magnitude`` (neuron: L2 norm of its up-row, bias and down-column;
@@ -74,12 +87,15 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
             event) or ``"one_shot"`` (one event at ``start``).
         start, end: When events may happen: a float in ``[0, 1]`` is a fraction of the run's optimizer steps, an int
             an absolute optimizer step (as for :class:`~lightning_compress.callbacks.GradualMagnitudePruning`).
-        frequency: Optimizer steps between events, or ``"epoch"`` for one event per epoch.
+        every_n_steps: Optimizer steps between events (default 10 when ``every_n_epochs`` is not given).
+        every_n_epochs: Epochs between events instead (``1``: one event per epoch, at epoch boundaries).
         targets: Regexes over block FQNs (``model.bert.encoder.layer.3``) choosing the layers that may be removed
             (``unit="layers"``); default every block of the model's ``encoder.layer`` list. ``unit="ffn_neurons"``
             prunes every block of the list (one ``intermediate_size``), so there ``targets`` must select all of them.
         step_fraction: Fraction of the remaining units removed per event by ``schedule="iterative"``.
         seed: Seed of the generator of ``criterion="random"``.
+        frequency: Deprecated (removed in 0.2.0): ``frequency=n`` is ``every_n_steps=n``, ``frequency="epoch"`` is
+            ``every_n_epochs=1``.
 
     Example::
 
@@ -95,12 +111,15 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
         schedule: Literal["cubic", "iterative", "one_shot"] = "cubic",
         start: int | float = 0.0,
         end: int | float = 0.75,
-        frequency: int | Literal["epoch"] = 10,
+        every_n_steps: int | None = None,
+        every_n_epochs: int | None = None,
         targets: str | list[str] | None = None,
         step_fraction: float = 0.1,
         seed: int = 0,
+        frequency: int | Literal["epoch"] | None = None,
     ) -> None:
         super().__init__()
+        every_n_steps, every_n_epochs = resolve_cadence("StructuredPruning", every_n_steps, every_n_epochs, frequency)
         self._validate_init_arguments(
             final_sparsity=final_sparsity,
             unit=unit,
@@ -108,7 +127,7 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
             schedule=schedule,
             start=start,
             end=end,
-            frequency=frequency,
+            targets=targets,
             step_fraction=step_fraction,
             seed=seed,
         )
@@ -118,8 +137,9 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
         self.schedule = schedule
         self.start = start
         self.end = end
-        self.frequency = frequency
-        self.targets = validate_patterns("targets", targets)
+        self.every_n_steps = every_n_steps
+        self.every_n_epochs = every_n_epochs
+        self.targets = check_patterns("StructuredPruning", "targets", targets)
         self.step_fraction = float(step_fraction)
         self.seed = seed
 
@@ -141,50 +161,47 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
     @staticmethod
     def _validate_init_arguments(**arguments: Any) -> None:
         name = "StructuredPruning"
-        final_sparsity = arguments["final_sparsity"]
-        if isinstance(final_sparsity, bool) or not isinstance(final_sparsity, (int, float)):
-            raise TypeError(f"`{name}(final_sparsity={final_sparsity!r})` is invalid: expected a float in [0, 1).")
-        if not 0.0 <= final_sparsity < 1.0 or math.isnan(final_sparsity):
-            raise ValueError(
-                f"`{name}(final_sparsity={final_sparsity!r})` is invalid: expected a float in [0, 1) "
-                "(the fraction of units removed; 1.0 would remove every unit)."
-            )
+        check_float(
+            name,
+            "final_sparsity",
+            arguments["final_sparsity"],
+            0.0,
+            1.0,
+            high_inclusive=False,
+            note="the fraction of units removed; 1.0 would remove every unit",
+        )
         for arg, allowed in (("unit", _UNITS), ("criterion", _CRITERIA), ("schedule", _SCHEDULES)):
-            value = arguments[arg]
-            if not isinstance(value, str):
-                raise TypeError(f"`{name}({arg}={value!r})` is invalid: expected one of {list(allowed)}.")
-            if value not in allowed:
-                raise ValueError(f"`{name}({arg}={value!r})` is invalid: expected one of {list(allowed)}.")
+            check_choice(name, arg, arguments[arg], allowed)
         start, end = arguments["start"], arguments["end"]
-        for arg in ("start", "end"):
-            value = arguments[arg]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(
-                    f"`{name}({arg}={value!r})` is invalid: expected a float fraction in [0, 1] or an int step >= 0."
-                )
-            if isinstance(value, float) and not 0.0 <= value <= 1.0:
-                raise ValueError(
-                    f"`{name}({arg}={value!r})` is invalid: a float is a fraction of the run and must lie in [0, 1]; "
-                    "use an int for an absolute optimizer step."
-                )
-            if isinstance(value, int) and value < 0:
-                raise ValueError(f"`{name}({arg}={value!r})` is invalid: an int step must be >= 0.")
+        check_step_or_fraction(name, "start", start)
+        check_step_or_fraction(name, "end", end)
         if type(start) is type(end) and end < start:
             raise ValueError(f"`{name}(start={start!r}, end={end!r})` is invalid: end must not come before start.")
-        frequency = arguments["frequency"]
-        if frequency != "epoch" and (isinstance(frequency, bool) or not isinstance(frequency, int) or frequency <= 0):
-            raise ValueError(f"`{name}(frequency={frequency!r})` is invalid: expected an int > 0 or 'epoch'.")
+        check_patterns(name, "targets", arguments["targets"])
         step_fraction = arguments["step_fraction"]
-        if isinstance(step_fraction, bool) or not isinstance(step_fraction, (int, float)):
-            raise TypeError(f"`{name}(step_fraction={step_fraction!r})` is invalid: expected a float in (0, 1).")
-        if not 0 < step_fraction < 1:
-            raise ValueError(f"`{name}(step_fraction={step_fraction!r})` is invalid: expected a float in (0, 1).")
-        seed = arguments["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"`{name}(seed={seed!r})` is invalid: expected an int.")
+        check_float(name, "step_fraction", step_fraction, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+        check_int(name, "seed", arguments["seed"])
+
+    @property
+    def frequency(self) -> int | str | None:
+        """Deprecated (removed in 0.2.0): :attr:`every_n_steps`, or ``"epoch"`` for ``every_n_epochs=1``."""
+        warn_deprecated("`StructuredPruning.frequency`", "`every_n_steps` / `every_n_epochs`")
+        return legacy_frequency(self.every_n_steps, self.every_n_epochs)
+
+    def upgrade_settings(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """Settings of checkpoints written with ``frequency`` compare as ``every_n_steps``/``every_n_epochs``."""
+        return upgrade_cadence_settings(super().upgrade_settings(saved))
 
     #: Resuming with other schedule settings keeps the removed units; see ``resume_rule``.
-    resumable_settings = ("final_sparsity", "schedule", "start", "end", "frequency", "step_fraction")
+    resumable_settings = (
+        "final_sparsity",
+        "schedule",
+        "start",
+        "end",
+        "every_n_steps",
+        "every_n_epochs",
+        "step_fraction",
+    )
     resume_rule = (
         "The removed units are kept and the schedule is recomputed with the new settings: only its events after the "
         "last saved event still remove units, and removed units never come back."
@@ -201,7 +218,8 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
             "schedule": self.schedule,
             "start": self.start,
             "end": self.end,
-            "frequency": self.frequency,
+            "every_n_steps": self.every_n_steps,
+            "every_n_epochs": self.every_n_epochs,
             "step_fraction": self.step_fraction,
         }
 
@@ -353,10 +371,7 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
                 "StructuredPruning needs a bounded run to place its schedule: set `max_epochs` or `max_steps`."
             )
         total = int(total)
-        if self.frequency == "epoch":
-            frequency = max(1, math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches))
-        else:
-            frequency = int(self.frequency)
+        frequency = event_interval(trainer, self.every_n_steps, self.every_n_epochs)
         start, end = (round(x * total) if isinstance(x, float) else x for x in (self.start, self.end))
         end = min(end, total - 1)
         start = min(start, end)
@@ -460,13 +475,13 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
             mask_neurons_(up, bias, down, keep)
 
     def _sync_layer_skips(self, pl_module: LightningModule) -> None:
-        """Register :func:`skip_layer` on every removed block that lacks it (idempotent)."""
+        """Register :func:`skip_layer_` on every removed block that lacks it (idempotent)."""
         if self.unit != "layers" or not self.masks:
             return
         modules = dict(pl_module.named_modules())
         for name, keep in self.masks.items():
             if not bool(keep) and name not in self._skip_handles:
-                self._skip_handles[name] = skip_layer(modules[name])
+                self._skip_handles[name] = skip_layer_(modules[name])
 
     def _remove_layer_skips(self) -> None:
         for handle in self._skip_handles.values():

@@ -18,21 +18,37 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.hooks import RemovableHandle
 
 from lightning_compress.callbacks._common import warn_if_training_in_eval_mode
-from lightning_compress.callbacks._weights import check_compatible_state, find_hf_model, module_state_from_path
 from lightning_compress.callbacks._resume import StatefulCallback
+from lightning_compress.callbacks._weights import (
+    check_compatible_state,
+    check_teacher,
+    find_hf_model,
+    teacher_settings,
+    teacher_state,
+)
 from lightning_compress.callbacks.loss_terms import LossTermCallback
+from lightning_compress.deprecation import warn_deprecated
 from lightning_compress.quantization.modules import (
     WEIGHT_KINDS,
     QuantEmbedding,
     QuantLinear,
     check_act_arguments,
-    quantize_model,
+    quantize_model_,
     require_linear,
-    split_model,
+    split_model_,
     split_to_match_state_dict_,
 )
 from lightning_compress.quantization.splitting import knapsack_select, parameterwise_gain, split_sensitivity
-from lightning_compress.quantization.width import half_width
+from lightning_compress.quantization.width import half_width_
+from lightning_compress.validation import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_type,
+    format_value,
+    invalid,
+)
 
 _DISTILL = ("two_stage", "prediction", "none")
 _EMBEDDINGS = r"(^|\.)embeddings$"
@@ -57,8 +73,8 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
     One ``fit`` runs the whole recipe of Bai §5.3-5.4 (docs/methods.md#binarybert-training-pipeline):
 
     1. ``setup``: the model is copied as the frozen full-precision **teacher**; the student is reduced to
-       ``width`` (DynaBERT 0.5×, :func:`~lightning_compress.quantization.half_width`) and quantized
-       (:func:`~lightning_compress.quantization.quantize_model`: ternary encoder/pooler Linears and word embedding,
+       ``width`` (DynaBERT 0.5×, :func:`~lightning_compress.quantization.half_width_`) and quantized
+       (:func:`~lightning_compress.quantization.quantize_model_`: ternary encoder/pooler Linears and word embedding,
        ``act_bits`` activations).
     2. **Intermediate-layer distillation** (``distill="two_stage"``, until ``intermediate_until``):
        ``ℓ_int = MSE(Ê, E) + Σ_l MSE(M̂_l, M_l) + Σ_l MSE(F̂_l, F_l)`` on the embedding output, each block's attention
@@ -66,7 +82,7 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
     3. **Prediction-layer distillation**: ``ℓ_pred = -Σ_c softmax(y/τ)_c log softmax(ŷ/τ)_c`` (Eq. 5.11; MSE for
        a regression head).
     4. At optimizer step ``split_at``: every ternary module is **split** into two binary branches with the same
-       forward function (:func:`~lightning_compress.quantization.split_model`), and the optimizers and LR
+       forward function (:func:`~lightning_compress.quantization.split_model_`), and the optimizers and LR
        schedulers are rebuilt from the module's ``configure_optimizers`` (Bai §5.4.4: the optimizer cannot be
        inherited); under DDP the model is wrapped again.
     5. **Split fine-tuning** of the binary model with prediction-layer distillation.
@@ -109,14 +125,16 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
             uniformly 1-bit and the budget bounds its size, as in docs/methods.md#adaptive-splitting) or ``"ternary"`` (kept as they are).
         adaptive_batches: Number of training batches (the forwards of the last optimizer steps before the split)
             the sensitivity is measured on. A run resumed inside that window measures on fewer batches.
-        teacher_checkpoint: A Lightning checkpoint of the fine-tuned full-precision module (or a Hugging Face folder
-            of the same architecture); when given, teacher and student start from its weights (the student of
-            BinaryBERT starts from the fine-tuned model). ``None``: the module passed to ``fit`` is the fine-tuned
-            model.
+        teacher: The fine-tuned full-precision model: a module (``nn.Module`` or LightningModule), a Lightning
+            checkpoint path or a Hugging Face model folder of the same architecture (as ``teacher`` of
+            :class:`AlignReg` and :class:`SelfDistilledPruning`); when given, teacher and student start from its
+            weights (the student of BinaryBERT starts from the fine-tuned model). ``None``: the module passed to
+            ``fit`` is the fine-tuned model.
         restart_schedule: Time-compress ``LambdaLR`` schedules into each phase (see above).
-        trust_checkpoint: Read a ``teacher_checkpoint`` that only a full unpickling can load (e.g. one holding a
+        trust_checkpoint: Read a ``teacher`` checkpoint that only a full unpickling can load (e.g. one holding a
             custom hyper-parameter object). Unpickling runs any code stored in the file: only for files you trust.
             ``False`` reads it weights-only (:func:`~lightning_compress.checkpoints.load_checkpoint`).
+        teacher_checkpoint: Deprecated name of ``teacher`` (removed in 0.2.0).
 
     Example::
 
@@ -136,13 +154,26 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         temperature: float = 1.0,
         width: float | None = None,
         adaptive_budget: float | int | None = None,
-        teacher_checkpoint: str | None = None,
+        teacher: str | nn.Module | None = None,
         restart_schedule: bool = True,
         adaptive_rest: Literal["binary", "ternary"] = "binary",
         adaptive_batches: int = 4,
         trust_checkpoint: bool = False,
+        teacher_checkpoint: str | None = None,
     ) -> None:
         super().__init__()
+        if teacher_checkpoint is not None:
+            warn_deprecated(
+                f"`TernaryWeightSplitting(teacher_checkpoint={teacher_checkpoint!r})`",
+                f"`TernaryWeightSplitting(teacher={teacher_checkpoint!r})`",
+            )
+            if teacher is not None:
+                raise ValueError(
+                    f"`TernaryWeightSplitting(teacher={format_value(teacher)}, teacher_checkpoint="
+                    f"{teacher_checkpoint!r})` is invalid: expected only `teacher` (`teacher_checkpoint` is its "
+                    "deprecated name)."
+                )
+            teacher = teacher_checkpoint
         self._validate_init_arguments(
             split_at=split_at,
             weights=weights,
@@ -156,7 +187,8 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
             adaptive_budget=adaptive_budget,
             adaptive_rest=adaptive_rest,
             adaptive_batches=adaptive_batches,
-            teacher_checkpoint=teacher_checkpoint,
+            teacher=teacher,
+            restart_schedule=restart_schedule,
             trust_checkpoint=trust_checkpoint,
         )
         self.split_at = split_at
@@ -177,7 +209,8 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         self.plan: list[str] | None = None
         self.adaptive: dict[str, Any] = {}
         self._recorded_inputs: deque = deque(maxlen=adaptive_batches if isinstance(adaptive_batches, int) else 1)
-        self.teacher_checkpoint = teacher_checkpoint
+        #: The ``teacher`` argument (``self.teacher`` is the frozen teacher model built from it in ``setup``).
+        self.teacher_source = teacher
         self.trust_checkpoint = trust_checkpoint
         self.restart_schedule = restart_schedule
 
@@ -202,79 +235,50 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
     def _validate_init_arguments(**arguments: Any) -> None:
         name = "TernaryWeightSplitting"
         split_at = arguments["split_at"]
-        if split_at is not None:
-            if isinstance(split_at, bool) or not isinstance(split_at, (int, float)):
-                raise TypeError(
-                    f"`{name}(split_at={split_at!r})` is invalid: expected an int step, a float in (0, 1) or None."
-                )
-            if isinstance(split_at, float) and not 0.0 < split_at < 1.0:
-                raise ValueError(
-                    f"`{name}(split_at={split_at!r})` is invalid: a float is a fraction of the run and must lie in "
-                    "(0, 1); the split needs a trained ternary model before it and binary steps after it."
-                )
-            if isinstance(split_at, int) and split_at < 1:
-                raise ValueError(
-                    f"`{name}(split_at={split_at!r})` is invalid: splitting at step {split_at} comes before any "
-                    "ternary training; use an int step >= 1 (or None for no split)."
-                )
+        check_type(name, "split_at", split_at, (int, float), "an int step >= 1, a float in (0, 1) or None", True)
+        if isinstance(split_at, float) and not 0.0 < split_at < 1.0:
+            raise ValueError(
+                f"`{name}(split_at={split_at!r})` is invalid: a float is a fraction of the run and must lie in "
+                "(0, 1); the split needs a trained ternary model before it and binary steps after it."
+            )
+        if isinstance(split_at, int) and not isinstance(split_at, bool) and split_at < 1:
+            raise ValueError(
+                f"`{name}(split_at={split_at!r})` is invalid: splitting at step {split_at} comes before any "
+                "ternary training; use an int step >= 1 (or None for no split)."
+            )
         weights = arguments["weights"]
-        if weights not in WEIGHT_KINDS:
-            raise ValueError(f"`{name}(weights={weights!r})` is unsupported: expected one of {list(WEIGHT_KINDS)}.")
+        check_choice(name, "weights", weights, WEIGHT_KINDS)
         if weights == "binary" and split_at is not None:
             raise ValueError(
                 f"`{name}(weights='binary', split_at={split_at!r})` is invalid: only ternary weights are split. "
                 "HINT: the BWN baseline is `weights='binary', split_at=None`."
             )
         check_act_arguments(name, arguments["act_bits"], arguments["act_quantizer"])
-        if arguments["distill"] not in _DISTILL:
-            raise ValueError(
-                f"`{name}(distill={arguments['distill']!r})` is invalid: expected one of {list(_DISTILL)}."
-            )
-        for arg, low, high in (("intermediate_until", 0.0, 1.0),):
-            value = arguments[arg]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-                raise ValueError(f"`{name}({arg}={value!r})` is invalid: expected a float in [{low}, {high}].")
-        weight = arguments["task_loss_weight"]
-        if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0):
-            raise ValueError(f"`{name}(task_loss_weight={weight!r})` is invalid: expected a float >= 0 or None.")
-        temperature = arguments["temperature"]
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(f"`{name}(temperature={temperature!r})` is invalid: expected a float > 0.")
-        width = arguments["width"]
-        if width is not None and (isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1):
-            raise ValueError(f"`{name}(width={width!r})` is invalid: expected a float in (0, 1] (0.5 or 1.0) or None.")
+        check_choice(name, "distill", arguments["distill"], _DISTILL)
+        check_float(name, "intermediate_until", arguments["intermediate_until"], 0.0, 1.0)
+        check_float(name, "task_loss_weight", arguments["task_loss_weight"], 0.0, allow_none=True)
+        check_float(name, "temperature", arguments["temperature"], 0.0, low_inclusive=False)
+        check_float(
+            name, "width", arguments["width"], 0.0, 1.0, low_inclusive=False, allow_none=True, note="0.5 or 1.0"
+        )
         budget = arguments["adaptive_budget"]
+        budget_kinds = (
+            "a float in [0, 1] (fraction of the extra cost of splitting everything), an int >= 0 (extra parameters) "
+            "or None"
+        )
+        check_type(name, "adaptive_budget", budget, (int, float), budget_kinds, allow_none=True)
         if budget is not None:
-            if isinstance(budget, bool) or not isinstance(budget, (int, float)):
-                raise TypeError(
-                    f"`{name}(adaptive_budget={budget!r})` is invalid: expected a float in [0, 1] (fraction of the "
-                    "extra cost of splitting everything), an int >= 0 (extra parameters) or None."
-                )
             if (isinstance(budget, float) and not 0.0 <= budget <= 1.0) or (isinstance(budget, int) and budget < 0):
-                raise ValueError(
-                    f"`{name}(adaptive_budget={budget!r})` is invalid: expected a float in [0, 1] (fraction of the "
-                    "extra cost of splitting everything), an int >= 0 (extra parameters) or None."
-                )
+                raise ValueError(invalid(name, "adaptive_budget", budget, budget_kinds))
             if split_at is None or weights != "ternary":
                 raise ValueError(
                     f"`{name}(adaptive_budget={budget!r})` needs a split: use `weights='ternary'` and a `split_at`."
                 )
-        if arguments["adaptive_rest"] not in _REST:
-            raise ValueError(
-                f"`{name}(adaptive_rest={arguments['adaptive_rest']!r})` is invalid: expected one of {list(_REST)}."
-            )
-        batches = arguments["adaptive_batches"]
-        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
-            raise ValueError(f"`{name}(adaptive_batches={batches!r})` is invalid: expected an int >= 1.")
-        checkpoint = arguments["teacher_checkpoint"]
-        if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint.strip()):
-            raise TypeError(
-                f"`{name}(teacher_checkpoint={checkpoint!r})` is invalid: expected None or a path to a Lightning "
-                "checkpoint or Hugging Face folder."
-            )
-        if not isinstance(arguments["trust_checkpoint"], bool):
-            trust = arguments["trust_checkpoint"]
-            raise TypeError(f"`{name}(trust_checkpoint={trust!r})` is invalid: expected a bool.")
+        check_choice(name, "adaptive_rest", arguments["adaptive_rest"], _REST)
+        check_int(name, "adaptive_batches", arguments["adaptive_batches"], 1)
+        check_teacher(name, "teacher", arguments["teacher"])
+        check_bool(name, "restart_schedule", arguments["restart_schedule"])
+        check_bool(name, "trust_checkpoint", arguments["trust_checkpoint"])
 
     resumable_settings = ("temperature", "task_loss_weight")
     resume_rule = "The saved phase and split plan are kept; the new loss weights apply from the resumed step on."
@@ -292,7 +296,7 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
             "adaptive_budget": self.adaptive_budget,
             "adaptive_rest": self.adaptive_rest,
             "adaptive_batches": self.adaptive_batches,
-            "teacher_checkpoint": self.teacher_checkpoint,
+            "teacher": teacher_settings(self.teacher_source),
             "restart_schedule": self.restart_schedule,
             "temperature": self.temperature,
             "task_loss_weight": self.task_loss_weight_value,
@@ -305,8 +309,8 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
             return
         self._model_name, student = find_hf_model(pl_module, "TernaryWeightSplitting", required=False)
         require_linear(student)
-        if self.teacher_checkpoint is not None:
-            self._load_teacher_checkpoint(pl_module, student)
+        if self.teacher_source is not None:
+            self._load_teacher(pl_module, student)
         if self.distill != "none":
             if not hasattr(student, "config"):
                 raise ValueError(
@@ -315,8 +319,8 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
                 )
             self.teacher = copy.deepcopy(student).eval().requires_grad_(False)
         if self.width < 1.0:
-            self.kept = half_width(student, "magnitude", self.width)
-        quantize_model(student, self.weights, self.act_bits, self.act_quantizer)
+            self.kept = half_width_(student, "magnitude", self.width)
+        quantize_model_(student, self.weights, self.act_bits, self.act_quantizer)
         self._student = student
         prefix = f"{self._model_name}." if self._model_name else ""
 
@@ -326,20 +330,33 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         self._handles.append(pl_module.register_load_state_dict_pre_hook(conform))
         self._register_forward_hooks(student)
 
-    def _load_teacher_checkpoint(self, pl_module: LightningModule, student: nn.Module) -> None:
-        """Start teacher and student from the weights of ``teacher_checkpoint`` (the fine-tuned model)."""
-        path = self.teacher_checkpoint
-        state = module_state_from_path(
-            path, pl_module, "TernaryWeightSplitting", "teacher_checkpoint", self.trust_checkpoint
-        )
+    @property
+    def teacher_checkpoint(self) -> str | nn.Module | None:
+        """Deprecated name of :attr:`teacher_source`, the ``teacher`` argument (removed in 0.2.0)."""
+        warn_deprecated("`TernaryWeightSplitting.teacher_checkpoint`", "`TernaryWeightSplitting.teacher_source`")
+        return self.teacher_source
+
+    #: Settings saved under an older name: ``teacher_checkpoint`` became ``teacher``.
+    renamed_settings = {"teacher_checkpoint": "teacher"}
+
+    def _load_teacher(self, pl_module: LightningModule, student: nn.Module) -> None:
+        """Start teacher and student from the weights of ``teacher`` (the fine-tuned model)."""
+        source = self.teacher_source
+        shown = str(source) if not isinstance(source, (str, nn.Module)) else source
+        state = teacher_state(source, pl_module, "TernaryWeightSplitting", "teacher", self.trust_checkpoint)
         prefix = f"{self._model_name}." if self._model_name else ""
         weights = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
         if not weights:
             raise ValueError(
-                f"`TernaryWeightSplitting(teacher_checkpoint={path!r})` is invalid: it holds no weights under "
-                f"{prefix!r}. HINT: use a checkpoint of the same LightningModule class."
+                invalid(
+                    "TernaryWeightSplitting",
+                    "teacher",
+                    shown,
+                    f"weights under {prefix!r}, but it holds none there",
+                    "use a checkpoint or module of the same LightningModule class",
+                )
             )
-        check_compatible_state(weights, student.state_dict(), "TernaryWeightSplitting", "teacher_checkpoint", path)
+        check_compatible_state(weights, student.state_dict(), "TernaryWeightSplitting", "teacher", shown)
         student.load_state_dict(weights, strict=True)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -438,10 +455,10 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
                     "measured at the end of the last ternary step, which this run did not execute (was it resumed "
                     "from a checkpoint written at the split step by a run without `adaptive_budget`?)."
                 )
-            names = split_model(self._student, self.plan) if self.plan else []
+            names = split_model_(self._student, self.plan) if self.plan else []
             self._apply_adaptive_rest()
         else:
-            names = split_model(self._student)
+            names = split_model_(self._student)
         self.phase = "binary"
         strategy = trainer.strategy
         if isinstance(strategy.model, DistributedDataParallel):  # the wrapper registered the old parameters

@@ -28,7 +28,7 @@ from lightning_compress.data.tokenized import (
 )
 from lightning_compress.hub import DEFAULT_PRETRAINED
 from lightning_compress.tasks import TaskSpec
-from lightning_compress.data.checks import check_int, check_path, check_str
+from lightning_compress.validation import check_int, check_path, check_str
 
 DEFAULT_CACHE_DIR = "~/.cache/lightning_compress/tokenized"
 _T = TypeVar("_T")

@@ -17,10 +17,9 @@ from pytorch_lightning.utilities import rank_zero_info
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
 from lightning_compress.data.base import TokenizedDataModule
-from lightning_compress.data.paths import resolve_data_dir
-from lightning_compress.data.checks import check_choice, check_path, check_str, invalid
 from lightning_compress.data.examples import Examples
 from lightning_compress.data.hub_data import examples_from_hub, load_hub_split
+from lightning_compress.data.paths import resolve_data_dir
 from lightning_compress.data.readers import read_snli_jsonl, read_tsv_examples, read_tsv_with_label_file
 from lightning_compress.data.token_readers import (
     CONLL2003_TO_PANX,
@@ -41,6 +40,7 @@ from lightning_compress.data.xglue_hub import (
 )
 from lightning_compress.hub import DEFAULT_PRETRAINED
 from lightning_compress.tasks import TaskSpec
+from lightning_compress.validation import check_choice, check_path, check_str, invalid
 
 OWNER = "CrossLingualDataModule"
 

@@ -8,13 +8,13 @@ from pathlib import Path
 from types import MappingProxyType
 
 from lightning_compress.data.base import TokenizedDataModule
-from lightning_compress.data.paths import resolve_data_dir
-from lightning_compress.data.checks import check_path, check_str, invalid
 from lightning_compress.data.examples import Examples
 from lightning_compress.data.hub_data import examples_from_hub, load_hub_split
+from lightning_compress.data.paths import resolve_data_dir
 from lightning_compress.data.readers import Column, read_tsv_examples
 from lightning_compress.hub import DEFAULT_PRETRAINED
 from lightning_compress.tasks import TaskSpec
+from lightning_compress.validation import check_path, check_str, invalid
 
 GLUE_HUB_ID = "nyu-mll/glue"
 

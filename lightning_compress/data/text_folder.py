@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lightning_compress.data.base import TokenizedDataModule
-from lightning_compress.data.checks import check_fraction, check_path
 from lightning_compress.data.examples import Examples, fingerprint
 from lightning_compress.hub import DEFAULT_PRETRAINED
 from lightning_compress.tasks import TaskSpec
+from lightning_compress.validation import check_fraction, check_path
 
 OWNER = "TextFolderDataModule"
 LAYOUT = "<root>/<class name>/*.txt (one sub-folder of UTF-8 text files per class)"

@@ -10,7 +10,7 @@ Two kinds of unit are supported:
 
 Scores are pure functions (lowest scores are removed first); :func:`select_units` turns them into monotone keep
 masks (``torch.bool``, ``True`` = kept); :func:`mask_neurons_` keeps removed neurons at exactly zero during training;
-:func:`skip_layer` makes a removed block the identity. :func:`slim_model_` (with :func:`slice_ffn_neurons_` and
+:func:`skip_layer_` makes a removed block the identity. :func:`slim_model_` (with :func:`slice_ffn_neurons_` and
 :func:`slice_layers_`) physically removes the units from a Hugging Face BERT-family model, so the result is an ordinary
 model with a smaller ``config.intermediate_size`` / ``config.num_hidden_layers``.
 """
@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from lightning_compress.deprecation import deprecated_alias
 from lightning_compress.targeting import encoder_layer_index
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "random_unit_scores",
     "select_units",
     "skip_layer",
+    "skip_layer_",
     "slice_ffn_neurons_",
     "slice_layers_",
     "slim_model_",
@@ -262,7 +264,7 @@ def mask_neurons_(up_weight: Tensor, up_bias: Tensor | None, down_weight: Tensor
     down_weight.masked_fill_(removed.unsqueeze(0), 0)
 
 
-def skip_layer(layer: nn.Module) -> RemovableHandle:
+def skip_layer_(layer: nn.Module) -> RemovableHandle:
     """Make ``layer`` the identity on its hidden states, as if it were deleted; returns the hook's handle.
 
     A forward hook replaces the block's output hidden states by its input hidden states (the first positional
@@ -274,7 +276,7 @@ def skip_layer(layer: nn.Module) -> RemovableHandle:
     :func:`slice_layers_`).
 
     Example:
-        >>> handle = skip_layer(block); torch.equal(block(hidden), hidden)  # doctest: +SKIP
+        >>> handle = skip_layer_(block); torch.equal(block(hidden), hidden)  # doctest: +SKIP
         True
     """
 
@@ -464,3 +466,7 @@ def _check_ffn_shapes(up_weight: Tensor, up_bias: Tensor | None, down_weight: Te
         )
     if up_bias is not None and up_bias.shape != (d_ff,):
         raise ValueError(f"Expected b₁ of shape ({d_ff},); got {tuple(up_bias.shape)}.")
+
+
+# Deprecated names (removed in 0.2.0): the trailing `_` marks functions that change their argument in place.
+skip_layer = deprecated_alias(skip_layer_, "skip_layer")

@@ -10,7 +10,9 @@ from lightning_compress.quantization.modules import (
     SplitBinaryLinear,
     freeze_quantized_,
     quantize_model,
+    quantize_model_,
     split_model,
+    split_model_,
 )
 from lightning_compress.quantization.qat import qat_base_config, qat_convert_, qat_prepare_
 from lightning_compress.quantization.quantizers import (
@@ -27,7 +29,7 @@ from lightning_compress.quantization.splitting import (
     split_sensitivity,
     ternary_weight_split,
 )
-from lightning_compress.quantization.width import half_width, head_neuron_importance
+from lightning_compress.quantization.width import half_width, half_width_, head_neuron_importance
 
 __all__ = [
     "LsqActQuantizer",
@@ -40,14 +42,17 @@ __all__ = [
     "bwn_quantize",
     "freeze_quantized_",
     "half_width",
+    "half_width_",
     "head_neuron_importance",
     "knapsack_select",
     "qat_base_config",
     "qat_convert_",
     "qat_prepare_",
     "quantize_model",
+    "quantize_model_",
     "save_quantized_hf",
     "split_model",
+    "split_model_",
     "split_sensitivity",
     "ste",
     "ternary_weight_split",

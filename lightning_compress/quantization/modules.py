@@ -4,10 +4,10 @@
   the forward with an identity STE; a Linear also quantizes its input (and, for the attention projections, its
   output, i.e. both operands of ``Q·Kᵀ`` and the ``V`` operand of ``P·V``).
 * :class:`SplitBinaryLinear` / :class:`SplitBinaryEmbedding`: two binary branches ``BWN(w₁) + BWN(w₂)`` made by
-  :func:`split_model` from a ternary module, with the same forward function.
+  :func:`split_model_` from a ternary module, with the same forward function.
 
-:func:`quantize_model` swaps the modules of a Hugging Face encoder (BERT, XLM-R, MiniLM, ...) in place,
-:func:`split_model` turns its ternary modules into split binary ones. Parameter names of the user's model are kept
+:func:`quantize_model_` swaps the modules of a Hugging Face encoder (BERT, XLM-R, MiniLM, ...) in place,
+:func:`split_model_` turns its ternary modules into split binary ones. Parameter names of the user's model are kept
 (``...query.weight``, ``...word_embeddings.weight``); a split module holds ``weight1`` and ``weight2`` instead.
 """
 
@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lightning_compress.deprecation import deprecated_alias
 from lightning_compress.quantization.quantizers import (
     ACT_QUANTIZERS,
     TWN_THRESHOLD_FACTOR,
@@ -152,7 +153,7 @@ class SplitBinaryLinear(nn.Module):
     r"""``y = Q_out((BWN(W₁) + BWN(W₂)) · Q_a(x) + b)``: two binary branches with one bias (docs/methods.md#the-splitting-operator).
 
     Equivalent to applying the binary matrix ``[W₁ W₂]`` to ``[x; x]``: the cost of one full-width binary layer.
-    The bias is added once (docs/methods.md#bias-of-a-split-layer). Built by :func:`split_model` from a ternary :class:`QuantLinear`, whose
+    The bias is added once (docs/methods.md#bias-of-a-split-layer). Built by :func:`split_model_` from a ternary :class:`QuantLinear`, whose
     activation quantizers it keeps, so its forward equals the ternary layer's at the split.
 
     The buffers ``scale_offset1`` / ``scale_offset2`` (float64, one entry: the matrix is one group) are added to
@@ -377,14 +378,14 @@ def freeze_quantized_(model: nn.Module) -> list[str]:
         ValueError: ``model`` holds no ternary/binary module.
 
     Example:
-        >>> quantize_model(bert_classifier, "ternary"); freeze_quantized_(bert_classifier)[:1]  # doctest: +SKIP
+        >>> quantize_model_(bert_classifier, "ternary"); freeze_quantized_(bert_classifier)[:1]  # doctest: +SKIP
         ['bert.embeddings.word_embeddings']
     """
     modules = quantized_modules(model)
     if not modules:
         raise ValueError(
             f"freeze_quantized_ found no ternary/binary module in {type(model).__name__}: it freezes models quantized "
-            "by `quantize_model` / `TernaryWeightSplitting` (or loaded by `load_compressed`)."
+            "by `quantize_model_` / `TernaryWeightSplitting` (or loaded by `load_compressed`)."
         )
     for module in modules.values():
         module.freeze_()
@@ -424,7 +425,7 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
     return any(re.search(pattern, name) for pattern in patterns)
 
 
-def quantize_model(
+def quantize_model_(
     model: nn.Module,
     weights: WeightKind = "ternary",
     act_bits: int | None = 8,
@@ -461,11 +462,11 @@ def quantize_model(
         ValueError: Unsupported bits or quantizer, or no Linear module matched.
 
     Example:
-        >>> quantize_model(bert_classifier, weights="ternary", act_bits=8)[:1]  # doctest: +SKIP
+        >>> quantize_model_(bert_classifier, weights="ternary", act_bits=8)[:1]  # doctest: +SKIP
         ['bert.encoder.layer.0.attention.self.query']
     """
-    _check_weights("quantize_model", weights)
-    check_act_arguments("quantize_model", act_bits, act_quantizer)
+    _check_weights("quantize_model_", weights)
+    check_act_arguments("quantize_model_", act_bits, act_quantizer)
     linear_patterns = [linear_targets] if isinstance(linear_targets, str) else list(linear_targets)
     embedding_patterns = (
         []
@@ -482,7 +483,7 @@ def quantize_model(
     chosen = [(n, m) for n, m in linears if _matches(n, linear_patterns)]
     if not chosen:
         raise ValueError(
-            f"quantize_model: no Linear module matched {linear_patterns}; first Linear names are "
+            f"quantize_model_: no Linear module matched {linear_patterns}; first Linear names are "
             f"{[n for n, _ in linears[:6]]}. HINT: pass `linear_targets=` regexes naming the encoder Linears."
         )
     swapped = []
@@ -502,7 +503,7 @@ def require_linear(model: nn.Module) -> list[tuple[str, nn.Linear]]:
     linears = [(n, m) for n, m in model.named_modules() if type(m) is nn.Linear]
     if not linears:
         raise ValueError(
-            f"quantize_model found no nn.Linear module in {type(model).__name__}; it quantizes the Linear layers of a "
+            f"quantize_model_ found no nn.Linear module in {type(model).__name__}; it quantizes the Linear layers of a "
             "transformer encoder (BERT, XLM-R, MiniLM)."
         )
     return linears
@@ -527,14 +528,14 @@ def split_module(module: QuantLinear | QuantEmbedding) -> SplitBinaryLinear | Sp
     return split.train(module.training)
 
 
-def split_model(model: nn.Module, plan: Sequence[str] | None = None) -> list[str]:
+def split_model_(model: nn.Module, plan: Sequence[str] | None = None) -> list[str]:
     """Split ternary modules of ``model`` into two binary branches each, in place (Bai §5.3, docs/methods.md#the-splitting-operator).
 
     The forward function is unchanged at the moment of splitting (docs/methods.md#split-model-reproduces-the-ternary-logits); the split model then trains
     as a binary model. Binary modules (mixed precision of adaptive splitting) are left as they are.
 
     Args:
-        model: A model converted by :func:`quantize_model` with ``weights="ternary"``.
+        model: A model converted by :func:`quantize_model_` with ``weights="ternary"``.
         plan: Names of the modules to split; ``None`` splits every ternary module.
 
     Returns:
@@ -550,13 +551,13 @@ def split_model(model: nn.Module, plan: Sequence[str] | None = None) -> list[str
     }
     if not ternary:
         raise ValueError(
-            f"split_model found no ternary QuantLinear/QuantEmbedding in {type(model).__name__}: splitting needs a "
-            "trained ternary model. HINT: call `quantize_model(model, weights='ternary')` and train it first."
+            f"split_model_ found no ternary QuantLinear/QuantEmbedding in {type(model).__name__}: splitting needs a "
+            "trained ternary model. HINT: call `quantize_model_(model, weights='ternary')` and train it first."
         )
     names = list(ternary) if plan is None else list(plan)
     missing = [name for name in names if name not in ternary]
     if missing:
-        raise ValueError(f"split_model: plan names modules that are not ternary modules of the model: {missing[:5]}.")
+        raise ValueError(f"split_model_: plan names modules that are not ternary modules of the model: {missing[:5]}.")
     for name in names:
         _set_submodule(model, name, split_module(ternary[name]))
     return names
@@ -577,5 +578,10 @@ def split_to_match_state_dict_(model: nn.Module, state_dict: dict[str, Tensor], 
         and f"{prefix}{name}.weight1" in state_dict
     ]
     if plan:
-        split_model(model, plan)
+        split_model_(model, plan)
     return plan
+
+
+# Deprecated names (removed in 0.2.0): the trailing `_` marks functions that change their argument in place.
+quantize_model = deprecated_alias(quantize_model_, "quantize_model")
+split_model = deprecated_alias(split_model_, "split_model")

@@ -301,7 +301,7 @@ class LsqActQuantizer(nn.Module):
         return f"bits={self.bits}"
 
 
-#: Activation quantizers by name (``act_quantizer=`` of :func:`~lightning_compress.quantization.quantize_model`).
+#: Activation quantizers by name (``act_quantizer=`` of :func:`~lightning_compress.quantization.quantize_model_`).
 ACT_QUANTIZERS: dict[str, type[nn.Module]] = {"uniform": UniformActQuantizer, "lsq": LsqActQuantizer}
 #: Weight quantizers by name.
 WEIGHT_QUANTIZERS = {"ternary": twn_quantize, "binary": bwn_quantize}

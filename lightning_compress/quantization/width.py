@@ -1,7 +1,7 @@
 """Width-reduced backbones: keep the most important attention heads and FFN neurons (DynaBERT, docs/methods.md#binarybert-training-pipeline).
 
 BinaryBERT trains a half-width ternary model (DynaBERT 0.5× sub-network) and splits it into a full-width binary
-one. :func:`half_width` keeps, in every Transformer block, the ``width`` fraction of heads and FFN neurons with the
+one. :func:`half_width_` keeps, in every Transformer block, the ``width`` fraction of heads and FFN neurons with the
 highest importance and removes the others (the hidden size and the word embedding are unchanged, as in DynaBERT).
 
 Importance (DynaBERT "network rewiring", Hou et al. 2020 §2.1, after Michel et al. 2019): with a mask ``m_h = 1`` on
@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from lightning_compress.deprecation import deprecated_alias
 
 _LAYER_PATTERN = r"(^|\.)encoder\.layers?\.\d+$"
 
@@ -153,7 +155,7 @@ def keep_heads_and_neurons_(layer: nn.Module, heads: Tensor, neurons: Tensor) ->
     _slice_linear(layer.output.dense, neurons, 1)
 
 
-def half_width(
+def half_width_(
     model: nn.Module, importance: str | Importance = "magnitude", width: float = 0.5
 ) -> dict[str, dict[str, list[int]]]:
     """Keep the most important ``width`` fraction of heads and FFN neurons in every block, in place.
@@ -168,24 +170,24 @@ def half_width(
         Layer name -> ``{"heads": kept head indices, "neurons": kept neuron indices}`` (sorted, original order).
 
     Example:
-        >>> kept = half_width(bert_classifier)  # doctest: +SKIP
+        >>> kept = half_width_(bert_classifier)  # doctest: +SKIP
         >>> len(kept["bert.encoder.layer.0"]["heads"])  # doctest: +SKIP
         6
     """
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
-        raise ValueError(f"`half_width(width={width!r})` is invalid: expected a float in (0, 1].")
+        raise ValueError(f"`half_width_(width={width!r})` is invalid: expected a float in (0, 1].")
     layers = encoder_layers(model)
     if isinstance(importance, str):
         if importance != "magnitude":
             raise ValueError(
-                f"`half_width(importance={importance!r})` is invalid: expected 'magnitude' or the scores of "
+                f"`half_width_(importance={importance!r})` is invalid: expected 'magnitude' or the scores of "
                 "`head_neuron_importance(model, batches)`."
             )
         importance = magnitude_importance(model)
     kept: dict[str, dict[str, list[int]]] = {}
     for name, layer in layers.items():
         if name not in importance:
-            raise ValueError(f"half_width: no importance for layer {name!r}; scored layers are {list(importance)[:4]}.")
+            raise ValueError(f"half_width_: no importance for layer {name!r}; scored layers are {list(importance)[:4]}.")
         scores = importance[name]
         heads = _top(scores["heads"], width)
         neurons = _top(scores["neurons"], width)
@@ -227,3 +229,7 @@ def _first_key(state_dict: Mapping[str, Tensor], module: str) -> str | None:
         if f"{module}.{attribute}" in state_dict:
             return f"{module}.{attribute}"
     return None
+
+
+# Deprecated names (removed in 0.2.0): the trailing `_` marks functions that change their argument in place.
+half_width = deprecated_alias(half_width_, "half_width")

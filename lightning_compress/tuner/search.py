@@ -6,17 +6,19 @@ Every proposal is a pure function of the evaluations so far (``propose_*``), so 
 replays its journal proposes the same next points; the ``*_search`` loops call ``evaluate`` in between.
 Knob values are floats in ``bounds``; the GPs see them rescaled to the unit interval (BoTorch convention).
 
-Stage 1 finds ``x_acc = max {x : A(x) >= level}`` with ``level = A(dense) - eps``. Three methods:
+Stage 1 finds ``x_acc = max {x : A(x) >= level}`` with ``level = A(dense) - eps``
+(:func:`level_set_search`, or :func:`dr_ucb_search` for Condensa's acquisition). Three methods (``acquisition=``):
 
-* ``"level_set"`` (default): GP-guided bisection. Accuracy falls with sparsity, so everything left of a
-  feasible point is feasible and one crossing is bracketed by ``[lo, hi]``. An evaluated point counts as
-  feasible only if the GP (Matérn-5/2, hyperparameters fitted by marginal likelihood) gives
-  ``P(f(x) >= level) >= confidence`` (:class:`ProbabilityAboveLevel`); ``lo`` is the largest such point,
-  ``hi`` the smallest evaluated point right of it, and the next point is the midpoint (``q`` points:
+* ``"level_set"`` (default of :func:`level_set_search` and of the tuner): GP-guided bisection. Accuracy falls
+  with sparsity, so everything left of a feasible point is feasible and one crossing is bracketed by
+  ``[lo, hi]``. An evaluated point counts as feasible only if the GP (Matérn-5/2, hyperparameters fitted by
+  marginal likelihood) gives ``P(f(x) >= level) >= confidence`` (:class:`ProbabilityAboveLevel`); ``lo`` is the
+  largest such point, ``hi`` the smallest evaluated point right of it, and the next point is the midpoint (``q`` points:
   ``q + 1`` equal parts). Clean curves: the bracket halves per evaluation (``2^-n`` after ``n``). Noisy
   curves: points whose feasibility the GP cannot confirm close the bracket from the right, so the search
   settles where the metric is above the level by a margin of about ``z * sigma_posterior``.
-* ``"dr_ucb"``: Condensa's DR-UCB as printed (Eq. 1, Algorithm 1, GP settings of §6.4), for reproducing it.
+* ``"dr_ucb"`` (default of :func:`dr_ucb_search`): Condensa's DR-UCB as printed (Eq. 1, Algorithm 1, GP settings
+  of §6.4), for reproducing it.
 * ``"bisection"``: plain bisection on the observed values (``y >= level``), a baseline.
 
 All three return the largest *evaluated* feasible point (by the same rule they searched with), never an
@@ -45,6 +47,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import GammaPrior
 from torch import Tensor
 
+from lightning_compress.deprecation import warn_deprecated
 from lightning_compress.tuner.acquisition import DomainRestrictedUCB, ProbabilityAboveLevel
 
 __all__ = [
@@ -55,6 +58,7 @@ __all__ = [
     "dr_ucb_search",
     "feasible_points",
     "fit_gp",
+    "level_set_search",
     "objective_search",
     "propose_constrained",
     "propose_level_set",
@@ -406,7 +410,7 @@ def _check_y(x: float, y: float) -> float:
     return float("nan") if math.isinf(y) else y
 
 
-def dr_ucb_search(
+def level_set_search(
     evaluate: Callable[[float], float],
     level: float,
     n_iter: int = 10,
@@ -444,7 +448,7 @@ def dr_ucb_search(
 
     Example:
         >>> curve = lambda s: 0.9 - 0.4 / (1 + math.exp(-(s - 0.7) / 0.03))
-        >>> result = dr_ucb_search(curve, level=curve(0) - 0.02, initial=[(0.0, curve(0))])
+        >>> result = level_set_search(curve, level=curve(0) - 0.02, initial=[(0.0, curve(0))])
         >>> result.best_x  # about 0.607, the largest s with curve(s) >= level
     """
     _validate_common(n_iter, bounds)
@@ -483,6 +487,53 @@ def dr_ucb_search(
             noise_floor=noise_floor,
         )
     return _level_set_result(xs, ys, feasible, level, trace, n_initial)
+
+
+def dr_ucb_search(
+    evaluate: Callable[[float], float],
+    level: float,
+    n_iter: int = 10,
+    gamma: float = 0.95,
+    bounds: tuple[float, float] = (0.0, 1.0),
+    seed: int | None = None,
+    initial: Sequence[tuple[float, float]] | None = None,
+    acquisition: Method | None = None,
+    confidence: float = 0.975,
+    noise_std: float | None = None,
+    replicate: bool = True,
+    noise_floor: float = 0.1,
+) -> SearchResult:
+    r"""Condensa's DR-UCB search (Joseph et al. 2020, Eq. 1, Algorithm 1) for the largest knob meeting ``level``.
+
+    :func:`level_set_search` with ``acquisition="dr_ucb"``; the arguments are the same. Until 0.2.0 a call without
+    ``acquisition`` warns once (per call site), since this function ran the level-set search by default before
+    0.1.0: pass ``acquisition="dr_ucb"`` for DR-UCB, or call :func:`level_set_search` for the level-set search.
+
+    Example:
+        >>> result = dr_ucb_search(curve, level=curve(0) - 0.02, initial=[(0.0, curve(0))], acquisition="dr_ucb")
+    """
+    if acquisition is None:
+        acquisition = "dr_ucb"
+        # a LightningDeprecationWarning: Lightning's "default" filter shows it once per call site
+        warn_deprecated(
+            "`dr_ucb_search(...)` without `acquisition` (it ran the level-set search by default before 0.1.0 and "
+            "runs DR-UCB now)",
+            "`level_set_search(...)` for the level-set search, or `dr_ucb_search(..., acquisition='dr_ucb')`",
+        )
+    return level_set_search(
+        evaluate,
+        level,
+        n_iter=n_iter,
+        gamma=gamma,
+        bounds=bounds,
+        seed=seed,
+        initial=initial,
+        acquisition=acquisition,
+        confidence=confidence,
+        noise_std=noise_std,
+        replicate=replicate,
+        noise_floor=noise_floor,
+    )
 
 
 def _level_set_result(

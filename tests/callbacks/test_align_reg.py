@@ -79,7 +79,7 @@ def test_resume_is_exact_and_keeps_the_reference(tmp_path):
         ({"kind": "cosine"}, ValueError, r"`AlignReg\(kind='cosine'\)` is invalid: expected one of \['cosine_unit'"),
         ({"lam": -1.0}, ValueError, r"`AlignReg\(lam=-1.0\)` is invalid: expected a finite float >= 0"),
         ({"lam": "5e-4"}, TypeError, r"`AlignReg\(lam='5e-4'\)` is invalid"),
-        ({"reference": ""}, TypeError, r"expected 'pretrained' or a path"),
+        ({"teacher": ""}, TypeError, r"`AlignReg\(teacher=''\)` is invalid: expected 'pretrained', a module"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, error, match):

@@ -163,7 +163,7 @@ def test_teacher_of_another_model_type_is_refused(tmp_path):
         ({"beta": -1.0}, ValueError, r"beta=-1.0\)` is invalid"),
         ({"beta": 0.1, "feature_loss": None}, ValueError, "`beta` weighs the feature loss"),
         ({"teacher_cache": "yes"}, TypeError, r"teacher_cache='yes'\)` is invalid: expected a bool"),
-        ({"student_from_teacher": True}, ValueError, "needs `teacher=<checkpoint or folder>`"),
+        ({"student_from_teacher": True}, ValueError, "needs `teacher=<module, checkpoint or folder>`"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, error, match):

@@ -113,7 +113,7 @@ def test_resume_before_or_after_the_split_is_exact(tmp_path, resume_epoch):
         ({"split_at": "half"}, TypeError, r"split_at='half'\)` is invalid"),
         ({"act_bits": 32}, ValueError, r"act_bits=32\)` is unsupported: expected an int in"),
         ({"act_quantizer": "pact"}, ValueError, r"act_quantizer='pact'\)` is invalid"),
-        ({"weights": 2}, ValueError, r"weights=2\)` is unsupported"),
+        ({"weights": 2}, TypeError, r"weights=2\)` is invalid: expected one of \['ternary', 'binary'\]"),
         ({"weights": "binary", "split_at": 0.5}, ValueError, "only ternary weights are split"),
         ({"distill": "kl"}, ValueError, r"distill='kl'\)` is invalid"),
         ({"width": 0.0}, ValueError, r"width=0.0\)` is invalid"),

@@ -141,11 +141,11 @@ def test_load_compressed_checks_values_and_bitmask_against_the_declared_shape(tm
 
 
 def test_load_compressed_checks_bit_packed_parts(tmp_path):
-    from lightning_compress.quantization import quantize_model
+    from lightning_compress.quantization import quantize_model_
 
     torch.manual_seed(0)
     model = BertForSequenceClassification(tiny_bert_config()).eval()
-    quantize_model(model, "ternary", None)
+    quantize_model_(model, "ternary", None)
     save_compressed(model, tmp_path / "out")
     load_compressed(tmp_path / "out")
     key = "bert.embeddings.word_embeddings.weight::scale"

@@ -14,7 +14,7 @@ from lightning_compress.pruning.structured import (
     neuron_taylor_contributions,
     random_unit_scores,
     select_units,
-    skip_layer,
+    skip_layer_,
     slice_ffn_neurons_,
     slice_layers_,
     slim_model_,
@@ -133,7 +133,7 @@ def _tiny_bert(layers=2):
 def test_skip_layer_makes_a_block_the_identity_and_keeps_its_parameters_in_the_graph():
     model = _tiny_bert(3)
     ids = torch.randint(0, 64, (2, 7), generator=torch.Generator().manual_seed(0))
-    handle = skip_layer(model.bert.encoder.layer[1])
+    handle = skip_layer_(model.bert.encoder.layer[1])
     out = model(input_ids=ids, output_hidden_states=True)
     assert torch.equal(out.hidden_states[2], out.hidden_states[1])  # layer 1's output is its input
     assert not torch.equal(out.hidden_states[3], out.hidden_states[2])
@@ -154,7 +154,7 @@ def test_sliced_model_gives_the_logits_of_the_masked_model():
     for block, row in zip(blocks, keep):
         up, down = block.intermediate.dense, block.output.dense
         mask_neurons_(up.weight.data, up.bias.data, down.weight.data, row)
-    handle = skip_layer(blocks[1])
+    handle = skip_layer_(blocks[1])
     with torch.no_grad():
         masked = model(input_ids=ids).logits
     handle.remove()

@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 
-from lightning_compress.quantization import quantize_model, to_fast_int8_
+from lightning_compress.quantization import quantize_model_, to_fast_int8_
 from lightning_compress.quantization.qat import qat_convert_, qat_prepare_
 from tests.quantization.test_qat import ENCODER, logits, tiny_model
 
@@ -58,7 +58,7 @@ def test_fast_int8_refuses_int4_ternary_and_models_with_nothing_to_target():
     with pytest.raises(ValueError, match=r"are int4 modules and PyTorch's fast CPU kernels are int8 only"):
         to_fast_int8_(model)
     ternary = tiny_model()
-    quantize_model(ternary, "ternary", act_bits=None)
+    quantize_model_(ternary, "ternary", act_bits=None)
     with pytest.raises(ValueError, match=r"hold ternary/binary weights; int8 kernels would change their values"):
         to_fast_int8_(ternary)
     with pytest.raises(ValueError, match=r"`to_fast_int8_` found nothing to quantize in Sequential"):

@@ -4,7 +4,7 @@ from transformers import BertForSequenceClassification
 
 import lightning_compress.quantization.modules as modules_module
 from lightning_compress.export import load_compressed, save_compressed
-from lightning_compress.quantization import SplitBinaryLinear, quantize_model, split_model
+from lightning_compress.quantization import SplitBinaryLinear, quantize_model_, split_model_
 from lightning_compress.quantization.modules import freeze_quantized_, quantized_modules
 from tests.tiny import tiny_bert_config
 
@@ -15,9 +15,9 @@ def quantized(kind, seed=0):
     """A tiny BERT quantized as BWN (``binary``), TWN (``ternary``) or TWS-split (``split``), 8-bit activations."""
     torch.manual_seed(seed)
     model = BertForSequenceClassification(tiny_bert_config()).eval()
-    quantize_model(model, "binary" if kind == "binary" else "ternary", 8)
+    quantize_model_(model, "binary" if kind == "binary" else "ternary", 8)
     if kind == "split":
-        split_model(model)
+        split_model_(model)
         with torch.no_grad():  # binary fine-tuning moves the two branches apart
             for parameter in model.parameters():
                 parameter.add_(1e-3 * torch.randn_like(parameter))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lightning_compress.callbacks import QuantizationAwareTraining
-from lightning_compress.quantization import quantize_model, save_quantized_hf
+from lightning_compress.quantization import quantize_model_, save_quantized_hf
 from lightning_compress.quantization.qat import qat_convert_, qat_prepare_
 from tests.quantization.test_qat import ENCODER, IDS, logits, tiny_model
 from tests.tiny import UserModule, loader, make_trainer
@@ -77,7 +77,7 @@ def test_bad_exports_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"`save_quantized_hf\(weights='int3'\)` is invalid: expected one of"):
         save_quantized_hf(tiny_model(), tmp_path / "a", "int3")
     ternary = tiny_model()
-    quantize_model(ternary, "ternary", act_bits=None)
+    quantize_model_(ternary, "ternary", act_bits=None)
     with pytest.raises(
         ValueError,
         match=r"are already quantized to \['ternary'\] weights .* HINT: export it with "

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_compress.quantization import quantize_model
+from lightning_compress.quantization import quantize_model_
 from lightning_compress.quantization.qat import (
     check_qat_arguments,
     fake_quantized_formats,
@@ -109,6 +109,6 @@ def test_float64_weights_are_refused_with_a_clear_error():
 
 def test_ternary_modules_are_not_prepared():
     model = tiny_model()
-    quantize_model(model, "ternary", act_bits=None)
+    quantize_model_(model, "ternary", act_bits=None)
     with pytest.raises(ValueError, match="belongs to a QuantLinear"):
         qat_prepare_(model, ["bert.encoder.layer.0.attention.self.query"])

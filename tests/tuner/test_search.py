@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_compress.tuner import DomainRestrictedUCB, ProbabilityAboveLevel, dr_ucb_search
+from lightning_compress.tuner import DomainRestrictedUCB, ProbabilityAboveLevel, dr_ucb_search, level_set_search
 from lightning_compress.tuner.search import (
     PopulationStandardize,
     antitonic_fit,
@@ -98,7 +98,7 @@ def test_condensa_gp_posterior_matches_the_population_normalised_gp_by_hand():
 def test_level_set_search_finds_the_threshold_of_a_clean_curve():
     level = curve(0.0) - 0.02
     x_star = 0.7 - 0.03 * math.log(0.4 / 0.02 - 1)  # curve(x*) = level
-    result = dr_ucb_search(curve, level, n_iter=10, initial=[(0.0, curve(0.0))], seed=0)
+    result = level_set_search(curve, level, n_iter=10, initial=[(0.0, curve(0.0))], seed=0)
     assert result.feasible and curve(result.best_x) >= level
     assert abs(result.best_x - x_star) <= 0.005
     assert result.best_x in result.xs  # an evaluated point, never an extrapolation
@@ -111,7 +111,7 @@ def test_noisy_search_returns_a_truly_feasible_point():
     def noisy(s: float) -> float:
         return curve(s) + 0.003 * float(torch.randn((), generator=generator))
 
-    result = dr_ucb_search(noisy, level, n_iter=10, initial=[(0.0, curve(0.0))], seed=0)
+    result = level_set_search(noisy, level, n_iter=10, initial=[(0.0, curve(0.0))], seed=0)
     assert curve(result.best_x) >= level
 
 
@@ -131,7 +131,7 @@ def noisy_held_out_runs(seeds) -> tuple[int, float]:
         def noisy(s: float, rng: np.random.Generator = rng) -> float:
             return held_out_curve(s) + float(rng.normal(0.0, 0.003))
 
-        result = dr_ucb_search(noisy, level, n_iter=10, initial=[(0.0, noisy(0.0))], seed=seed)
+        result = level_set_search(noisy, level, n_iter=10, initial=[(0.0, noisy(0.0))], seed=seed)
         infeasible += held_out_curve(result.best_x) < level
         errors.append(abs(result.best_x - x_star))
     errors.sort()
@@ -162,7 +162,9 @@ def test_failed_evaluations_are_infeasible_and_batch_splits_the_bracket():
 
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="n_iter"):
-        dr_ucb_search(curve, 0.8, n_iter=0)
+        level_set_search(curve, 0.8, n_iter=0)
+    with pytest.raises(ValueError, match="n_iter"):
+        dr_ucb_search(curve, 0.8, n_iter=0, acquisition="dr_ucb")
     with pytest.raises(ValueError, match="method"):
         propose_level_set([0.0], [0.9], 0.8, method="ucb")
 
