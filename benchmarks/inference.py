@@ -15,11 +15,11 @@ Variants (weights are pruned with the library's core functions; accuracy is meas
 * ``90% unstructured (hf)``: every encoder Linear magnitude-pruned to 90 %, ``format="hf"`` (dense matrices with zeros);
 * ``ffn 50% slim``: half of every feed-forward block's neurons removed (magnitude), ``format="hf", slim=True``;
 * ``ffn 50% + layers 1/3 slim``: the same, then 2 of the 6 layers removed (magnitude);
-* ``peer: dynamic int8`` and the quantized variants: see ``--quantized`` (below).
-
 With ``--quantized`` it adds what a user does without this library (``torch.ao.quantization.quantize_dynamic`` of
-the dense model: int8 Linear, fbgemm kernels) and the library's int8 paths (see ``docs/quantization.md``); each is
-also given as a ratio against that peer.
+the dense model at load time: int8 Linear, fbgemm kernels), printed a second time as the reference, and the library's
+quantized outputs (``docs/quantization.md``): the portable int8 folder (``save_compressed(quantize="int8")``) as
+transformers + torchao load it, the same folder after the one-line fast path ``to_fast_int8_``, FFN 50 % + layers 1/3
+slim + int8 through the fast path, and a ternary-weight-split binary model loaded frozen by ``load_compressed``.
 
     python benchmarks/inference.py [--repeats 7] [--threads 2] [--quantized] [--out FOLDER]
 """
@@ -43,7 +43,6 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from lightning_compress.export import save_compressed
-from lightning_compress.hf_folder import module_bytes
 from lightning_compress.hub import resolve_pretrained
 from lightning_compress.pruning import layerwise_masks
 from lightning_compress.pruning.masks import apply_masks_
@@ -67,13 +66,20 @@ RSS_SCRIPT = textwrap.dedent(
     import re, sys, torch, transformers
     folder, convert, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
     torch.set_num_threads(threads)
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    if convert == "compressed":  # this library's compact format (bit-packed ternary/binary weights)
+        from lightning_compress.export import load_compressed
+        model = load_compressed(folder).eval()
+    else:
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
     if convert == "dynamic_int8":
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    if convert == "fast_int8":
+        from lightning_compress.quantization import to_fast_int8_
+        to_fast_int8_(model)
     with torch.inference_mode():
         model(input_ids=torch.randint(1000, 3000, (32, 128)))
     status = open("/proc/self/status").read()  # VmHWM: this process's peak RSS (ru_maxrss survives exec)
-    print(int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024)
+    print(int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) * 1024)
     """
 )
 
@@ -82,7 +88,9 @@ RSS_SCRIPT = textwrap.dedent(
 class Variant:
     name: str
     folder: Path
-    convert: str = "none"  # applied after from_pretrained: "none" or "dynamic_int8"
+    #: how it is loaded: "none" (from_pretrained), "dynamic_int8" (then torch's quantize_dynamic, the peer),
+    #: "fast_int8" (then to_fast_int8_), "compressed" (load_compressed)
+    convert: str = "none"
     model: torch.nn.Module | None = None
 
 
@@ -138,24 +146,47 @@ def build_variants(root: Path, quantized: bool) -> list[Variant]:
 
 
 def quantized_variants(root: Path, dense: torch.nn.Module, built: list[Variant]) -> list[Variant]:
-    """The peer (dynamic int8 of the dense model at load time) and the int8 pruned variants."""
+    """The peer (dynamic int8 of the dense model at load time) and the library's int8 and ternary variants."""
+    from lightning_compress.quantization import half_width_, quantize_model_, split_model_
+
     by_name = {variant.name: variant for variant in built}
+    save_compressed(dense, root / "int8", quantize="int8", overwrite=True)
+    slim = drop_layers_(ffn_neurons_(copy.deepcopy(dense), 0.5), 1 / 3)
+    save_compressed(slim, root / "slim_int8", slim=True, quantize="int8", overwrite=True)
+    tws = copy.deepcopy(dense)
+    half_width_(tws)
+    quantize_model_(tws, "ternary", act_bits=8)
+    split_model_(tws)
+    save_compressed(tws, root / "tws", overwrite=True)
     return [
         Variant("peer: dynamic int8 of dense", by_name["dense fp32"].folder, "dynamic_int8"),
-        Variant("ffn 50% + layers 1/3 slim + int8", by_name["ffn 50% + layers 1/3 slim"].folder, "dynamic_int8"),
+        Variant("int8 folder (transformers+torchao)", root / "int8"),
+        Variant("int8 folder + to_fast_int8_", root / "int8", "fast_int8"),
+        Variant("ffn 50% + layers 1/3 + int8 (fast)", root / "slim_int8", "fast_int8"),
+        Variant("TWS binary, frozen (load_compressed)", root / "tws", "compressed"),
     ]
 
 
 def load(variant: Variant) -> torch.nn.Module:
+    if variant.convert == "compressed":
+        from lightning_compress.export import load_compressed
+
+        return load_compressed(variant.folder).eval()
     model = AutoModelForSequenceClassification.from_pretrained(variant.folder).eval()
     if variant.convert == "dynamic_int8":
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    if variant.convert == "fast_int8":
+        from lightning_compress.quantization import to_fast_int8_
+
+        to_fast_int8_(model)
     return model
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
-    """Parameters and buffers, plus the int8 weights, scales and biases of dynamically quantized Linear modules."""
-    total = module_bytes(model)
+    """Parameters and buffers (torchao tensors by their parts), plus the int8 weights, scales and biases of
+    dynamically quantized Linear modules."""
+    tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    total = sum(tensor_bytes(t.data if isinstance(t, torch.nn.Parameter) else t) for t in tensors.values())
     for module in model.modules():
         if isinstance(module, torch.ao.nn.quantized.dynamic.Linear):
             weight, bias = module.weight(), module.bias()
@@ -167,6 +198,15 @@ def weight_bytes(model: torch.nn.Module) -> int:
 
 def file_bytes(variant: Variant) -> int:
     return sum(path.stat().st_size for path in variant.folder.glob("*.safetensors"))
+
+
+def tensor_bytes(tensor: torch.Tensor) -> int:
+    """Bytes a tensor holds, including torchao tensor subclasses (their inner int8 data, scales, zero points)."""
+    inner = getattr(tensor, "__tensor_flatten__", None)
+    if inner is not None and type(tensor) is not torch.nn.Parameter and type(tensor) is not torch.Tensor:
+        names, _ = inner()
+        return sum(tensor_bytes(getattr(tensor, name)) for name in names)
+    return tensor.numel() * tensor.element_size()
 
 
 def peak_rss(variant: Variant, threads: int) -> int:
