@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from collections import deque
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from pytorch_lightning import LightningModule, Trainer
-from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.hooks import RemovableHandle
 
 from lightning_compress.callbacks._common import warn_if_training_in_eval_mode
+from lightning_compress.callbacks._distillation_taps import DistillationTaps
+from lightning_compress.callbacks._optimizers import rebuild_optimizers, time_compress_schedules
 from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.callbacks._weights import (
     check_compatible_state,
@@ -28,6 +26,7 @@ from lightning_compress.callbacks._weights import (
 )
 from lightning_compress.callbacks.loss_terms import LossTermCallback
 from lightning_compress.deprecation import warn_deprecated
+from lightning_compress.distillation.losses import intermediate_distillation_loss, prediction_distillation_loss
 from lightning_compress.quantization.modules import (
     WEIGHT_KINDS,
     QuantEmbedding,
@@ -38,7 +37,13 @@ from lightning_compress.quantization.modules import (
     split_model_,
     split_to_match_state_dict_,
 )
-from lightning_compress.quantization.splitting import knapsack_select, parameterwise_gain, split_sensitivity
+from lightning_compress.quantization.splitting import (
+    adaptive_split_plan,
+    group_sensitivity,
+    measure_split_gains,
+    split_groups,
+    split_probes,
+)
 from lightning_compress.quantization.width import half_width_
 from lightning_compress.validation import (
     check_bool,
@@ -51,20 +56,7 @@ from lightning_compress.validation import (
 )
 
 _DISTILL = ("two_stage", "prediction", "none")
-_EMBEDDINGS = r"(^|\.)embeddings$"
-_ATTENTION = r"(^|\.)encoder\.layers?\.\d+\.attention$"
-_LAYER = r"(^|\.)encoder\.layers?\.\d+$"
 _REST = ("binary", "ternary")
-#: Transformer parts of adaptive splitting (Bai §5.3.2): module-name suffix inside a block -> part (Q and K grouped).
-_PARTS = {
-    "attention.self.query": "mha_qk",
-    "attention.self.key": "mha_qk",
-    "attention.self.value": "mha_v",
-    "attention.output.dense": "mha_o",
-    "intermediate.dense": "ffn_mid",
-    "output.dense": "ffn_out",
-}
-_BLOCK = re.compile(r"^(.*encoder\.layers?\.(\d+))\.(.+)$")
 
 
 class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
@@ -222,13 +214,8 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         self.teacher: nn.Module | None = None
         self._model_name = ""
         self._student: nn.Module | None = None
-        self._handles: list[RemovableHandle] = []
-        self._active = False
-        self._teacher_running = False
-        self._student_outputs: dict[str, Tensor] = {}
-        self._teacher_outputs: dict[str, Tensor] = {}
-        self._student_logits: Tensor | None = None
-        self._teacher_logits: Tensor | None = None
+        self._load_hook: RemovableHandle | None = None
+        self._taps: DistillationTaps | None = None
         self._eval_mode_checked = False
 
     @staticmethod
@@ -305,7 +292,10 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
     # ------------------------------------------------------------------ set-up
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        if stage != "fit" or self._student is not None:
+        if stage != "fit":
+            return
+        if self._student is not None:  # a later fit: `teardown` of the previous one removed the forward hooks
+            self._taps.attach()
             return
         self._model_name, student = find_hf_model(pl_module, "TernaryWeightSplitting", required=False)
         require_linear(student)
@@ -327,8 +317,10 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         def conform(module: nn.Module, state_dict: dict, load_prefix: str, *args: Any) -> None:
             split_to_match_state_dict_(student, state_dict, load_prefix + prefix)
 
-        self._handles.append(pl_module.register_load_state_dict_pre_hook(conform))
-        self._register_forward_hooks(student)
+        # kept after fit: a checkpoint of the split model loads into this module (validate/test with `ckpt_path`)
+        self._load_hook = pl_module.register_load_state_dict_pre_hook(conform)
+        self._taps = DistillationTaps(student, self.teacher, self._recorded_inputs)
+        self._taps.attach()
 
     @property
     def teacher_checkpoint(self) -> str | nn.Module | None:
@@ -385,10 +377,8 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         ternary_steps = self.split_step if self.split_step is not None else total
         self.intermediate_step = round(self.intermediate_until * ternary_steps) if self.distill == "two_stage" else 0
         if self.restart_schedule and self.split_step is not None:
-            if self.phase == "ternary":
-                self._fit_schedules(trainer, total / self.split_step)
-            else:
-                self._fit_schedules(trainer, total / (total - self.split_step))
+            phase_steps = self.split_step if self.phase == "ternary" else total - self.split_step
+            time_compress_schedules(trainer, total / phase_steps, "TernaryWeightSplitting(restart_schedule=True)")
 
     # ------------------------------------------------------------------ training
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
@@ -398,12 +388,30 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         if self.phase == "ternary" and self.split_step is not None and trainer.global_step >= self.split_step:
             self._split(trainer, pl_module)
         self._step = trainer.global_step
-        self._active = True
+        taps = self._taps
+        taps.intermediate = self.stage == "intermediate"
+        taps.record_inputs = (
+            self.adaptive_budget is not None
+            and self.phase == "ternary"
+            and self.split_step is not None
+            and self._step >= self.split_step - self.adaptive_batches
+        )
+        taps.active = True
 
     def loss_terms(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Tensor]:
         """The distillation term of the current stage, ``{"tws/kd": ℓ_int or ℓ_pred}`` (none without distillation)."""
-        term = self._distillation_term(trainer)
-        return {} if term is None else {"tws/kd": term}
+        stage, taps = self.stage, self._taps
+        if stage == "none":
+            return {}
+        if taps.student_logits is None or taps.teacher_logits is None:
+            raise RuntimeError(
+                "TernaryWeightSplitting saw no forward of the Hugging Face model in this training step; the "
+                "distillation needs `training_step` to call the model found at "
+                f"{self._model_name or '<root>'!r} in train mode."
+            )
+        if stage == "intermediate":
+            return {"tws/kd": intermediate_distillation_loss(taps.student_outputs, taps.teacher_outputs)}
+        return {"tws/kd": prediction_distillation_loss(taps.student_logits, taps.teacher_logits, self.temperature)}
 
     def task_loss_weight(self, trainer: Trainer, pl_module: LightningModule) -> float:
         return self.task_loss_weight_value
@@ -411,8 +419,8 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        self._active = False
-        self._clear_records()
+        self._taps.active = False
+        self._taps.clear()
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)  # non-finite weights stop here
         if (
             self.adaptive_budget is not None
@@ -424,30 +432,27 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
             self._plan_adaptive_split(trainer)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self._clear_records()
+        if self._taps is not None:
+            self._taps.remove()
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        self._active = False
-        self._clear_records()
+        if self._taps is not None:
+            self._taps.remove()
 
     # ------------------------------------------------------------------ logic
     @property
     def stage(self) -> str:
         """The current distillation stage: ``"intermediate"``, ``"prediction"`` or ``"none"``."""
-        return self._stage_at(self._step)
-
-    _step = 0
-
-    def _stage_at(self, step: int) -> str:
         if self.distill == "none":
             return "none"
         if self.phase == "ternary" or self.split_step is None:
-            if self.distill == "two_stage" and step < self.intermediate_step:
+            if self.distill == "two_stage" and self._step < self.intermediate_step:
                 return "intermediate"
         return "prediction"
 
+    _step = 0
+
     def _split(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        assert self._student is not None
         if self.adaptive_budget is not None:
             if self.plan is None:
                 raise RuntimeError(
@@ -460,92 +465,27 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         else:
             names = split_model_(self._student)
         self.phase = "binary"
-        strategy = trainer.strategy
-        if isinstance(strategy.model, DistributedDataParallel):  # the wrapper registered the old parameters
-            strategy.model = pl_module
-            strategy.configure_ddp()
-        strategy.setup_optimizers(trainer)
+        rebuild_optimizers(trainer, pl_module)  # Bai §5.4.4: the optimizer cannot be inherited
         if self.restart_schedule:
             total = int(trainer.estimated_stepping_batches)
-            self._fit_schedules(trainer, total / (total - self.split_step))
+            time_compress_schedules(
+                trainer, total / (total - self.split_step), "TernaryWeightSplitting(restart_schedule=True)"
+            )
         rank_zero_info(
             f"TernaryWeightSplitting: split {len(names)} ternary modules into binary pairs at step "
             f"{trainer.global_step}; optimizers and schedulers rebuilt."
         )
 
-    def _fit_schedules(self, trainer: Trainer, factor: float) -> None:
-        for config in trainer.lr_scheduler_configs:
-            scheduler = config.scheduler
-            if isinstance(scheduler, LambdaLR) and config.interval == "step":
-                scheduler.lr_lambdas = [_time_compressed(fn, factor) for fn in scheduler.lr_lambdas]
-            else:
-                rank_zero_warn(
-                    f"TernaryWeightSplitting(restart_schedule=True) fits only step-wise LambdaLR schedules into each "
-                    f"phase; {type(scheduler).__name__} (interval={config.interval!r}) runs unchanged."
-                )
-
-    def _register_forward_hooks(self, student: nn.Module) -> None:
-        self._handles.append(student.register_forward_hook(self._student_hook, with_kwargs=True))
-        for name, module in _distilled_modules(student).items():
-            self._handles.append(module.register_forward_hook(self._recorder(self._student_outputs, name, False)))
-        if self.teacher is not None:
-            for name, module in _distilled_modules(self.teacher).items():
-                self._handles.append(module.register_forward_hook(self._recorder(self._teacher_outputs, name, True)))
-
-    def _recorder(self, store: dict[str, Tensor], name: str, teacher: bool):
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if teacher != self._teacher_running or not self._active or self.stage != "intermediate":
-                return
-            if not teacher and not module.training:
-                return
-            store[name] = output[0] if isinstance(output, tuple) else output
-
-        return hook
-
-    def _student_hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        if not self._active or not module.training:
-            return
-        if (
-            self.adaptive_budget is not None
-            and self.phase == "ternary"
-            and self.split_step is not None
-            and self._step >= self.split_step - self.adaptive_batches
-        ):
-            self._recorded_inputs.append(_detached((args, kwargs)))
-        if self.teacher is None:
-            return
-        self._student_logits = _logits(output)
-        self._teacher_running = True
-        try:
-            with torch.no_grad():
-                self._teacher_logits = _logits(self.teacher(*args, **kwargs))
-        finally:
-            self._teacher_running = False
-
-    def _distillation_term(self, trainer: Trainer) -> Tensor | None:
-        stage = self.stage
-        if stage == "none":
-            return None
-        if self._student_logits is None or self._teacher_logits is None:
-            raise RuntimeError(
-                "TernaryWeightSplitting saw no forward of the Hugging Face model in this training step; the "
-                "distillation needs `training_step` to call the model found at "
-                f"{self._model_name or '<root>'!r} in train mode."
-            )
-        if stage == "intermediate":
-            return intermediate_distillation_loss(self._student_outputs, self._teacher_outputs)
-        return prediction_distillation_loss(self._student_logits, self._teacher_logits, self.temperature)
-
-    def _clear_records(self) -> None:
-        self._student_outputs.clear()
-        self._teacher_outputs.clear()
-        self._student_logits = self._teacher_logits = None
-
     # ------------------------------------------------------------------ adaptive splitting
-    @torch.no_grad()
+    def _ternary_modules(self) -> dict[str, nn.Module]:
+        return {
+            name: module
+            for name, module in self._student.named_modules()
+            if isinstance(module, (QuantLinear, QuantEmbedding)) and module.weights == "ternary"
+        }
+
     def _plan_adaptive_split(self, trainer: Trainer) -> None:
         """Measure the sensitivities at the split point, solve the knapsack and record the plan (docs/methods.md#adaptive-splitting)."""
-        assert self._student is not None
         inputs = list(self._recorded_inputs)
         self._recorded_inputs.clear()
         if not inputs:
@@ -553,104 +493,42 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
                 "TernaryWeightSplitting(adaptive_budget=...) recorded no training forward of the Hugging Face model "
                 "before the split, so it cannot measure the sensitivities."
             )
-        modules = {
-            name: module
-            for name, module in self._student.named_modules()
-            if isinstance(module, (QuantLinear, QuantEmbedding)) and module.weights == "ternary"
-        }
-        groups, parts, layers = split_groups(list(modules))
+        modules = self._ternary_modules()
+        split = split_groups(list(modules))
         sizes = {name: module.weight.numel() for name, module in modules.items()}
-        # what each gain measurement leaves in full precision: every part over all layers, every layer, each other
-        probes: dict[str, list[str]] = {f"part:{p}": names for p, names in parts.items()}
-        probes.update({f"layer:{j}": names for j, names in layers.items()})
-        probes.update({f"item:{item}": names for item, names in groups.items() if "/" not in item})
-        gains = self._measure_gains(modules, inputs, probes, trainer)
-        sensitivity: dict[str, float] = {}
-        if parts:
-            layer_ids = sorted(layers, key=int)
-            per_group = split_sensitivity(
-                {p: gains[f"part:{p}"] for p in parts},
-                {p: sum(sizes[n] for n in names) for p, names in parts.items()},
-                [gains[f"layer:{j}"] for j in layer_ids],
-                [sum(sizes[n] for n in layers[j]) for j in layer_ids],
-            )
-            for (index, part), value in per_group.items():
-                item = f"layer{layer_ids[index]}/{part}"
-                if item in groups:
-                    sensitivity[item] = value
-        for item, names in groups.items():
-            if f"item:{item}" in gains:
-                sensitivity[item] = parameterwise_gain(gains[f"item:{item}"], sum(sizes[n] for n in names))
-        items = list(groups)
-        costs = {item: sum(sizes[n] for n in groups[item]) for item in items}
+        probes = split_probes(split)
+        values = measure_split_gains(self._student, modules, inputs, probes, self.teacher, self.temperature)
+        reduced = trainer.strategy.reduce(torch.tensor(values, dtype=torch.float64), reduce_op="mean")
+        gains = dict(zip(probes, (float(v) for v in torch.as_tensor(reduced).cpu())))
+        sensitivity = group_sensitivity(split, sizes, gains)
+        costs = {item: sum(sizes[n] for n in names) for item, names in split.groups.items()}
         total = sum(costs.values())
         budget = self.adaptive_budget
         if isinstance(budget, float):
             budget = round(budget * total)
-        chosen = knapsack_select([sensitivity[i] for i in items], [costs[i] for i in items], int(budget))
-        selected = [item for item, take in zip(items, chosen) if take]
-        self.plan = [name for name in modules if any(name in groups[item] for item in selected)]
+        # in item (model) order: the knapsack breaks ties towards earlier items
+        selected = adaptive_split_plan({item: sensitivity[item] for item in split.groups}, costs, int(budget))
+        self.plan = [name for name in modules if any(name in split.groups[item] for item in selected)]
         self.adaptive = {
-            "groups": groups,
+            "groups": split.groups,
             "sensitivity": sensitivity,
             "costs": costs,
             "budget": int(budget),
             "selected": selected,
         }
         rank_zero_info(
-            f"TernaryWeightSplitting: adaptive splitting chose {len(selected)} of {len(items)} groups "
+            f"TernaryWeightSplitting: adaptive splitting chose {len(selected)} of {len(costs)} groups "
             f"({sum(costs[i] for i in selected)} of {total} extra parameters, budget {int(budget)})."
         )
-
-    def _measure_gains(
-        self, modules: dict[str, nn.Module], inputs: list, probes: dict[str, list[str]], trainer: Trainer
-    ) -> dict[str, float]:
-        """Performance (minus the prediction-distillation loss) with each probe's weights in full precision, minus
-        the fully quantized performance; averaged over the recorded batches and over the processes."""
-        student = self._student
-        training = {module: module.training for module in student.modules()}
-        student.eval()
-        try:
-            if self.teacher is not None:
-                references = [_logits(self.teacher(*args, **kwargs)) for args, kwargs in inputs]
-            else:  # no teacher: agreement with the student's own full-precision latent weights
-                for module in modules.values():
-                    module.quantize_weights = False
-                references = [_logits(student(*args, **kwargs)) for args, kwargs in inputs]
-                for module in modules.values():
-                    module.quantize_weights = True
-
-            def performance() -> float:
-                losses = [
-                    prediction_distillation_loss(_logits(student(*args, **kwargs)), reference, self.temperature)
-                    for (args, kwargs), reference in zip(inputs, references)
-                ]
-                return -float(torch.stack([loss.double() for loss in losses]).mean())
-
-            base = performance()
-            values = []
-            for names in probes.values():
-                for name in names:
-                    modules[name].quantize_weights = False
-                values.append(performance() - base)
-                for name in names:
-                    modules[name].quantize_weights = True
-        finally:
-            for module, mode in training.items():
-                module.training = mode
-        reduced = trainer.strategy.reduce(torch.tensor(values, dtype=torch.float64), reduce_op="mean")
-        return dict(zip(probes, (float(v) for v in torch.as_tensor(reduced).cpu())))
 
     def _apply_adaptive_rest(self) -> list[str]:
         """Binarize the ternary modules left out of the plan (``adaptive_rest="binary"``)."""
         if self.adaptive_rest != "binary" or self.plan is None or self._student is None:
             return []
-        names = []
-        for name, module in self._student.named_modules():
-            if isinstance(module, (QuantLinear, QuantEmbedding)) and module.weights == "ternary":
-                module.weights = "binary"
-                names.append(name)
-        return names
+        modules = self._ternary_modules()
+        for module in modules.values():
+            module.weights = "binary"
+        return list(modules)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -674,90 +552,4 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
             self._apply_adaptive_rest()
 
 
-def intermediate_distillation_loss(student: dict[str, Tensor], teacher: dict[str, Tensor]) -> Tensor:
-    """``MSE(Ê, E) + Σ_l MSE(M̂_l, M_l) + Σ_l MSE(F̂_l, F_l)`` over the recorded outputs (Bai Eq. 5.10).
-
-    Args:
-        student, teacher: Module name -> output (``batch x length x hidden``), same names on both sides.
-    """
-    missing = sorted(set(teacher) ^ set(student))
-    if missing or not student:
-        raise RuntimeError(
-            f"Intermediate distillation needs the same recorded outputs on both sides; differing: {missing[:4]}."
-        )
-    return sum(F.mse_loss(student[name], teacher[name]) for name in student)
-
-
-def prediction_distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
-    """Soft cross-entropy ``-Σ_c softmax(y/τ)_c log softmax(ŷ/τ)_c``, batch mean (Bai Eq. 5.11); MSE for 1 output."""
-    if student_logits.shape[-1] == 1:
-        return F.mse_loss(student_logits, teacher_logits)
-    targets = F.softmax(teacher_logits / temperature, dim=-1)
-    return -(targets * F.log_softmax(student_logits / temperature, dim=-1)).sum(dim=-1).mean()
-
-
-def split_groups(names: list[str]) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]:
-    """The knapsack items of adaptive splitting over quantized module names (Bai §5.3.2).
-
-    Returns:
-        ``(groups, parts, layers)``: ``groups`` maps an item (``"layer<j>/<part>"`` for the Transformer parts,
-        with Q and K in one ``mha_qk`` item; the module name for the word embedding, the pooler and anything
-        else) to its module names; ``parts`` maps each part to its modules over all layers; ``layers`` maps each
-        layer index (a str) to its modules.
-
-    Example:
-        >>> split_groups(["bert.encoder.layer.0.attention.self.query", "bert.encoder.layer.0.attention.self.key",
-        ...               "bert.pooler.dense"])[0]
-        {'layer0/mha_qk': ['bert.encoder.layer.0.attention.self.query', 'bert.encoder.layer.0.attention.self.key'], \
-'bert.pooler.dense': ['bert.pooler.dense']}
-    """
-    groups: dict[str, list[str]] = {}
-    parts: dict[str, list[str]] = {}
-    layers: dict[str, list[str]] = {}
-    for name in names:
-        match = _BLOCK.match(name)
-        part = _PARTS.get(match.group(3)) if match else None
-        if match and part:
-            layer = match.group(2)
-            groups.setdefault(f"layer{layer}/{part}", []).append(name)
-            parts.setdefault(part, []).append(name)
-            layers.setdefault(layer, []).append(name)
-        else:
-            groups[name] = [name]
-    return groups, parts, layers
-
-
-def _detached(value: Any) -> Any:
-    if isinstance(value, Tensor):
-        return value.detach()
-    if isinstance(value, (tuple, list)):
-        return type(value)(_detached(v) for v in value)
-    if isinstance(value, dict):
-        return {key: _detached(v) for key, v in value.items()}
-    return value
-
-
-def _time_compressed(fn: Any, factor: float):
-    def compressed(step: int) -> float:
-        return fn(step * factor)
-
-    return compressed
-
-
-def _logits(output: Any) -> Tensor:
-    logits = getattr(output, "logits", None)
-    if logits is None and isinstance(output, (tuple, list)):
-        logits = output[0]
-    if logits is None:
-        logits = output
-    if not isinstance(logits, Tensor):
-        raise RuntimeError(f"TernaryWeightSplitting cannot find logits in the model output ({type(output).__name__}).")
-    return logits
-
-
-def _distilled_modules(model: nn.Module) -> dict[str, nn.Module]:
-    return {
-        name: module
-        for name, module in model.named_modules()
-        if re.search(_EMBEDDINGS, name) or re.search(_ATTENTION, name) or re.search(_LAYER, name)
-    }
+__all__ = ["TernaryWeightSplitting"]

@@ -7,7 +7,9 @@ from lightning_compress.distillation.losses import (
     cosine_feature_loss,
     cross_correlation_loss,
     cross_correlation_matrix,
+    intermediate_distillation_loss,
     kl_with_temperature,
+    prediction_distillation_loss,
     sdp_loss_weights,
 )
 
@@ -18,6 +20,8 @@ __all__ = [
     "cross_correlation_loss",
     "cross_correlation_matrix",
     "input_fingerprints",
+    "intermediate_distillation_loss",
     "kl_with_temperature",
+    "prediction_distillation_loss",
     "sdp_loss_weights",
 ]

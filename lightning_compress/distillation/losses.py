@@ -5,9 +5,17 @@
   (Eq. 11.2, SDP-CC);
 * :func:`cosine_feature_loss` — ``1 − mean_m cos(z^S_m, z^T_m)`` (SDP-COS, §11.4);
 * :func:`sdp_loss_weights` — the weights of the task loss and of the KL term for each ``kd_weighting`` (docs/methods.md#weight-of-the-kl-term).
+
+BinaryBERT's distillation losses (Bai §5.4, docs/methods.md#binarybert-training-pipeline):
+
+* :func:`intermediate_distillation_loss` — ``MSE(Ê, E) + Σ_l MSE(M̂_l, M_l) + Σ_l MSE(F̂_l, F_l)`` (Eq. 5.10);
+* :func:`prediction_distillation_loss` — soft cross-entropy ``-Σ_c softmax(y/τ)_c log softmax(ŷ/τ)_c`` (Eq. 5.11).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +27,10 @@ __all__ = [
     "cosine_feature_loss",
     "cross_correlation_loss",
     "cross_correlation_matrix",
+    "intermediate_distillation_loss",
     "kl_with_temperature",
+    "output_logits",
+    "prediction_distillation_loss",
     "sdp_loss_weights",
 ]
 
@@ -200,3 +211,68 @@ def sdp_loss_weights(
     if feature_loss == "cos":
         return alpha, 0.0
     return KD_WEIGHTINGS[kd_weighting](alpha, temperature)
+
+
+def intermediate_distillation_loss(student: Mapping[str, Tensor], teacher: Mapping[str, Tensor]) -> Tensor:
+    r"""Intermediate-layer distillation ``MSE(Ê, E) + Σ_l MSE(M̂_l, M_l) + Σ_l MSE(F̂_l, F_l)`` (Bai Eq. 5.10).
+
+    The sum runs over the recorded module outputs: the embedding output ``E``, each block's attention output ``M_l``
+    and each block's output ``F_l`` (hats: the student).
+
+    Args:
+        student: Module name -> output, a ``batch x length x hidden`` tensor.
+        teacher: The same names -> the teacher's outputs, same shapes.
+
+    Returns:
+        A scalar tensor (sum of the mean squared errors).
+
+    Example:
+        >>> float(intermediate_distillation_loss({"e": torch.ones(1, 2, 2)}, {"e": torch.zeros(1, 2, 2)}))
+        1.0
+    """
+    missing = sorted(set(teacher) ^ set(student))
+    if missing or not student:
+        raise RuntimeError(
+            f"Intermediate distillation needs the same recorded outputs on both sides; differing: {missing[:4]}."
+        )
+    return sum(F.mse_loss(student[name], teacher[name]) for name in student)
+
+
+def prediction_distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
+    r"""Prediction-layer distillation, the soft cross-entropy of Bai Eq. 5.11 (MSE for a one-output head).
+
+    .. math:: \ell_{pred} = -\frac{1}{B} \sum_b \sum_c \mathrm{softmax}(y_b/τ)_c \log \mathrm{softmax}(ŷ_b/τ)_c
+
+    Args:
+        student_logits: A ``batch x C`` tensor ``ŷ``.
+        teacher_logits: A ``batch x C`` tensor ``y``.
+        temperature: ``τ > 0``.
+
+    Returns:
+        A scalar tensor (batch mean); ``MSE(ŷ, y)`` when ``C = 1``.
+
+    Example:
+        >>> round(float(prediction_distillation_loss(torch.zeros(1, 2), torch.zeros(1, 2))), 4)  # log 2
+        0.6931
+    """
+    if student_logits.shape[-1] == 1:
+        return F.mse_loss(student_logits, teacher_logits)
+    targets = F.softmax(teacher_logits / temperature, dim=-1)
+    return -(targets * F.log_softmax(student_logits / temperature, dim=-1)).sum(dim=-1).mean()
+
+
+def output_logits(output: Any, owner: str) -> Tensor:
+    """The logits of a model output: its ``logits`` attribute, else its first element, else the output itself.
+
+    Args:
+        output: A Hugging Face ``ModelOutput``, a tuple or a tensor.
+        owner: Who asks (named in the error when no tensor is found).
+    """
+    logits = getattr(output, "logits", None)
+    if logits is None and isinstance(output, (tuple, list)):
+        logits = output[0]
+    if logits is None:
+        logits = output
+    if not isinstance(logits, Tensor):
+        raise RuntimeError(f"{owner} cannot find logits in the model output ({type(output).__name__}).")
+    return logits

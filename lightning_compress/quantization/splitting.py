@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from lightning_compress.distillation.losses import output_logits, prediction_distillation_loss
 from lightning_compress.quantization.quantizers import TWN_THRESHOLD_FACTOR, _groups, _ungroup, twn_scales
+
+#: Transformer parts of adaptive splitting (Bai §5.3.2): module-name suffix inside a block -> part (Q and K grouped).
+SPLIT_PARTS = {
+    "attention.self.query": "mha_qk",
+    "attention.self.key": "mha_qk",
+    "attention.self.value": "mha_v",
+    "attention.output.dense": "mha_o",
+    "intermediate.dense": "ffn_mid",
+    "output.dense": "ffn_out",
+}
+_OWNER = "Adaptive splitting"
+_BLOCK = re.compile(r"^(.*encoder\.layers?\.(\d+))\.(.+)$")
 
 
 def ternary_weight_split(
@@ -42,6 +57,7 @@ def ternary_weight_split(
         ``(w1, w2)``, two tensors shaped like ``weight``.
 
     Example:
+        >>> from lightning_compress.quantization.quantizers import bwn_quantize, twn_quantize
         >>> w = torch.tensor([[0.9, -0.05, 0.1, -1.2]])
         >>> w1, w2 = ternary_weight_split(w)
         >>> torch.allclose(bwn_quantize(w1) + bwn_quantize(w2), twn_quantize(w))
@@ -218,3 +234,164 @@ def adaptive_split_plan(sensitivity: Mapping[str, float], costs: Mapping[str, in
         raise ValueError(f"adaptive_split_plan: no cost for {missing[:5]}.")
     chosen = knapsack_select([sensitivity[n] for n in names], [int(costs[n]) for n in names], int(budget))
     return [name for name, take in zip(names, chosen) if take]
+
+
+class SplitGroups(NamedTuple):
+    """The knapsack items of adaptive splitting and the module sets its gains are measured on (:func:`split_groups`)."""
+
+    #: Item (``"layer<j>/<part>"``, or a module name for the word embedding, the pooler and anything else) -> modules.
+    groups: dict[str, list[str]]
+    #: Part (``mha_qk``, ``mha_v``, ``mha_o``, ``ffn_mid``, ``ffn_out``) -> its modules over all layers.
+    parts: dict[str, list[str]]
+    #: Layer index (a str) -> its modules.
+    layers: dict[str, list[str]]
+
+
+def split_groups(names: Sequence[str]) -> SplitGroups:
+    """The knapsack items of adaptive splitting over quantized module names (Bai §5.3.2).
+
+    Args:
+        names: Names of the ternary modules, in model order.
+
+    Returns:
+        ``(groups, parts, layers)`` (a :class:`SplitGroups`): ``groups`` maps an item (``"layer<j>/<part>"`` for the
+        Transformer parts of :data:`SPLIT_PARTS`, with Q and K in one ``mha_qk`` item; the module name for the word
+        embedding, the pooler and anything else) to its module names; ``parts`` maps each part to its modules over
+        all layers; ``layers`` maps each layer index (a str) to its modules.
+
+    Example:
+        >>> split_groups(["bert.encoder.layer.0.attention.self.query", "bert.encoder.layer.0.attention.self.key",
+        ...               "bert.pooler.dense"])[0]
+        {'layer0/mha_qk': ['bert.encoder.layer.0.attention.self.query', 'bert.encoder.layer.0.attention.self.key'], \
+'bert.pooler.dense': ['bert.pooler.dense']}
+    """
+    groups: dict[str, list[str]] = {}
+    parts: dict[str, list[str]] = {}
+    layers: dict[str, list[str]] = {}
+    for name in names:
+        match = _BLOCK.match(name)
+        part = SPLIT_PARTS.get(match.group(3)) if match else None
+        if match and part:
+            layer = match.group(2)
+            groups.setdefault(f"layer{layer}/{part}", []).append(name)
+            parts.setdefault(part, []).append(name)
+            layers.setdefault(layer, []).append(name)
+        else:
+            groups[name] = [name]
+    return SplitGroups(groups, parts, layers)
+
+
+def split_probes(split: SplitGroups) -> dict[str, list[str]]:
+    """The module sets whose full-precision gain :func:`group_sensitivity` needs (Bai §5.3.2).
+
+    Every part over all layers (``"part:<p>"``), every layer (``"layer:<j>"``) and each item outside the Transformer
+    layers (``"item:<name>"``).
+
+    Example:
+        >>> list(split_probes(split_groups(["m.encoder.layer.0.output.dense", "m.pooler.dense"])))
+        ['part:ffn_out', 'layer:0', 'item:m.pooler.dense']
+    """
+    probes: dict[str, list[str]] = {f"part:{p}": names for p, names in split.parts.items()}
+    probes.update({f"layer:{j}": names for j, names in split.layers.items()})
+    probes.update({f"item:{item}": names for item, names in split.groups.items() if "/" not in item})
+    return probes
+
+
+def group_sensitivity(split: SplitGroups, sizes: Mapping[str, int], gains: Mapping[str, float]) -> dict[str, float]:
+    r"""The per-parameter sensitivity ``u`` of every knapsack item (Bai §5.3.2, docs/methods.md#adaptive-splitting).
+
+    ``u_{ij} = g_i / |θ_i| + g_j / |θ_j|`` for the (layer ``j``, part ``i``) items (:func:`split_sensitivity`) and
+    ``u = g / |θ|`` for the word embedding, the pooler and the other single modules (:func:`parameterwise_gain`).
+
+    Args:
+        split: The items (:func:`split_groups`).
+        sizes: Module name -> number of weights.
+        gains: Probe name (:func:`split_probes`) -> gain of running its modules in full precision.
+
+    Returns:
+        Item -> ``u``: the Transformer items first (layer-major), then the single modules, in model order.
+
+    Example:
+        >>> split = split_groups(["m.encoder.layer.0.output.dense", "m.pooler.dense"])
+        >>> group_sensitivity(split, {"m.encoder.layer.0.output.dense": 4, "m.pooler.dense": 2},
+        ...                   {"part:ffn_out": 2.0, "layer:0": 2.0, "item:m.pooler.dense": 1.0})
+        {'layer0/ffn_out': 1.0, 'm.pooler.dense': 0.5}
+    """
+    groups, parts, layers = split
+    sensitivity: dict[str, float] = {}
+    if parts:
+        layer_ids = sorted(layers, key=int)
+        per_group = split_sensitivity(
+            {p: gains[f"part:{p}"] for p in parts},
+            {p: sum(sizes[n] for n in names) for p, names in parts.items()},
+            [gains[f"layer:{j}"] for j in layer_ids],
+            [sum(sizes[n] for n in layers[j]) for j in layer_ids],
+        )
+        for (index, part), value in per_group.items():
+            item = f"layer{layer_ids[index]}/{part}"
+            if item in groups:
+                sensitivity[item] = value
+    for item, names in groups.items():
+        if f"item:{item}" in gains:
+            sensitivity[item] = parameterwise_gain(gains[f"item:{item}"], sum(sizes[n] for n in names))
+    return sensitivity
+
+
+@torch.no_grad()
+def measure_split_gains(
+    student: nn.Module,
+    modules: Mapping[str, nn.Module],
+    inputs: Sequence[tuple[tuple, dict[str, Any]]],
+    probes: Mapping[str, Sequence[str]],
+    teacher: nn.Module | None = None,
+    temperature: float = 1.0,
+) -> list[float]:
+    """The gain of running each probe's modules in full precision (Bai §5.3.2, docs/methods.md#adaptive-splitting).
+
+    The performance is minus the prediction-distillation loss (:func:`prediction_distillation_loss`) towards the
+    teacher's logits (without a teacher: the student's own logits with every module in full precision), averaged
+    over ``inputs``; the gain of a probe is the performance with its modules' ``quantize_weights`` off minus the fully
+    quantized performance. The student runs in eval mode; its modes and the modules' flags are restored.
+
+    Args:
+        student: The quantized model.
+        modules: Name -> the quantized modules (``QuantLinear``/``QuantEmbedding``) the probes name.
+        inputs: ``(args, kwargs)`` of recorded forwards of ``student``.
+        probes: Probe name -> module names (:func:`split_probes`).
+        teacher: The full-precision reference model, or ``None``.
+        temperature: Softmax temperature of the loss.
+
+    Returns:
+        One float gain per probe, in the order of ``probes``.
+    """
+    training = {module: module.training for module in student.modules()}
+    student.eval()
+    try:
+        if teacher is not None:
+            references = [output_logits(teacher(*args, **kwargs), _OWNER) for args, kwargs in inputs]
+        else:  # no teacher: agreement with the student's own full-precision latent weights
+            for module in modules.values():
+                module.quantize_weights = False
+            references = [output_logits(student(*args, **kwargs), _OWNER) for args, kwargs in inputs]
+            for module in modules.values():
+                module.quantize_weights = True
+
+        def performance() -> float:
+            losses = [
+                prediction_distillation_loss(output_logits(student(*args, **kwargs), _OWNER), reference, temperature)
+                for (args, kwargs), reference in zip(inputs, references)
+            ]
+            return -float(torch.stack([loss.double() for loss in losses]).mean())
+
+        base = performance()
+        values = []
+        for names in probes.values():
+            for name in names:
+                modules[name].quantize_weights = False
+            values.append(performance() - base)
+            for name in names:
+                modules[name].quantize_weights = True
+    finally:
+        for module, mode in training.items():
+            module.training = mode
+    return values

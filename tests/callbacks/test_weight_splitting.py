@@ -248,3 +248,16 @@ def test_mixed_adaptive_model_exports_and_reloads_identical_outputs(tmp_path, re
     x = torch.randint(0, 64, (3, 10))
     with torch.no_grad():
         assert torch.equal(model(input_ids=x).logits, loaded(input_ids=x).logits)
+
+
+def test_forward_hooks_are_removed_when_fit_ends_and_attached_again_by_a_later_fit():
+    seed_everything(0)
+    module = UserModule()
+    counts = lambda model: sum(len(m._forward_hooks) for m in model.modules())  # noqa: E731
+    before = counts(module)
+    tws = TernaryWeightSplitting(split_at=None, distill="prediction", width=1.0)
+    make_trainer([tws], max_epochs=1, limit_train_batches=2).fit(module, loader())
+    assert counts(module) == before and counts(tws.teacher) == 0
+    # a second fit attaches them again: the distillation finds the student's logits (or it would raise)
+    make_trainer([tws], max_epochs=1, limit_train_batches=2).fit(module, loader())
+    assert counts(module) == before

@@ -93,3 +93,23 @@ def test_sdp_loss_weights_per_kd_weighting():
     assert sdp_loss_weights(0.2, 0.9, "alpha_tau2", "cos") == pytest.approx((0.2, 0.0))
     with pytest.raises(ValueError, match="kd_weighting='x' is invalid"):
         sdp_loss_weights(0.5, 0.9, "x", None)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tws_prediction_and_intermediate_losses_on_hand_numbers(dtype):
+    from lightning_compress.distillation import intermediate_distillation_loss, prediction_distillation_loss
+
+    # soft cross-entropy (Bai Eq. 5.11): teacher p = (1/2, 1/2), student log q = log softmax([0, log 3]) = log(1/4, 3/4)
+    student, teacher = torch.tensor([[0.0, math.log(3)]], dtype=dtype), torch.zeros(1, 2, dtype=dtype)
+    expected = -(0.5 * math.log(0.25) + 0.5 * math.log(0.75))
+    assert float(prediction_distillation_loss(student, teacher)) == pytest.approx(expected, rel=1e-6)
+    # τ = 2 halves the logits; one output: MSE
+    assert float(prediction_distillation_loss(student * 2, teacher, 2.0)) == pytest.approx(expected, rel=1e-6)
+    one = torch.tensor([[1.0], [3.0]], dtype=dtype)
+    assert float(prediction_distillation_loss(one, torch.zeros(2, 1, dtype=dtype))) == pytest.approx(5.0)
+    # Eq. 5.10: sum over the recorded outputs of the MSEs
+    s = {"e": torch.ones(1, 2, 2, dtype=dtype), "l0": torch.zeros(1, 2, 2, dtype=dtype)}
+    t = {"e": torch.zeros(1, 2, 2, dtype=dtype), "l0": torch.full((1, 2, 2), 2.0, dtype=dtype)}
+    assert float(intermediate_distillation_loss(s, t)) == pytest.approx(1.0 + 4.0)
+    with pytest.raises(RuntimeError, match=r"differing: \['l0'\]"):
+        intermediate_distillation_loss({"e": s["e"]}, t)

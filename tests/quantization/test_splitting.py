@@ -12,6 +12,7 @@ from lightning_compress.quantization import (
     ternary_weight_split,
     twn_quantize,
 )
+from lightning_compress.quantization.splitting import group_sensitivity, measure_split_gains, split_groups, split_probes
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -90,3 +91,47 @@ def test_sensitivity_and_plan():
     u = split_sensitivity({"qk": 2.0, "ffn": 8.0}, {"qk": 4, "ffn": 8}, [1.0, 3.0], [6, 6])
     assert u[(0, "qk")] == pytest.approx(0.5 + 1 / 6) and u[(1, "ffn")] == pytest.approx(1.0 + 0.5)
     assert adaptive_split_plan({"a": 1.0, "b": 0.5, "c": 0.6}, {"a": 2, "b": 1, "c": 1}, 2) == ["b", "c"]
+
+
+
+def test_split_groups_probes_and_group_sensitivity_on_hand_numbers():
+    names = ["m.embeddings.word_embeddings", "m.encoder.layer.0.attention.self.query"]
+    names += ["m.encoder.layer.0.attention.self.key", "m.encoder.layer.0.output.dense", "m.pooler.dense"]
+    split = split_groups(names)
+    assert list(split.groups) == ["m.embeddings.word_embeddings", "layer0/mha_qk", "layer0/ffn_out", "m.pooler.dense"]
+    assert split.parts == {"mha_qk": names[1:3], "ffn_out": [names[3]]} and split.layers == {"0": names[1:4]}
+    probes = split_probes(split)
+    items = ["item:m.embeddings.word_embeddings", "item:m.pooler.dense"]
+    assert list(probes) == ["part:mha_qk", "part:ffn_out", "layer:0", *items]
+    sizes = dict(zip(names, [10, 4, 4, 8, 2]))
+    gains = {"part:mha_qk": 4.0, "part:ffn_out": 2.0, "layer:0": 8.0, items[0]: 5.0, items[1]: 1.0}
+    u = group_sensitivity(split, sizes, gains)
+    # u_ij = g_i/|θ_i| + g_j/|θ_j| (4/8 + 8/16, 2/8 + 8/16), then the single modules g/|θ| (5/10, 1/2)
+    assert list(u.items()) == [
+        ("layer0/mha_qk", 1.0),
+        ("layer0/ffn_out", 0.75),
+        ("m.embeddings.word_embeddings", 0.5),
+        ("m.pooler.dense", 0.5),
+    ]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_measure_split_gains_is_the_kl_to_the_full_precision_output(dtype):
+    class Flagged(torch.nn.Linear):
+        """Full precision shifts class 0 by +1 (a stand-in for a quantized module)."""
+
+        quantize_weights = True
+
+        def forward(self, x):
+            return super().forward(x) + (0.0 if self.quantize_weights else torch.tensor([1.0, 0.0], dtype=x.dtype))
+
+    torch.manual_seed(0)
+    student = torch.nn.Sequential(Flagged(3, 2, dtype=dtype)).train()
+    x = torch.randn(4, 3, dtype=dtype)
+    (gain,) = measure_split_gains(student, {"0": student[0]}, [((x,), {})], {"item:0": ["0"]}, teacher=None)
+    with torch.no_grad():
+        quantized = student(x)
+    p = torch.softmax(quantized + torch.tensor([1.0, 0.0], dtype=dtype), -1)
+    kl = (p * (p.log() - torch.log_softmax(quantized, -1))).sum(-1).mean()
+    assert gain == pytest.approx(float(kl), rel=1e-5) and gain > 0
+    assert student.training and student[0].quantize_weights  # modes and flags restored
