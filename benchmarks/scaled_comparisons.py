@@ -131,7 +131,7 @@ COMPARISONS = {
                     "TWS 1-1-8",
                     f"configs/scaled/{task}_tws_1-1-8.yaml",
                     teacher=f"{task}_fp",
-                    teacher_arg="teacher_checkpoint",
+                    teacher_arg="teacher",
                     published="tws_118",
                 ),
                 Run(
@@ -139,7 +139,7 @@ COMPARISONS = {
                     "BWN 1-1-8",
                     f"configs/scaled/{task}_bwn_1-1-8.yaml",
                     teacher=f"{task}_fp",
-                    teacher_arg="teacher_checkpoint",
+                    teacher_arg="teacher",
                     published="bwn_118",
                 ),
             ),

@@ -133,7 +133,7 @@ def test_a_distillation_row_brings_its_teacher_run(tmp_path: Path) -> None:
     assert student.teacher_checkpoint == Path(teacher.run_dir) / "final.ckpt"
     assert run_command(teacher)[-1] == "--trainer.callbacks.init_args.save_checkpoint=true"
     command = run_command(student)
-    assert f"--trainer.callbacks.init_args.teacher_checkpoint={teacher.run_dir}/final.ckpt" in command
+    assert f"--trainer.callbacks.init_args.teacher={teacher.run_dir}/final.ckpt" in command
     assert command.index(f"--trainer.callbacks+={RUN_RECORD}") > command.index("--config", 10)  # teacher arg first
     Path(teacher.run_dir).mkdir(parents=True)
     (Path(teacher.run_dir) / "result.json").write_text("{}")
@@ -264,7 +264,7 @@ def test_composed_configs_parse(plan, monkeypatch: pytest.MonkeyPatch) -> None:
     if "gmp_" in plan.configs[-1]:
         (pruning,) = callbacks
         assert pruning["class_path"] == "lightning_compress.callbacks.GradualMagnitudePruning"
-        assert pruning["init_args"]["schedule"] == "iterative" and pruning["init_args"]["frequency"] == "epoch"
+        assert pruning["init_args"]["schedule"] == "iterative" and pruning["init_args"]["every_n_epochs"] == 1
         table = PUBLISHED_TABLES[plan.table]
         steps = round(math.log(table.remaining_for(plan.task)) / math.log(0.9))
         assert config["trainer"]["max_epochs"] == steps + 1  # one epoch per step, then one recovery epoch

@@ -45,7 +45,7 @@ def test_lambda_zero_reproduces_plain_pruning_bitwise_I10():
         make_trainer(callbacks, max_epochs=2).fit(module, loader())
         return module.state_dict()
 
-    schedule = dict(final_sparsity=0.6, start=0.1, end=0.7, frequency=2)
+    schedule = dict(final_sparsity=0.6, start=0.1, end=0.7, every_n_steps=2)
     plain = weights([GradualMagnitudePruning(**schedule)])
     aligned = weights([GradualMagnitudePruning(**schedule), AlignReg(lam=0.0)])
     for name, value in plain.items():
@@ -56,7 +56,7 @@ def _fit(tmp_path, ckpt_path=None):
     seed_everything(0)
     module = UserModule(dropout=0.0)
     callbacks = [
-        GradualMagnitudePruning(final_sparsity=0.7, start=0.1, end=0.8, frequency=3),
+        GradualMagnitudePruning(final_sparsity=0.7, start=0.1, end=0.8, every_n_steps=3),
         AlignReg(kind="cosine_unit", lam=0.5),
         ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1, filename="{epoch}"),
     ]

@@ -29,7 +29,7 @@ def test_reaches_final_sparsity_and_keeps_pruned_weights_zero_under_adamw():
     seed_everything(0)
     module = UserModule(weight_decay=0.1)
     before = {n: p.detach().clone() for n, p in module.named_parameters()}
-    pruning = GradualMagnitudePruning(final_sparsity=0.9, start=0.1, end=0.6, frequency=2)
+    pruning = GradualMagnitudePruning(final_sparsity=0.9, start=0.1, end=0.6, every_n_steps=2)
     probe = PrunedStayZero(pruning)
     make_trainer([pruning, probe]).fit(module, loader(), loader(16))
 
@@ -59,7 +59,7 @@ def test_schedule_counts_optimizer_steps_under_gradient_accumulation():
     seed_everything(0)
     module = UserModule()
     pruning = GradualMagnitudePruning(
-        final_sparsity=0.5, schedule="iterative", step_fraction=0.5, frequency=2, start=0, end=1.0
+        final_sparsity=0.5, schedule="iterative", step_fraction=0.5, every_n_steps=2, start=0, end=1.0
     )
     make_trainer([pruning], max_epochs=2, accumulate_grad_batches=2).fit(module, loader(64, batch_size=4))
     # 16 batches / epoch, 2 epochs, 2 batches per step: 16 optimizer steps; events at steps 2 (0.5 reached)
@@ -71,7 +71,7 @@ def test_epoch_frequency_prunes_at_epoch_boundaries_after_validation():
     seed_everything(0)
     module = UserModule()
     pruning = GradualMagnitudePruning(
-        final_sparsity=0.5, schedule="iterative", step_fraction=0.3, frequency="epoch", start=0, end=1.0
+        final_sparsity=0.5, schedule="iterative", step_fraction=0.3, every_n_epochs=1, start=0, end=1.0
     )
     make_trainer([pruning], max_epochs=3).fit(module, loader(), loader(16))
     assert [e.step for e in pruning.events] == [8, 16]  # 8 steps per epoch; events at the start of epochs 2 and 3
@@ -83,7 +83,7 @@ def test_epoch_frequency_prunes_at_epoch_boundaries_after_validation():
 def test_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path, stop_at_step):
     """32 steps (8 per epoch), events at 6, 9, ..., 24: every checkpoint lies inside an epoch, before or between events."""
     runs = assert_resume_exact(
-        lambda: [GradualMagnitudePruning(final_sparsity=0.8, start=0.1, end=0.8, frequency=3)],
+        lambda: [GradualMagnitudePruning(final_sparsity=0.8, start=0.1, end=0.8, every_n_steps=3)],
         stop_at_step=stop_at_step,
         tmp_path=tmp_path,
         max_epochs=4,
@@ -112,7 +112,7 @@ def test_warns_once_when_the_users_model_trains_in_eval_mode():
         ({"scope": "row"}, ValueError, r"scope='row'\)` is invalid"),
         ({"start": 1.5}, ValueError, "must lie in \\[0, 1\\]; use an int for an absolute optimizer step"),
         ({"start": 0.8, "end": 0.2}, ValueError, "end must not come before start"),
-        ({"frequency": 0}, ValueError, r"frequency=0\)` is invalid: expected an int > 0 or 'epoch'"),
+        ({"every_n_steps": 0}, ValueError, r"every_n_steps=0\)` is invalid: expected an int >= 1 or None"),
         ({"step_fraction": 1.0}, ValueError, r"step_fraction=1.0\)` is invalid"),
         ({"targets": ["("]}, ValueError, "not a valid regular expression"),
     ],
@@ -165,7 +165,7 @@ out = sys.argv[1]
 seed_everything(0)
 module = UserModule()
 # three stacked callbacks on disjoint targets: global magnitude, global random scores, L0 gates (own optimizer)
-schedule = dict(final_sparsity=0.7, start=0.0, end=0.7, frequency=2)
+schedule = dict(final_sparsity=0.7, start=0.0, end=0.7, every_n_steps=2)
 callbacks = [
     GradualMagnitudePruning(**schedule, scope="global", targets=r"layer\\.0\\..*(query|key|value|dense)\\.weight$"),
     GradualMagnitudePruning(

@@ -28,7 +28,7 @@ def fit(callbacks, module=None, n=32, **trainer_kwargs):
 
 @pytest.mark.parametrize("criterion", sorted(CRITERIA))
 def test_every_criterion_reaches_the_final_sparsity_with_pruned_weights_zero(criterion):
-    pruning = GradualMagnitudePruning(final_sparsity=0.8, start=1, end=6, frequency=2, criterion=criterion)
+    pruning = GradualMagnitudePruning(final_sparsity=0.8, start=1, end=6, every_n_steps=2, criterion=criterion)
     probe = PrunedStayZero(pruning)
     module = fit([pruning, probe])  # 4 steps per epoch, events at steps 1, 3, 5
     report = sparsity_report(module, pruning.target_names)
@@ -130,7 +130,7 @@ def test_l0_masks_are_made_hard_and_gates_folded_at_the_end():
             self.weights = {n: params[n].detach().clone() for n in pruning.target_names}
             self.gates = {n: hard_concrete_eval(a.detach()) for n, a in pruning.log_alphas.items()}
 
-    pruning = GradualMagnitudePruning(final_sparsity=0.6, start=1, end=6, frequency=2, criterion="l0", gate_lr=0.5)
+    pruning = GradualMagnitudePruning(final_sparsity=0.6, start=1, end=6, every_n_steps=2, criterion="l0", gate_lr=0.5)
     before = BeforeFold()
     module = fit([before, pruning])
     params, modules = dict(module.named_parameters()), dict(module.named_modules())
@@ -150,7 +150,7 @@ def test_nm_pattern_keeps_n_of_every_m_at_every_step_and_reaches_it_at_the_end()
                 assert bool((mask.reshape(-1, 4).sum(1) >= 2).all())
 
     pruning = GradualMagnitudePruning(
-        final_sparsity=0.5, start=1, end=6, frequency=2, pattern="n:m", n=2, m=4, criterion="lamp"
+        final_sparsity=0.5, start=1, end=6, every_n_steps=2, pattern="n:m", n=2, m=4, criterion="lamp"
     )
     module = fit([pruning, GroupCheck()])
     params = dict(module.named_parameters())
@@ -194,7 +194,7 @@ def test_criteria_are_configurable_by_name_or_class_path():
 def _fit_with_checkpoints(tmp_path, criterion, ckpt_path=None):
     seed_everything(0)
     module = UserModule(dropout=0.0)
-    pruning = GradualMagnitudePruning(final_sparsity=0.8, start=0.1, end=0.8, frequency=3, criterion=criterion)
+    pruning = GradualMagnitudePruning(final_sparsity=0.8, start=0.1, end=0.8, every_n_steps=3, criterion=criterion)
     checkpoints = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1, filename="{epoch}")
     trainer = make_trainer([pruning, checkpoints], max_epochs=3, enable_checkpointing=True)
     trainer.fit(module, loader(), ckpt_path=ckpt_path)

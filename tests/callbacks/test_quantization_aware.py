@@ -110,7 +110,7 @@ def test_resume_before_and_after_the_start_is_exact(tmp_path, resume_epoch):
 def test_pruned_weights_stay_exactly_zero_under_fake_quantization_and_after_convert(weights):
     seed_everything(0)
     module = UserModule()
-    pruning = GradualMagnitudePruning(final_sparsity=0.7, start=0.0, end=0.5, frequency=2)
+    pruning = GradualMagnitudePruning(final_sparsity=0.7, start=0.0, end=0.5, every_n_steps=2)
     qat = QuantizationAwareTraining(weights=weights, start=0.5, convert_at_end=False)
     make_trainer([pruning, qat], max_epochs=2).fit(module, loader())
     assert pruning.sparsity == pytest.approx(0.7, abs=1e-3)
@@ -130,7 +130,7 @@ def test_pruned_weights_stay_exactly_zero_under_fake_quantization_and_after_conv
 def test_stacks_with_self_distilled_pruning():
     seed_everything(0)
     module = UserModule()
-    pruning = GradualMagnitudePruning(final_sparsity=0.5, start=0.0, end=0.5, frequency=2)
+    pruning = GradualMagnitudePruning(final_sparsity=0.5, start=0.0, end=0.5, every_n_steps=2)
     distillation = SelfDistilledPruning()
     qat = QuantizationAwareTraining(start=0.5, convert_at_end=False)
     make_trainer([pruning, distillation, qat], max_epochs=2).fit(module, loader())
@@ -145,7 +145,7 @@ def test_stacks_with_self_distilled_pruning():
 def test_stacks_with_structured_pruning_and_removed_neurons_stay_zero_after_convert():
     seed_everything(0)
     module = UserModule()
-    pruning = StructuredPruning(final_sparsity=0.5, unit="ffn_neurons", start=0.0, end=0.5, frequency=2)
+    pruning = StructuredPruning(final_sparsity=0.5, unit="ffn_neurons", start=0.0, end=0.5, every_n_steps=2)
     qat = QuantizationAwareTraining(weights="int4", start=0.5, convert_at_end=False)
     make_trainer([pruning, qat], max_epochs=2).fit(module, loader())
     layers = module.model.bert.encoder.layer
@@ -171,7 +171,7 @@ from tests.tiny import UserModule, loader
 out = sys.argv[1]
 seed_everything(0)
 module = UserModule()
-callbacks = [GradualMagnitudePruning(final_sparsity=0.5, start=0.0, end=0.4, frequency=2),
+callbacks = [GradualMagnitudePruning(final_sparsity=0.5, start=0.0, end=0.4, every_n_steps=2),
              QuantizationAwareTraining(weights="int4", start=0.5, convert_at_end=False)]
 trainer = Trainer(strategy="ddp", accelerator="cpu", devices=2, max_epochs=2, callbacks=callbacks, logger=False,
                   enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)

@@ -30,7 +30,7 @@ def _fit(tmp_path, callbacks, ckpt_path=None, max_epochs=1):
 
 
 def _pruning(**overrides):
-    settings = dict(final_sparsity=0.5, start=1, end=6, frequency=2)
+    settings = dict(final_sparsity=0.5, start=1, end=6, every_n_steps=2)
     return GradualMagnitudePruning(**{**settings, **overrides})
 
 

@@ -175,7 +175,7 @@ def _fit_sdp(tmp_path, ckpt_path=None, teacher_cache=True, data_seed=0):
     seed_everything(0)
     module = UserModule(dropout=0.0)  # the user's module saves no RNG state, so dropout would differ after a resume
     callbacks = [
-        GradualMagnitudePruning(final_sparsity=0.7, start=0.1, end=0.8, frequency=3),
+        GradualMagnitudePruning(final_sparsity=0.7, start=0.1, end=0.8, every_n_steps=3),
         SelfDistilledPruning(feature_loss="cc", beta=0.01, teacher_cache=teacher_cache),
         ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1, filename="{epoch}"),
     ]
@@ -228,7 +228,7 @@ def _stacked(order):
     seed_everything(0)
     module = UserModule()
     callbacks = {
-        "gmp": GradualMagnitudePruning(final_sparsity=0.6, start=0.1, end=0.7, frequency=2),
+        "gmp": GradualMagnitudePruning(final_sparsity=0.6, start=0.1, end=0.7, every_n_steps=2),
         "sdp": SelfDistilledPruning(feature_loss="cc", beta=0.01),
         "align": AlignReg(kind="frobenius", lam=0.1),
     }
@@ -250,7 +250,7 @@ def test_any_callback_order_gives_bitwise_identical_weights(criterion_order):
 def test_composes_with_every_pruning_criterion(criterion):
     seed_everything(0)
     module = UserModule()
-    pruning = GradualMagnitudePruning(final_sparsity=0.5, start=0.2, end=0.7, frequency=2, criterion=criterion)
+    pruning = GradualMagnitudePruning(final_sparsity=0.5, start=0.2, end=0.7, every_n_steps=2, criterion=criterion)
     sdp = SelfDistilledPruning(feature_loss="cc")
     align = AlignReg(kind="cosine_unit")
     make_trainer([pruning, sdp, align], max_epochs=2).fit(module, loader(32))
@@ -269,7 +269,7 @@ out = sys.argv[1]
 seed_everything(0)
 module = UserModule()
 sdp = SelfDistilledPruning(feature_loss="cc", beta=0.01)
-callbacks = [GradualMagnitudePruning(final_sparsity=0.6, start=0.1, end=0.7, frequency=2), sdp,
+callbacks = [GradualMagnitudePruning(final_sparsity=0.6, start=0.1, end=0.7, every_n_steps=2), sdp,
              AlignReg(kind="cosine_unit", lam=0.1)]
 trainer = Trainer(strategy="ddp", accelerator="cpu", devices=2, max_epochs=2, callbacks=callbacks, logger=False,
                   enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)

@@ -48,7 +48,7 @@ def _logits(model, ids):
 def test_ffn_neurons_follow_the_schedule_stay_zero_and_slice_to_the_same_logits():
     seed_everything(0)
     module = _module()
-    pruning = StructuredPruning(final_sparsity=0.5, unit="ffn_neurons", start=0.1, end=0.6, frequency=2)
+    pruning = StructuredPruning(final_sparsity=0.5, unit="ffn_neurons", start=0.1, end=0.6, every_n_steps=2)
     probe = RemovedStayZero(pruning)
     make_trainer([pruning, probe], max_epochs=2).fit(module, loader())
 
@@ -169,7 +169,7 @@ def _fit_with_step_checkpoints(tmp_path, unit, criterion, ckpt_path=None):
     module = _module(layers=3 if unit == "layers" else 2, dropout=0.0)
     sparsity = 0.67 if unit == "layers" else 0.6
     pruning = StructuredPruning(
-        final_sparsity=sparsity, unit=unit, criterion=criterion, start=0.1, end=0.8, frequency=3
+        final_sparsity=sparsity, unit=unit, criterion=criterion, start=0.1, end=0.8, every_n_steps=3
     )
     checkpoints = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_train_steps=5, filename="{step}")
     trainer = make_trainer([pruning, checkpoints], max_epochs=2, enable_checkpointing=True)
@@ -229,7 +229,7 @@ def test_warns_once_when_the_users_model_trains_in_eval_mode():
         ({"start": 1.5}, ValueError, r"must lie in \[0, 1\]; use an int for an absolute optimizer step"),
         ({"start": "0"}, TypeError, r"start='0'\)` is invalid"),
         ({"start": 0.8, "end": 0.2}, ValueError, "end must not come before start"),
-        ({"frequency": 0}, ValueError, r"frequency=0\)` is invalid: expected an int > 0 or 'epoch'"),
+        ({"every_n_steps": 0}, ValueError, r"every_n_steps=0\)` is invalid: expected an int >= 1 or None"),
         ({"step_fraction": 1.0}, ValueError, r"step_fraction=1.0\)` is invalid: expected a float in \(0, 1\)"),
         ({"seed": 1.5}, TypeError, r"seed=1.5\)` is invalid: expected an int"),
         ({"targets": ["("]}, ValueError, "not a valid regular expression"),
@@ -284,7 +284,7 @@ module = UserModule()
 torch.manual_seed(0)
 module.model = BertForSequenceClassification(tiny_bert_config(num_hidden_layers=3))
 callbacks = [
-    StructuredPruning(final_sparsity=0.5, unit="ffn_neurons", criterion="taylor", start=0.1, end=0.7, frequency=2),
+    StructuredPruning(final_sparsity=0.5, unit="ffn_neurons", criterion="taylor", start=0.1, end=0.7, every_n_steps=2),
     StructuredPruning(final_sparsity=0.4, unit="layers", criterion="random", schedule="one_shot", start=3, seed=5),
 ]
 trainer = Trainer(strategy="ddp", accelerator="cpu", devices=2, max_epochs=2, callbacks=callbacks, logger=False,

@@ -16,7 +16,7 @@ def _fit(tiny_bert, make_loader, make_trainer, directory, ckpt_path=None):
     module = SequenceClassificationModule(tiny_bert, task_spec=SPEC, lr=1e-3)
     assert module.model.config.hidden_dropout_prob > 0  # dropout is on: the RNG state matters
     checkpoints = ModelCheckpoint(dirpath=directory, save_top_k=-1, every_n_epochs=1, filename="{epoch}")
-    pruning = GradualMagnitudePruning(final_sparsity=0.6, start=0.2, end=0.7, frequency=2)
+    pruning = GradualMagnitudePruning(final_sparsity=0.6, start=0.2, end=0.7, every_n_steps=2)
     trainer = make_trainer(max_epochs=3, callbacks=[pruning, checkpoints], enable_checkpointing=True)
     trainer.fit(module, make_loader(16), make_loader(8, seed=1), ckpt_path=ckpt_path)
     return module

@@ -42,7 +42,7 @@ def tiny_trial_config(tmp_path_factory) -> Path:
     config["trainer"].update(
         max_epochs=2, enable_progress_bar=False, enable_checkpointing=False, logger=False, num_sanity_val_steps=0
     )
-    config["trainer"]["callbacks"][0]["init_args"].update(start=0.0, end=0.5, frequency=1)
+    config["trainer"]["callbacks"][0]["init_args"].update(start=0.0, end=0.5, every_n_steps=1)
     config["model"]["init_args"].update(pretrained=str(model), lr=1e-3)
     config["data"]["init_args"].update(root=str(corpus), cache_dir=str(root / "cache"), batch_size=8)
     path = root / "trial.yaml"
