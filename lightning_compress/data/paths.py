@@ -24,8 +24,9 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, owner: str) -> Path | N
         ValueError: ``data_dir`` names an environment variable that is not set.
 
     Example:
-        >>> os.environ["LIGHTNING_COMPRESS_DATA"] = "/data"
-        >>> resolve_data_dir("${LIGHTNING_COMPRESS_DATA}/glue", "GlueDataModule")
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"LIGHTNING_COMPRESS_DATA": "/data"}):
+        ...     resolve_data_dir("${LIGHTNING_COMPRESS_DATA}/glue", "GlueDataModule")
         PosixPath('/data/glue')
     """
     if data_dir is None:

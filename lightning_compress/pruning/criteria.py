@@ -197,9 +197,9 @@ def lookahead_neighbours(names: Sequence[str]) -> dict[str, Neighbours]:
     attention.self.query.weight`` etc.) get none, i.e. the factor 1.
 
     Example:
-        >>> names = ["l.0.intermediate.dense.weight", "l.0.output.dense.weight"]
-        >>> lookahead_neighbours(names)["l.0.output.dense.weight"]
-        Neighbours(previous='l.0.intermediate.dense.weight', following=())
+        >>> names = ["encoder.layer.0.intermediate.dense.weight", "encoder.layer.0.output.dense.weight"]
+        >>> lookahead_neighbours(names)["encoder.layer.0.output.dense.weight"]
+        Neighbours(previous='encoder.layer.0.intermediate.dense.weight', following=())
     """
     parsed = {name: _BERT_LAYER.match(name) for name in names}
     index = {(m["stack"], int(m["index"]), m["part"]): name for name, m in parsed.items() if m}

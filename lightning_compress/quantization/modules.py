@@ -66,6 +66,7 @@ class QuantLinear(nn.Linear):
     latent ``weight`` and the ``bias`` stay full precision and are trained through the STE.
 
     Example:
+        >>> from lightning_compress.quantization.quantizers import UniformActQuantizer
         >>> layer = QuantLinear.from_linear(nn.Linear(4, 2), "ternary", UniformActQuantizer(8))
         >>> layer(torch.randn(3, 4)).shape
         torch.Size([3, 2])

@@ -193,7 +193,10 @@ def qat_convert_(model: nn.Module) -> list[str]:
         The converted names.
 
     Example:
-        >>> model = nn.Sequential(nn.Linear(32, 4)); qat_prepare_(model, ["0"]); qat_convert_(model)
+        >>> model = nn.Sequential(nn.Linear(32, 4))
+        >>> qat_prepare_(model, ["0"])
+        ['0']
+        >>> qat_convert_(model)
         ['0']
     """
     from torchao.quantization import quantize_

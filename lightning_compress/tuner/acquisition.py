@@ -27,8 +27,12 @@ class DomainRestrictedUCB(AnalyticAcquisitionFunction):
     which chooses the candidate set.
 
     Example:
+        >>> from botorch.models import SingleTaskGP
+        >>> train_X = torch.linspace(0, 1, 6, dtype=torch.double).view(-1, 1)
+        >>> model = SingleTaskGP(train_X, 0.9 - 0.2 * train_X**2)
         >>> acq = DomainRestrictedUCB(model, level=0.88, gamma=0.95)
-        >>> values = acq(torch.linspace(0.3, 1, 100, dtype=torch.double).view(-1, 1, 1))  # 100
+        >>> acq(torch.linspace(0.3, 1, 100, dtype=torch.double).view(-1, 1, 1)).shape
+        torch.Size([100])
     """
 
     def __init__(self, model: Model, level: float, gamma: float = 0.95) -> None:
@@ -56,8 +60,12 @@ class ProbabilityAboveLevel(AnalyticAcquisitionFunction):
     observations are noisy or sparse and shrinks where they agree.
 
     Example:
+        >>> from botorch.models import SingleTaskGP
+        >>> train_X = torch.linspace(0, 1, 6, dtype=torch.double).view(-1, 1)
+        >>> model = SingleTaskGP(train_X, 0.9 - 0.2 * train_X**2)
         >>> acq = ProbabilityAboveLevel(model, level=0.88)
-        >>> feasible = acq(train_X.view(-1, 1, 1)) >= 0.975
+        >>> (acq(train_X.view(-1, 1, 1)) >= 0.975).tolist()
+        [True, False, False, False, False, False]
     """
 
     def __init__(self, model: Model, level: float) -> None:

@@ -141,7 +141,7 @@ class LocalExecutor:
 
     Example:
         >>> executor = LocalExecutor(devices="cpu", workers=2)
-        >>> executor.submit(spec); outcomes = executor.wait()
+        >>> executor.submit(spec); outcomes = executor.wait()  # doctest: +SKIP
     """
 
     def __init__(

@@ -83,9 +83,14 @@ class Journal:
     """SQLite journal of a sweep at ``path`` (created if missing).
 
     Example:
-        >>> journal = Journal("runs/tune/journal.sqlite")
+        >>> import tempfile
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> journal = Journal(f"{folder.name}/journal.sqlite")
         >>> trial_id = journal.add("level", {"final_sparsity": 0.5})
-        >>> journal.start(trial_id, "runs/tune/trial_0001"); journal.finish(trial_id, {"val/accuracy": 0.9})
+        >>> journal.start(trial_id, f"{folder.name}/trial_0001"); journal.finish(trial_id, {"val/accuracy": 0.9})
+        >>> [(trial.status, trial.metrics) for trial in journal.trials()]
+        [('done', {'val/accuracy': 0.9})]
+        >>> journal.close(); folder.cleanup()
     """
 
     def __init__(self, path: str | Path) -> None:

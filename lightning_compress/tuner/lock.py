@@ -26,8 +26,13 @@ class SweepLock:
         out_dir: The sweep folder; the lock file is ``out_dir/sweep.lock``.
 
     Example:
-        >>> with SweepLock("runs/tune/sst2"):
-        ...     pass  # a second SweepLock("runs/tune/sst2").acquire() raises SweepLockedError naming our pid
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder, SweepLock(folder):
+        ...     try:
+        ...         SweepLock(folder).acquire()
+        ...     except SweepLockedError:
+        ...         print("taken: the error names our pid")
+        taken: the error names our pid
     """
 
     def __init__(self, out_dir: str | Path) -> None:
