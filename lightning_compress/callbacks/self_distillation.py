@@ -32,6 +32,7 @@ from lightning_compress.distillation.losses import (
     kl_with_temperature,
     sdp_loss_weights,
 )
+from lightning_compress.distillation.teacher_cache import TeacherCache
 from lightning_compress.validation import check_bool, check_choice, check_float
 
 #: docs/methods.md#sdp-hyperparameters (O'Neill §11.4): β of the feature term per ``feature_loss``.
@@ -182,14 +183,10 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         self._batch_idx: Tensor | None = None
         self._restored_teacher: dict[str, Tensor] | None = None
         self.student_initialized = False
-        # cache: row i holds example idx=i
-        self.cached: Tensor | None = None  # bool `N`
-        self.cache_logits: Tensor | None = None  # float16 `N x C`
-        self.cache_features: Tensor | None = None  # float16 `N x D`
-        self.cache_fingerprints: Tensor | None = None  # int64 `N`, input_fingerprints of the cached inputs, 0 = unknown
+        #: The teacher's outputs per training example (``teacher_cache=True``): row i holds example idx=i.
+        self.cache = TeacherCache("SelfDistilledPruning(teacher_cache=True)")
         self.cache_complete = False
         self._expected_examples: int | None = None
-        self._pending: list[Tensor] = []
 
     @staticmethod
     def _validate_init_arguments(**arguments: Any) -> None:
@@ -269,12 +266,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
                 self.student_initialized = True
             self._teacher_capture = _Capture(self.teacher, inputs=False)
         self._student = _Capture(hf_model, inputs=True)
-        if self.cached is not None:
-            device = pl_module.device
-            self.cached = self.cached.to(device)
-            self.cache_logits = None if self.cache_logits is None else self.cache_logits.to(device)
-            self.cache_features = None if self.cache_features is None else self.cache_features.to(device)
-            self.cache_fingerprints = self.cache_fingerprints.to(device)
+        self.cache.to(pl_module.device)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         try:
@@ -308,12 +300,12 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
             self._student.active = False
             self._student.clear()
         if self.teacher_cache and batch_idx + 1 == trainer.num_training_batches:
-            self._sync_cache(trainer)
+            self.cache.sync_(trainer.strategy.all_gather if trainer.world_size > 1 else None)
             if (
                 not self.cache_complete
                 and self._expected_examples is not None
-                and self.cached is not None
-                and int(self.cached.sum()) >= self._expected_examples
+                and self.cache.cached is not None
+                and self.cache.count() >= self._expected_examples
             ):
                 self.cache_complete = True
                 self._free_teacher()
@@ -387,91 +379,17 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
                 "`SelfDistilledPruning(teacher_cache=True)` caches one logit vector per example, but the model returns "
                 f"logits of shape {tuple(student.logits.shape)} (a token-level task). HINT: pass teacher_cache=False."
             )
-        self._ensure_capacity(int(idx.max()) + 1, student)
-        missing = ~self.cached[idx]
+        needed = int(idx.max()) + 1
+        if self.cache.size < needed:
+            size = max(needed, self._expected_examples or 0)
+            self.cache.reserve_(size, student.logits.shape[-1], student.features.shape[-1], student.logits.device)
         fingerprints = _student_input_fingerprints(student)
-        if fingerprints is None:  # no `input_ids` reached the model: cached rows cannot be checked
-            any_missing, any_changed = bool(missing.any()), False
-        else:
-            stored = self.cache_fingerprints[idx]
-            changed = ~missing & (stored != 0) & (stored != fingerprints)
-            any_missing, any_changed = torch.stack([missing.any(), changed.any()]).tolist()  # one device sync
-        if any_changed:
-            position = int(changed.nonzero()[0, 0])
-            raise RuntimeError(
-                f"`SelfDistilledPruning(teacher_cache=True)`: the cached teacher output of training example "
-                f"idx={int(idx[position])} was computed from other input ids (fingerprint "
-                f"{int(stored[position]):#x}) than this example has now ({int(fingerprints[position]):#x}): the "
-                "training data changed since the cache was filled (e.g. a run resumed on another data subset of the "
-                "same size), so the model would be distilled towards other sentences' teacher outputs. HINT: resume "
-                "only on the data the checkpoint was trained on, or start a new run (no `ckpt_path`, so the cache "
-                "starts empty) for a different data subset."
-            )
-        if any_missing:
+        missing = self.cache.missing(idx, fingerprints)
+        if missing is not None:
             logits, features = self._run_teacher(student)
-            rows = idx[missing]
-            self.cache_logits[rows] = logits[missing].half()
-            self.cache_features[rows] = features[missing].half()
-            if fingerprints is not None:
-                self.cache_fingerprints[rows] = fingerprints[missing]
-            self.cached[rows] = True
-            self._pending.append(rows)
+            self.cache.store_(idx, missing, logits, features, fingerprints)
         # cached and fresh values alike go through float16, so every epoch (and a resumed run) sees the same targets
-        return self.cache_logits[idx].float(), self.cache_features[idx].float()
-
-    def _ensure_capacity(self, size: int, student: _Capture) -> None:
-        if self.cached is not None and self.cached.numel() >= size:
-            return
-        size = max(size, self._expected_examples or 0)
-        device = student.logits.device
-        old = 0 if self.cached is None else self.cached.numel()
-        cached = torch.zeros(size, dtype=torch.bool, device=device)
-        logits = torch.zeros(size, student.logits.shape[-1], dtype=torch.float16, device=device)
-        features = torch.zeros(size, student.features.shape[-1], dtype=torch.float16, device=device)
-        fingerprints = torch.zeros(size, dtype=torch.long, device=device)
-        if old:
-            cached[:old], logits[:old], features[:old] = self.cached, self.cache_logits, self.cache_features
-            fingerprints[:old] = self.cache_fingerprints
-        self.cached, self.cache_logits, self.cache_features = cached, logits, features
-        self.cache_fingerprints = fingerprints
-
-    def _sync_cache(self, trainer: Trainer) -> None:
-        """Share the entries each rank computed since the last call, so every rank holds the whole cache."""
-        pending, self._pending = self._pending, []
-        if trainer.world_size == 1 or self.cached is None:
-            return
-        device = self.cached.device
-        rows = torch.cat(pending) if pending else torch.zeros(0, dtype=torch.long, device=device)
-        counts = trainer.strategy.all_gather(torch.tensor([rows.numel()], device=device)).reshape(-1)
-        width = int(counts.max())
-        if width == 0:
-            return
-        padded = torch.full((width,), -1, dtype=torch.long, device=device)
-        padded[: rows.numel()] = rows
-        safe = padded.clamp_min(0)
-        # float16 -> float32 -> float16 is exact; gloo has no float16 all_gather
-        payload = torch.cat([self.cache_logits[safe].float(), self.cache_features[safe].float()], dim=1)
-        all_rows = trainer.strategy.all_gather(padded).reshape(-1)
-        all_payload = trainer.strategy.all_gather(payload).reshape(-1, payload.shape[1])
-        all_fingerprints = trainer.strategy.all_gather(self.cache_fingerprints[safe]).reshape(-1)
-        valid = all_rows >= 0
-        all_rows, all_payload, all_fingerprints = all_rows[valid], all_payload[valid], all_fingerprints[valid]
-        size = int(all_rows.max()) + 1
-        if size > self.cached.numel():
-            grow = size - self.cached.numel()
-            self.cached = torch.cat([self.cached, self.cached.new_zeros(grow)])
-            self.cache_logits = torch.cat(
-                [self.cache_logits, self.cache_logits.new_zeros(grow, self.cache_logits.shape[1])]
-            )
-            self.cache_features = torch.cat(
-                [self.cache_features, self.cache_features.new_zeros(grow, self.cache_features.shape[1])]
-            )
-            self.cache_fingerprints = torch.cat([self.cache_fingerprints, self.cache_fingerprints.new_zeros(grow)])
-        classes = self.cache_logits.shape[1]
-        self.cache_logits[all_rows] = all_payload[:, :classes].half()
-        self.cache_features[all_rows] = all_payload[:, classes:].half()
-        self.cache_fingerprints[all_rows] = all_fingerprints
-        self.cached[all_rows] = True
+        return self.cache.targets(idx)
 
     # ------------------------------------------------------------------ teacher
     def _build_teacher(self, pl_module: LightningModule, hf_model: nn.Module) -> nn.Module:
@@ -497,19 +415,34 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         self.teacher = self._teacher_capture = None
 
     # ------------------------------------------------------------------ state
+    @property
+    def cached(self) -> Tensor | None:
+        """``N`` bool: which training examples have cached teacher outputs (:attr:`cache`)."""
+        return self.cache.cached
+
+    @property
+    def cache_logits(self) -> Tensor | None:
+        """``N x C`` float16 cached teacher logits."""
+        return self.cache.logits
+
+    @property
+    def cache_features(self) -> Tensor | None:
+        """``N x D`` float16 cached teacher [CLS] vectors."""
+        return self.cache.features
+
+    @property
+    def cache_fingerprints(self) -> Tensor | None:
+        """``N`` int64 input fingerprints of the cached rows (0: unknown)."""
+        return self.cache.fingerprints
+
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {
             "settings": self.checkpoint_settings(),
             "cache_complete": self.cache_complete,
             "student_initialized": self.student_initialized,
         }
-        if self.cached is not None:
-            state["cache"] = {
-                "cached": self.cached.cpu(),
-                "logits": self.cache_logits.cpu(),
-                "features": self.cache_features.cpu(),
-                "fingerprints": self.cache_fingerprints.cpu(),
-            }
+        if self.cache.cached is not None:
+            state["cache"] = self.cache.state_dict()
         if self.teacher is not None and self.teacher_source is None:
             # a copy of the module at fit start cannot be rebuilt after pruning started: save it
             state["teacher"] = {key: value.cpu() for key, value in self.teacher.state_dict().items()}
@@ -520,10 +453,8 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         self.cache_complete = bool(state_dict.get("cache_complete", False))
         self.student_initialized = bool(state_dict.get("student_initialized", False))
         cache = state_dict.get("cache")
-        if cache is not None:
-            self.cached, self.cache_logits, self.cache_features = cache["cached"], cache["logits"], cache["features"]
-            # checkpoints written before fingerprints were kept: 0 = unknown, those rows are served unchecked
-            self.cache_fingerprints = cache.get("fingerprints", torch.zeros(self.cached.numel(), dtype=torch.long))
+        if cache is not None:  # checkpoints written before fingerprints were kept load with unknown ones
+            self.cache.load_state_dict(cache)
         self._restored_teacher = state_dict.get("teacher")
 
 
