@@ -27,7 +27,7 @@ import numpy as np
 from lightning_compress.tuner import level_set_search
 
 EPS = 0.02
-docs/methods.md = ("level_set", "dr_ucb", "bisection")
+SEARCH_METHODS = ("level_set", "dr_ucb", "bisection")
 
 
 def logistic(top: float, drop: float, center: float, width: float) -> Callable[[float], float]:
@@ -116,7 +116,7 @@ def main() -> None:
         noise_table(args.noise, args.seeds, args.n_iter)
         print(f"({time.perf_counter() - started:.0f} s)")
         return
-    header = f"{'curve':<22} {'x*':>7} " + " ".join(f"{m + ' err':>15} {'infeas':>6}" for m in docs/methods.md)
+    header = f"{'curve':<22} {'x*':>7} " + " ".join(f"{m + ' err':>15} {'infeas':>6}" for m in SEARCH_METHODS)
     print(f"{args.n_iter} evaluations after the dense point, eps = {EPS}; err = |best_x - x*| (noisy: median / max)")
     print(header)
     print("-" * len(header))
@@ -125,7 +125,7 @@ def main() -> None:
         x_star = true_threshold(curve.accuracy, level)
         seeds = range(args.seeds) if curve.noise else range(1)
         cells = []
-        for method in docs/methods.md:
+        for method in SEARCH_METHODS:
             runs = [run(curve, method, seed, args.n_iter) for seed in seeds]
             errors = [abs(x - x_star) for x, _ in runs]
             infeasible = sum(not ok for _, ok in runs)
