@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal
 
 import torch
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
-from torch.utils.hooks import RemovableHandle
 
 from lightning_compress.callbacks._cadence import (
     event_interval,
@@ -31,14 +30,7 @@ from lightning_compress.pruning.criteria import (
     event_generator,
     needs_gradients,
 )
-from lightning_compress.pruning.l0 import (
-    INIT_NOISE_STD,
-    expected_l0,
-    gate_weight_,
-    hard_concrete_eval,
-    hard_concrete_sample,
-    init_log_alpha,
-)
+from lightning_compress.pruning.l0 import INIT_NOISE_STD, L0Gates
 from lightning_compress.pruning.masks import (
     apply_masks_,
     global_masks,
@@ -197,11 +189,8 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
         # gradient criteria: sum of the gradients since the last event, per target
         self.grad_sums: dict[str, Tensor] = {}
         self.grad_steps = 0
-        # criterion="l0": gate parameters per target, their optimizer and noise generator
-        self.log_alphas: dict[str, Tensor] = {}
-        self._gate_optimizer: torch.optim.Optimizer | None = None
-        self._gate_generator: torch.Generator | None = None
-        self._gate_handles: list[RemovableHandle] = []
+        #: criterion="l0": the gates of the targets, with their optimizer and noise generator
+        self.gates: L0Gates | None = None
         self._restored_gate_state: dict[str, Any] = {}
         self._masked_at_step = -1
         self._eval_mode_checked = False
@@ -340,8 +329,7 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
                 check_nm_shape(name, params[name].shape, self.m)
         if self.criterion == "l0" and stage == "fit":
             self._linear_modules(pl_module)  # validates before any state is set
-            generator = torch.Generator().manual_seed(self.seed)
-            self.log_alphas = {name: init_log_alpha(params[name].shape, generator) for name in self.target_names}
+            self.gates = L0Gates({name: params[name].shape for name in self.target_names}, self.seed, self.gate_lr)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.criterion == "l0":
@@ -410,8 +398,12 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
             apply_masks_(params, self.masks, grads=True)
         if needs_gradients(self.criterion) and any(event.step > trainer.global_step for event in self.events):
             self._accumulate_gradients(params)
-        if self._gate_optimizer is not None:
-            self._step_gates(trainer)
+        if self.gates is not None and self.gates.optimizer is not None:
+            scaler = getattr(trainer.precision_plugin, "scaler", None)  # AMP: Lightning unscales only the user's
+            self.gates.step_(
+                partial(trainer.strategy.reduce, reduce_op="mean") if trainer.world_size > 1 else None,
+                scaler.get_scale() if scaler is not None else None,
+            )
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -422,15 +414,19 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._gate_handles:
-            self._fold_gates(pl_module)
+        if self.gates is not None and self.gates.attached:  # make the masks hard: W ← W ⊙ ẑ, ẑ = 0 joins the mask
+            params = named_parameters(pl_module)
+            self.masks.update(self.gates.fold_(params, self.masks))
+            apply_masks_(params, {name: self.masks[name] for name in self.target_names})  # exact zeros next to NaN
         super().on_train_end(trainer, pl_module)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self._remove_gate_hooks()
+        if self.gates is not None:
+            self.gates.remove()
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        self._remove_gate_hooks()
+        if self.gates is not None:
+            self.gates.remove()
 
     # ------------------------------------------------------------------ logic
     def _compute_events(self, trainer: Trainer) -> list[PruningEvent]:
@@ -492,9 +488,7 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
             "compress/pruning/model_sparsity", model_sparsity, on_step=True, on_epoch=False, rank_zero_only=True
         )
         if self.log_alphas:
-            density = float(expected_l0(self.log_alphas, self.masks)) / sum(
-                mask.numel() for mask in self.masks.values()
-            )
+            density = float(self.gates.expected_l0(self.masks)) / sum(mask.numel() for mask in self.masks.values())
             pl_module.log(
                 "compress/pruning/l0_expected_density", density, on_step=True, on_epoch=False, rank_zero_only=True
             )
@@ -550,7 +544,7 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
             return strength * sum(params[name].abs().sum() for name in self.target_names)
         numel = sum(params[name].numel() for name in self.target_names)
         strength = _DEFAULT_L0_PENALTY_ON_MEAN / numel if self.penalty is None else self.penalty
-        return strength * expected_l0(self.log_alphas, self.masks or None)
+        return strength * self.gates.expected_l0(self.masks or None)
 
     def _linear_modules(self, pl_module: LightningModule) -> dict[str, nn.Linear]:
         modules = dict(pl_module.named_modules())
@@ -567,79 +561,21 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
         return linears
 
     def _start_gates(self, pl_module: LightningModule) -> None:
-        params = named_parameters(pl_module)
         restored, self._restored_gate_state = self._restored_gate_state, {}
-        log_alphas = restored.get("log_alphas", self.log_alphas)
+        log_alphas = restored.get("log_alphas", self.gates.log_alphas)
         missing = [name for name in self.target_names if name not in log_alphas]
         if missing:
             raise RuntimeError(
                 f"GradualMagnitudePruning: the checkpoint has no L0 gates for the targets {missing[:5]}."
             )
-        self.log_alphas = {
-            name: log_alphas[name].detach().float().to(params[name].device).requires_grad_()
-            for name in self.target_names
-        }
-        self._gate_optimizer = torch.optim.Adam(list(self.log_alphas.values()), lr=self.gate_lr)
-        device = next(iter(self.log_alphas.values())).device
-        self._gate_generator = torch.Generator(device=device).manual_seed(self.seed)
-        if "gate_optimizer" in restored:
-            self._gate_optimizer.load_state_dict(restored["gate_optimizer"])
-        if "gate_generator" in restored:
-            self._gate_generator.set_state(restored["gate_generator"])
-        self._remove_gate_hooks()
-        for name, module in self._linear_modules(pl_module).items():
-            self._gate_handles += gate_weight_(module, self._gate_fn(name))
-
-    def _gate_fn(self, name: str) -> Callable[[nn.Module], Tensor]:
-        def gate(module: nn.Module) -> Tensor:
-            log_alpha = self.log_alphas[name]
-            if not module.training:
-                return hard_concrete_eval(log_alpha)
-            u = torch.rand(log_alpha.shape, generator=self._gate_generator, device=log_alpha.device)
-            return hard_concrete_sample(log_alpha, u)
-
-        return gate
-
-    def _step_gates(self, trainer: Trainer) -> None:
-        gates = list(self.log_alphas.values())
-        for gate in gates:
-            if gate.grad is None:
-                gate.grad = torch.zeros_like(gate)
-        if trainer.world_size > 1:  # the gates are no DDP parameters: average their gradients here, in one call
-            flat = trainer.strategy.reduce(torch.cat([gate.grad.reshape(-1) for gate in gates]), reduce_op="mean")
-            for gate, grad in zip(gates, flat.split([gate.numel() for gate in gates])):
-                gate.grad = grad.view_as(gate)
-        finite = True
-        scaler = getattr(trainer.precision_plugin, "scaler", None)
-        if scaler is not None:  # AMP: the loss was scaled, and only the user's optimizer is unscaled by Lightning
-            for gate in gates:
-                gate.grad.div_(scaler.get_scale())
-            finite = all(bool(torch.isfinite(gate.grad).all()) for gate in gates)
-        if finite:
-            self._gate_optimizer.step()
-        self._gate_optimizer.zero_grad(set_to_none=True)
-
-    @torch.no_grad()
-    def _fold_gates(self, pl_module: LightningModule) -> None:
-        """Make the masks hard: ``W ← W ⊙ ẑ``, and entries whose evaluation gate is 0 join the mask."""
-        params = named_parameters(pl_module)
-        for name in self.target_names:
-            gate = hard_concrete_eval(self.log_alphas[name]).to(params[name].device)
-            mask = gate > 0
-            if name in self.masks:
-                mask &= self.masks[name]
-            params[name].mul_(gate.to(params[name].dtype))
-            self.masks[name] = mask
-        apply_masks_(params, {name: self.masks[name] for name in self.target_names})  # exact zeros, even next to NaN
-        self._remove_gate_hooks()
-        self._gate_optimizer = None
-
-    def _remove_gate_hooks(self) -> None:
-        for handle in self._gate_handles:
-            handle.remove()
-        self._gate_handles = []
+        self.gates.start_(self._linear_modules(pl_module), restored)
 
     # ------------------------------------------------------------------ state
+    @property
+    def log_alphas(self) -> dict[str, Tensor]:
+        """FQN -> gate parameters ``log α`` (``criterion="l0"``; empty otherwise)."""
+        return self.gates.log_alphas if self.gates is not None else {}
+
     @property
     def sparsity(self) -> float:
         """Measured sparsity of the target set, counted from the masks (0.0 before the first event)."""
@@ -655,11 +591,7 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
             "grad_steps": self.grad_steps,
         }
         if self.log_alphas:
-            state["log_alphas"] = {name: value.detach().cpu() for name, value in self.log_alphas.items()}
-            if self._gate_optimizer is not None:
-                state["gate_optimizer"] = self._gate_optimizer.state_dict()
-            if self._gate_generator is not None:
-                state["gate_generator"] = self._gate_generator.get_state()
+            state.update(self.gates.state_dict())
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -127,12 +128,148 @@ def gate_weight_(module: nn.Module, gate: Callable[[nn.Module], Tensor]) -> list
 
     return [module.register_forward_pre_hook(pre_hook), module.register_forward_hook(post_hook, always_call=True)]
 
+class L0Gates:
+    r"""Hard-concrete L0 gates on the weights of ``nn.Linear`` modules, keyed by parameter FQN (Louizos et al. 2018).
+
+    Holds one ``log α`` per gated weight (:func:`init_log_alpha`), puts ``weight ⊙ z`` in the modules' forwards
+    (:func:`gate_weight_`; ``z`` sampled with :func:`hard_concrete_sample` in train mode, :func:`hard_concrete_eval`
+    in eval mode), trains the ``log α`` with its own Adam, gives the expected L0 norm :func:`expected_l0` for the
+    penalty and folds ``ẑ`` into the weights and masks at the end. The noise comes from a seeded
+    ``torch.Generator`` on the gates' device; :meth:`state_dict` saves ``log α``, the Adam state and the generator.
+
+    Args:
+        shapes: FQN -> shape of each gated weight (the initial ``log α`` are drawn in this order).
+        seed: Seed of the initial noise and of the sampling generator.
+        lr: Adam learning rate of the ``log α``.
+
+    Example:
+        >>> gates = L0Gates({"fc.weight": (2, 3)}, seed=0, lr=1e-3)
+        >>> gates.start_({"fc.weight": nn.Linear(3, 2)})
+        >>> float(gates.expected_l0()) > 0, gates.attached
+        (True, True)
+    """
+
+    def __init__(self, shapes: Mapping[str, torch.Size | tuple[int, ...]], seed: int, lr: float) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.log_alphas: dict[str, Tensor] = {name: init_log_alpha(shape, generator) for name, shape in shapes.items()}
+        self.seed, self.lr = seed, lr
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.generator: torch.Generator | None = None
+        self._handles: list[RemovableHandle] = []
+
+    @property
+    def attached(self) -> bool:
+        """Whether the gates sit in the modules' forwards (between :meth:`start_` and :meth:`remove`)."""
+        return bool(self._handles)
+
+    def start_(self, modules: Mapping[str, nn.Module], state: Mapping[str, Any] | None = None) -> None:
+        """Move the gates to their weights' devices, build the optimizer and generator and attach the gates.
+
+        Args:
+            modules: FQN of each gated weight -> its ``nn.Linear`` module.
+            state: A :meth:`state_dict` to resume from (each entry optional).
+        """
+        state = state or {}
+        log_alphas = state.get("log_alphas", self.log_alphas)
+        self.log_alphas = {
+            name: log_alphas[name].detach().float().to(module.weight.device).requires_grad_()
+            for name, module in modules.items()
+        }
+        self.optimizer = torch.optim.Adam(list(self.log_alphas.values()), lr=self.lr)
+        device = next(iter(self.log_alphas.values())).device
+        self.generator = torch.Generator(device=device).manual_seed(self.seed)
+        if "gate_optimizer" in state:
+            self.optimizer.load_state_dict(state["gate_optimizer"])
+        if "gate_generator" in state:
+            self.generator.set_state(state["gate_generator"])
+        self.remove()
+        for name, module in modules.items():
+            self._handles += gate_weight_(module, self._gate(name))
+
+    def _gate(self, name: str) -> Callable[[nn.Module], Tensor]:
+        def gate(module: nn.Module) -> Tensor:
+            log_alpha = self.log_alphas[name]
+            if not module.training:
+                return hard_concrete_eval(log_alpha)
+            u = torch.rand(log_alpha.shape, generator=self.generator, device=log_alpha.device)
+            return hard_concrete_sample(log_alpha, u)
+
+        return gate
+
+    def expected_l0(self, masks: Mapping[str, Tensor] | None = None) -> Tensor:
+        """``Σ_l Σ M_l ⊙ P(z_l ≠ 0)`` (:func:`expected_l0`), differentiable in the ``log α``."""
+        return expected_l0(self.log_alphas, masks)
+
+    def step_(self, reduce: Callable[[Tensor], Tensor] | None = None, loss_scale: float | None = None) -> None:
+        """One Adam step of the ``log α`` on their accumulated gradients, then clear them.
+
+        Args:
+            reduce: Averages a flat gradient tensor over DDP ranks (the gates are no DDP parameters); ``None``: one
+                process.
+            loss_scale: The AMP loss scale to divide the gradients by (the step is skipped when one is not finite).
+        """
+        gates = list(self.log_alphas.values())
+        for gate in gates:
+            if gate.grad is None:
+                gate.grad = torch.zeros_like(gate)
+        if reduce is not None:  # one call for all gates
+            flat = reduce(torch.cat([gate.grad.reshape(-1) for gate in gates]))
+            for gate, grad in zip(gates, flat.split([gate.numel() for gate in gates])):
+                gate.grad = grad.view_as(gate)
+        finite = True
+        if loss_scale is not None:
+            for gate in gates:
+                gate.grad.div_(loss_scale)
+            finite = all(bool(torch.isfinite(gate.grad).all()) for gate in gates)
+        if finite:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def fold_(self, weights: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Make the gates hard: ``W ← W ⊙ ẑ`` in place, and detach the gates.
+
+        Args:
+            weights: FQN -> gated weight (every gated FQN).
+            masks: FQN -> current ``bool`` mask (``True`` = kept), where there is one.
+
+        Returns:
+            FQN -> new ``bool`` mask: the old mask and ``ẑ > 0``.
+        """
+        folded = {}
+        for name, log_alpha in self.log_alphas.items():
+            gate = hard_concrete_eval(log_alpha).to(weights[name].device)
+            mask = gate > 0
+            if name in masks:
+                mask &= masks[name]
+            weights[name].mul_(gate.to(weights[name].dtype))
+            folded[name] = mask
+        self.remove()
+        self.optimizer = None
+        return folded
+
+    def remove(self) -> None:
+        """Take the gates out of the modules' forwards."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def state_dict(self) -> dict[str, Any]:
+        """``log_alphas`` (CPU), and ``gate_optimizer`` and ``gate_generator`` once started."""
+        state: dict[str, Any] = {"log_alphas": {name: value.detach().cpu() for name, value in self.log_alphas.items()}}
+        if self.optimizer is not None:
+            state["gate_optimizer"] = self.optimizer.state_dict()
+        if self.generator is not None:
+            state["gate_generator"] = self.generator.get_state()
+        return state
+
 
 __all__ = [
     "BETA",
     "GAMMA",
     "INIT_NOISE_STD",
     "ZETA",
+    "L0Gates",
     "expected_l0",
     "gate_weight_",
     "hard_concrete_eval",

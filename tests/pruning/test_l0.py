@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from lightning_compress.pruning.l0 import (
+    L0Gates,
     expected_l0,
     gate_weight_,
     hard_concrete_eval,
@@ -76,3 +77,47 @@ def test_gate_weight_gates_the_forward_without_renaming_the_parameter():
     for handle in handles:
         handle.remove()
     torch.testing.assert_close(linear(x), nn.functional.linear(x, linear.weight, linear.bias))
+
+
+def test_l0_gates_sample_in_train_mode_use_the_eval_gate_in_eval_mode_and_fold():
+    torch.manual_seed(0)
+    linear = nn.Linear(3, 2)
+    gates = L0Gates({"fc.weight": (2, 3)}, seed=0, lr=0.1)
+    assert torch.equal(gates.log_alphas["fc.weight"], init_log_alpha((2, 3), torch.Generator().manual_seed(0)))
+    gates.start_({"fc.weight": linear})
+    assert gates.attached and [name for name, _ in linear.named_parameters()] == ["weight", "bias"]
+    x = torch.randn(4, 3)
+    eval_gate = hard_concrete_eval(gates.log_alphas["fc.weight"].detach())
+    torch.testing.assert_close(linear.eval()(x), nn.functional.linear(x, linear.weight * eval_gate, linear.bias))
+    linear.train()(x).sum().backward()  # a sampled gate: log α gets a gradient, an Adam step moves it
+    before = gates.log_alphas["fc.weight"].detach().clone()
+    gates.step_()
+    assert not torch.equal(before, gates.log_alphas["fc.weight"]) and gates.log_alphas["fc.weight"].grad is None
+    torch.testing.assert_close(gates.expected_l0(), keep_probability(gates.log_alphas["fc.weight"]).sum())
+    with torch.no_grad():
+        gates.log_alphas["fc.weight"][0, 0] = -10.0  # evaluation gate 0: the weight joins the mask
+    weight = linear.weight.detach().clone()
+    masks = gates.fold_({"fc.weight": linear.weight}, {"fc.weight": torch.ones(2, 3, dtype=torch.bool)})
+    gate = hard_concrete_eval(gates.log_alphas["fc.weight"].detach())
+    assert masks["fc.weight"].tolist() == (gate > 0).tolist() and not masks["fc.weight"][0, 0]
+    torch.testing.assert_close(linear.weight.detach(), weight * gate)
+    assert not gates.attached and gates.optimizer is None
+    torch.testing.assert_close(linear(x), nn.functional.linear(x, linear.weight, linear.bias))  # plain forward again
+
+
+def test_l0_gates_state_round_trip_resumes_the_same_samples():
+    def started(state=None):
+        linear = nn.Linear(3, 2)
+        gates = L0Gates({"fc.weight": (2, 3)}, seed=1, lr=0.1)
+        gates.start_({"fc.weight": linear}, state)
+        return gates, linear
+
+    gates, linear = started()
+    linear(torch.randn(2, 3)).sum().backward()
+    gates.step_(reduce=lambda flat: flat / 2, loss_scale=2.0)  # a fake 2-rank mean and an AMP scale
+    state = gates.state_dict()
+    assert set(state) == {"log_alphas", "gate_optimizer", "gate_generator"}
+    resumed, _ = started(state)
+    assert torch.equal(resumed.log_alphas["fc.weight"], gates.log_alphas["fc.weight"])
+    draw = [torch.rand(3, generator=g.generator) for g in (gates, resumed)]
+    assert torch.equal(*draw)
