@@ -1,10 +1,9 @@
 import pytest
 import torch
 from pytorch_lightning import Callback, seed_everything
-from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_compress.callbacks import AlignReg, GradualMagnitudePruning
-from tests.tiny import UserModule, loader, make_trainer, tiny_bert_config
+from tests.tiny import UserModule, assert_resume_exact, loader, make_trainer, tiny_bert_config
 
 
 class TermLog(Callback):
@@ -52,25 +51,21 @@ def test_lambda_zero_reproduces_plain_pruning_bitwise_I10():
         assert torch.equal(value, aligned[name]), name
 
 
-def _fit(tmp_path, ckpt_path=None):
-    seed_everything(0)
-    module = UserModule(dropout=0.0)
-    callbacks = [
-        GradualMagnitudePruning(final_sparsity=0.7, start=0.1, end=0.8, every_n_steps=3),
-        AlignReg(kind="cosine_unit", lam=0.5),
-        ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1, filename="{epoch}"),
-    ]
-    make_trainer(callbacks, max_epochs=3, enable_checkpointing=True).fit(module, loader(), ckpt_path=ckpt_path)
-    return module, callbacks[1]
-
-
-def test_resume_is_exact_and_keeps_the_reference(tmp_path):
-    full, full_align = _fit(tmp_path / "full")
-    resumed, resumed_align = _fit(tmp_path / "resumed", ckpt_path=tmp_path / "full" / "epoch=0.ckpt")
-    for name, ref in full_align.references.items():
-        assert torch.equal(resumed_align.references[name], ref), name
-    for (name, a), (_, b) in zip(full.named_parameters(), resumed.named_parameters()):
-        assert torch.equal(a, b), name
+def test_resume_from_a_mid_epoch_checkpoint_is_exact_and_keeps_the_reference(tmp_path):
+    """24 steps (8 per epoch): the step-11 checkpoint lies inside epoch 2, between two pruning events."""
+    runs = assert_resume_exact(
+        lambda: [
+            GradualMagnitudePruning(final_sparsity=0.7, start=0.1, end=0.8, every_n_steps=3),
+            AlignReg(kind="cosine_unit", lam=0.5),
+        ],
+        stop_at_step=11,
+        tmp_path=tmp_path,
+        max_epochs=3,
+    )
+    full, resumed = runs.full_callbacks[1], runs.resumed_callbacks[1]
+    assert full.references.keys() == resumed.references.keys()
+    for name, ref in full.references.items():
+        assert torch.equal(resumed.references[name], ref), name
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_compress.callbacks import GradientDropout, GradualMagnitudePruning
 from lightning_compress.gradient_dropout import element_keep_mask, epoch_keep_mask, mask_generator
-from tests.tiny import UserModule, loader, make_trainer, run_ddp_script
+from tests.tiny import UserModule, assert_resume_exact, loader, make_trainer, run_ddp_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,10 +180,15 @@ def _fit_with_checkpoints(tmp_path, graddrop_kwargs, ckpt_path=None):
     "graddrop_kwargs",
     [{"p": 0.3, "mask_mode": "update", "seed": 1}, {"mode": "toggle", "seed": 2}, {"mode": "layer", "seed": 3}],
 )
-def test_resume_is_exact(tmp_path, graddrop_kwargs):
-    full = _fit_with_checkpoints(tmp_path / "full", graddrop_kwargs)
-    resumed = _fit_with_checkpoints(tmp_path / "resumed", graddrop_kwargs, tmp_path / "full" / "epoch=0.ckpt")
-    assert_same_weights(full, resumed)
+def test_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path, graddrop_kwargs):
+    """12 steps (4 per epoch): the step-6 checkpoint lies inside epoch 1."""
+    assert_resume_exact(
+        lambda: [GradientDropout(**graddrop_kwargs)],
+        stop_at_step=6,
+        tmp_path=tmp_path,
+        make_loader=lambda: loader(32),
+        max_epochs=3,
+    )
 
 
 def test_resume_adopts_the_seed_of_the_checkpoint(tmp_path):

@@ -1,11 +1,10 @@
 import pytest
 import torch
-from pytorch_lightning import Callback, seed_everything
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning import Callback
 
 from lightning_compress.callbacks import GradualUnfreezing
-from tests.callbacks.test_gradient_dropout import assert_same_weights, fit, make_trainer
-from tests.tiny import UserModule, loader
+from tests.callbacks.test_gradient_dropout import fit
+from tests.tiny import UserModule, assert_resume_exact, loader, make_trainer
 
 
 class EpochSnapshots(Callback):
@@ -67,19 +66,15 @@ def test_every_n_epochs_and_user_frozen_parameters():
     assert word not in snapshots.trainable[2] and not module.model.bert.embeddings.word_embeddings.weight.requires_grad
 
 
-def _fit_with_checkpoints(tmp_path, ckpt_path=None):
-    seed_everything(0)
-    module = UserModule(dropout=0.0)
-    checkpoints = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1, filename="{epoch}")
-    trainer = make_trainer([GradualUnfreezing(layers_per_step=1), checkpoints], max_epochs=3, enable_checkpointing=True)
-    trainer.fit(module, loader(32), ckpt_path=ckpt_path)
-    return module
-
-
-def test_resume_is_exact(tmp_path):
-    full = _fit_with_checkpoints(tmp_path / "full")
-    resumed = _fit_with_checkpoints(tmp_path / "resumed", tmp_path / "full" / "epoch=0.ckpt")
-    assert_same_weights(full, resumed)
+def test_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path):
+    """12 steps (4 per epoch), a block unfrozen as each epoch starts: the step-6 checkpoint lies inside epoch 1."""
+    assert_resume_exact(
+        lambda: [GradualUnfreezing(layers_per_step=1)],
+        stop_at_step=6,
+        tmp_path=tmp_path,
+        make_loader=lambda: loader(32),
+        max_epochs=3,
+    )
 
 
 @pytest.mark.parametrize(

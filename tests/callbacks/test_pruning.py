@@ -81,7 +81,7 @@ def test_epoch_frequency_prunes_at_epoch_boundaries_after_validation():
 
 @pytest.mark.parametrize("stop_at_step", [4, 13, 20])
 def test_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path, stop_at_step):
-    """32 steps (8 per epoch), events at 6, 9, ..., 24: every checkpoint lies inside an epoch, before or between events."""
+    """32 steps (8 per epoch), events at 6, 9, ..., 24: each checkpoint is inside an epoch, before or between events."""
     runs = assert_resume_exact(
         lambda: [GradualMagnitudePruning(final_sparsity=0.8, start=0.1, end=0.8, every_n_steps=3)],
         stop_at_step=stop_at_step,

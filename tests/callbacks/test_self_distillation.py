@@ -5,7 +5,15 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from lightning_compress.callbacks import AlignReg, GradualMagnitudePruning, SelfDistilledPruning
-from tests.tiny import RandomTokens, UserModule, loader, make_trainer, run_ddp_script, tiny_bert_config
+from tests.tiny import (
+    RandomTokens,
+    UserModule,
+    assert_resume_exact,
+    loader,
+    make_trainer,
+    run_ddp_script,
+    tiny_bert_config,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(val_dataloader|LeafSpec|without a GradualMagnitudePruning).*")
 
@@ -184,15 +192,22 @@ def _fit_sdp(tmp_path, ckpt_path=None, teacher_cache=True, data_seed=0):
     return module, callbacks[1]
 
 
-@pytest.mark.parametrize("teacher_cache, resume_epoch", [(True, 0), (True, 1), (False, 0)])
-def test_resume_is_exact(tmp_path, teacher_cache, resume_epoch):
-    full, full_sdp = _fit_sdp(tmp_path / "full", teacher_cache=teacher_cache)
-    ckpt = tmp_path / "full" / f"epoch={resume_epoch}.ckpt"
-    resumed, resumed_sdp = _fit_sdp(tmp_path / "resumed", ckpt_path=ckpt, teacher_cache=teacher_cache)
+@pytest.mark.parametrize("teacher_cache, stop_at_step", [(True, 2), (True, 6), (False, 2)])
+def test_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path, teacher_cache, stop_at_step):
+    """12 steps (4 per epoch): step 2 is inside epoch 0, with the teacher cache half filled; step 6 inside epoch 1."""
+    runs = assert_resume_exact(
+        lambda: [
+            GradualMagnitudePruning(final_sparsity=0.7, start=0.1, end=0.8, every_n_steps=3),
+            SelfDistilledPruning(feature_loss="cc", beta=0.01, teacher_cache=teacher_cache),
+        ],
+        stop_at_step=stop_at_step,
+        tmp_path=tmp_path,
+        make_loader=lambda: loader(32),
+        max_epochs=3,
+    )
     if teacher_cache:
-        assert torch.equal(full_sdp.cache_logits, resumed_sdp.cache_logits)
-    for (name, a), (_, b) in zip(full.named_parameters(), resumed.named_parameters()):
-        assert torch.equal(a, b), name
+        assert runs.resumed_callbacks[1].cache_complete
+        assert torch.equal(runs.full_callbacks[1].cache_logits, runs.resumed_callbacks[1].cache_logits)
 
 
 @pytest.mark.parametrize("resume_epoch", [0, 1])

@@ -3,27 +3,13 @@ import copy
 import pytest
 import torch
 from pytorch_lightning import Callback, seed_everything
-from pytorch_lightning.callbacks import ModelCheckpoint
-from torch.utils.data import DataLoader
-from transformers import BertForSequenceClassification
 
 from lightning_compress.callbacks import GradualMagnitudePruning, SelfDistilledPruning, StructuredPruning
 from lightning_compress.pruning import slim_model_
 from lightning_compress.pruning.structured import units_to_remove
-from tests.tiny import RandomTokens, UserModule, loader, make_trainer, run_ddp_script, tiny_bert_config
+from tests.tiny import RandomTokens, UserModule, assert_resume_exact, loader, make_trainer, run_ddp_script
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(val_dataloader|LeafSpec|does not have many workers).*")
-
-
-def _module(layers: int = 2, dropout: float = 0.1, **kwargs) -> UserModule:
-    module = UserModule(dropout=dropout, **kwargs)
-    if layers != 2:
-        torch.manual_seed(0)
-        config = tiny_bert_config(
-            num_hidden_layers=layers, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout
-        )
-        module.model = BertForSequenceClassification(config)
-    return module
 
 
 class RemovedStayZero(Callback):
@@ -47,7 +33,7 @@ def _logits(model, ids):
 
 def test_ffn_neurons_follow_the_schedule_stay_zero_and_slice_to_the_same_logits():
     seed_everything(0)
-    module = _module()
+    module = UserModule()
     pruning = StructuredPruning(final_sparsity=0.5, unit="ffn_neurons", start=0.1, end=0.6, every_n_steps=2)
     probe = RemovedStayZero(pruning)
     make_trainer([pruning, probe], max_epochs=2).fit(module, loader())
@@ -69,7 +55,7 @@ def test_ffn_neurons_follow_the_schedule_stay_zero_and_slice_to_the_same_logits(
 
 def test_layers_are_skipped_exactly_during_fit_and_sliced_out_at_its_end():
     seed_everything(0)
-    module = _module(layers=3, dropout=0.0)
+    module = UserModule(layers=3, dropout=0.0)
     pruning = StructuredPruning(final_sparsity=0.34, unit="layers", schedule="one_shot", start=3)
     seen = {}
     ids = RandomTokens(16).input_ids
@@ -103,7 +89,7 @@ def test_taylor_accumulates_gradients_between_events_and_random_is_seeded():
             if trainer.global_step == 4:  # right before the event: four optimizer steps accumulated
                 seen.append((pruning.taylor_steps, {k: v.clone() for k, v in pruning.taylor_scores.items()}))
 
-    make_trainer([Probe(), pruning], max_epochs=1).fit(_module(), loader())
+    make_trainer([Probe(), pruning], max_epochs=1).fit(UserModule(), loader())
     steps, scores = seen[0]
     assert steps == 4 and set(scores) == {"model.bert.encoder.layer.0", "model.bert.encoder.layer.1"}
     for name, score in scores.items():  # the lowest accumulated |Σ w·g| are the removed neurons
@@ -115,14 +101,14 @@ def test_taylor_accumulates_gradients_between_events_and_random_is_seeded():
     for _ in range(2):
         seed_everything(1)
         random = StructuredPruning(final_sparsity=0.5, criterion="random", schedule="one_shot", start=2, seed=7)
-        make_trainer([random], max_steps=4).fit(_module(), loader())
+        make_trainer([random], max_steps=4).fit(UserModule(), loader())
         masks.append(random.masks)
     assert all(torch.equal(masks[0][name], masks[1][name]) for name in masks[0])
 
 
 def test_stacks_with_gradual_magnitude_pruning_and_self_distillation():
     seed_everything(0)
-    module = _module()
+    module = UserModule()
     structured = StructuredPruning(final_sparsity=0.25, schedule="one_shot", start=2)
     gmp = GradualMagnitudePruning(final_sparsity=0.5, schedule="one_shot", start=4)
     sdp = SelfDistilledPruning(teacher_cache=False)
@@ -140,63 +126,29 @@ def test_stacks_with_gradual_magnitude_pruning_and_self_distillation():
     assert (up[kept] == 0).any() and not up[~kept].any()
 
 
-class ResumableLoader(DataLoader):
-    """A loader Lightning can resume mid-epoch (``state_dict`` / ``load_state_dict``): it skips the batches the
-    checkpointed run had consumed. A plain DataLoader restarts the epoch from its first batch, so no callback could
-    make a mid-epoch resume exact with it."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.consumed, self._skip = 0, 0
-
-    def __iter__(self):
-        skip, self._skip = self._skip, 0
-        self.consumed = skip
-        for index, batch in enumerate(super().__iter__()):
-            if index >= skip:
-                self.consumed += 1
-                yield batch
-
-    def state_dict(self):
-        return {"consumed": self.consumed}
-
-    def load_state_dict(self, state_dict):
-        self._skip = state_dict["consumed"]
-
-
-def _fit_with_step_checkpoints(tmp_path, unit, criterion, ckpt_path=None):
-    seed_everything(0)
-    module = _module(layers=3 if unit == "layers" else 2, dropout=0.0)
-    sparsity = 0.67 if unit == "layers" else 0.6
-    pruning = StructuredPruning(
-        final_sparsity=sparsity, unit=unit, criterion=criterion, start=0.1, end=0.8, every_n_steps=3
-    )
-    checkpoints = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_train_steps=5, filename="{step}")
-    trainer = make_trainer([pruning, checkpoints], max_epochs=2, enable_checkpointing=True)
-    trainer.fit(module, ResumableLoader(RandomTokens(64), batch_size=8), ckpt_path=ckpt_path)
-    return module, pruning
-
-
 @pytest.mark.parametrize("unit, criterion", [("ffn_neurons", "taylor"), ("layers", "random")])
 def test_resume_from_a_mid_epoch_checkpoint_between_events_is_exact(tmp_path, unit, criterion):
     # 16 optimizer steps (8 per epoch), events at 5, 8, 11; the step-10 checkpoint is mid-epoch 2, between events
-    full_module, full = _fit_with_step_checkpoints(tmp_path / "full", unit, criterion)
-    assert [event.step for event in full.events] == [5, 8, 11]
-    resumed_module, resumed = _fit_with_step_checkpoints(
-        tmp_path / "resumed", unit, criterion, ckpt_path=tmp_path / "full" / "step=10.ckpt"
+    def callbacks():
+        sparsity = 0.67 if unit == "layers" else 0.6
+        settings = dict(unit=unit, criterion=criterion, start=0.1, end=0.8, every_n_steps=3)
+        return [StructuredPruning(final_sparsity=sparsity, **settings)]
+
+    runs = assert_resume_exact(
+        callbacks,
+        stop_at_step=10,
+        tmp_path=tmp_path,
+        make_module=lambda: UserModule(dropout=0.0, layers=3 if unit == "layers" else 2),
     )
+    full, resumed = runs.full_callbacks[0], runs.resumed_callbacks[0]
+    assert [event.step for event in full.events] == [5, 8, 11]
     assert resumed.history == full.history and resumed.last_event_step == full.last_event_step == 11
-    assert full.masks.keys() == resumed.masks.keys()
-    for name, mask in full.masks.items():
-        assert torch.equal(resumed.masks[name], mask), name
-    for (name, a), (_, b) in zip(full_module.named_parameters(), resumed_module.named_parameters()):
-        assert torch.equal(a, b), name
 
 
 def test_warns_once_when_the_users_model_trains_in_eval_mode():
     seed_everything(0)
     with pytest.warns(UserWarning, match="dropout module\\(s\\) of the model being trained are in eval mode"):
-        make_trainer([StructuredPruning(final_sparsity=0.5)], max_steps=2).fit(_module(train_mode=False), loader())
+        make_trainer([StructuredPruning(final_sparsity=0.5)], max_steps=2).fit(UserModule(train_mode=False), loader())
 
 
 @pytest.mark.parametrize(
@@ -252,13 +204,13 @@ def test_bad_arguments_raise_clear_errors(kwargs, error, match):
 )
 def test_model_dependent_errors_at_setup(kwargs, layers, match):
     with pytest.raises(ValueError, match=match):
-        make_trainer([StructuredPruning(**kwargs)], max_steps=1).fit(_module(layers=layers), loader())
+        make_trainer([StructuredPruning(**kwargs)], max_steps=1).fit(UserModule(layers=layers), loader())
 
 
 def test_taylor_with_an_event_at_step_zero_is_rejected():
     pruning = StructuredPruning(criterion="taylor", start=0)
     with pytest.raises(ValueError, match="first event is at step 0: start the schedule at step >= 1"):
-        make_trainer([pruning], max_steps=4).fit(_module(), loader())
+        make_trainer([pruning], max_steps=4).fit(UserModule(), loader())
 
 
 def test_layers_targets_restrict_which_layers_may_go():
@@ -266,7 +218,7 @@ def test_layers_targets_restrict_which_layers_may_go():
     pruning = StructuredPruning(
         final_sparsity=0.5, unit="layers", schedule="one_shot", start=1, targets=r"layer\.[12]$"
     )
-    make_trainer([pruning], max_steps=3).fit(_module(layers=3), loader())
+    make_trainer([pruning], max_steps=3).fit(UserModule(layers=3), loader())
     assert bool(pruning.masks["model.bert.encoder.layer.0"]) and len(pruning.kept_layers) == 2
 
 
