@@ -10,7 +10,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
-from transformers import BertConfig, BertModel
+
+from lightning_compress.data.sampling import ResumableDataLoader
+from tests import tiny
 
 VOCAB_SIZE = 100
 SEQ_LEN = 8
@@ -19,13 +21,7 @@ SEQ_LEN = 8
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Folder of a 2-layer, 32-hidden BERT encoder (no head), as a hub model folder would hold it."""
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=VOCAB_SIZE, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
-    )
-    BertModel(config).save_pretrained(folder)
-    return str(folder)
+    return tiny.save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), vocab_size=VOCAB_SIZE, max_position_embeddings=512)
 
 
 def _examples(n: int, kind: str, num_labels: int, seed: int) -> list[dict[str, torch.Tensor]]:
@@ -56,31 +52,22 @@ def _examples(n: int, kind: str, num_labels: int, seed: int) -> list[dict[str, t
 
 @pytest.fixture
 def make_loader() -> Callable[..., DataLoader]:
-    """``make_loader(n, kind, num_labels, seed, batch_size)``: a DataLoader of dict batches (batch contract)."""
+    """``make_loader(n, kind, num_labels, seed, batch_size)``: a DataLoader of dict batches (batch contract), resumable
+    mid-epoch."""
 
     def make(
         n: int = 8, kind: str = "classification", num_labels: int = 2, seed: int = 0, batch_size: int = 4
     ) -> DataLoader:
-        return DataLoader(_examples(n, kind, num_labels, seed), batch_size=batch_size)
+        return ResumableDataLoader(_examples(n, kind, num_labels, seed), batch_size=batch_size)
 
     return make
 
 
 @pytest.fixture
 def make_trainer(tmp_path: Path) -> Callable[..., pl.Trainer]:
-    """A CPU Trainer without logger, checkpointing, progress bar or summary; kwargs override."""
+    """:func:`tests.tiny.make_trainer` writing under the test's ``tmp_path``; kwargs override."""
 
     def make(**kwargs: Any) -> pl.Trainer:
-        options: dict[str, Any] = {
-            "accelerator": "cpu",
-            "devices": 1,
-            "logger": False,
-            "enable_checkpointing": False,
-            "enable_progress_bar": False,
-            "enable_model_summary": False,
-            "default_root_dir": tmp_path,
-        }
-        options.update(kwargs)
-        return pl.Trainer(**options)
+        return tiny.make_trainer(**{"default_root_dir": tmp_path, **kwargs})
 
     return make

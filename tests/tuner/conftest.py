@@ -1,14 +1,12 @@
 """A tiny trial: the quickstart config on a 2-layer, 32-wide BERT and a 60-document corpus, a few steps."""
 
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from transformers import BertConfig, BertModel
 
-from lightning_compress.hub import resolve_pretrained
+from tests.tiny import save_tiny_minilm
 
 ROOT = Path(__file__).resolve().parents[2]
 WORDS = {
@@ -22,14 +20,7 @@ WORDS = {
 def tiny_trial_config(tmp_path_factory) -> Path:
     """A LightningCLI trial config that fits in a few seconds on one core."""
     root = tmp_path_factory.mktemp("tiny_trial")
-    model = root / "model"
-    torch.manual_seed(0)
-    BertModel(
-        BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    ).save_pretrained(model)
-    packaged = Path(resolve_pretrained("sentence-transformers/all-MiniLM-L6-v2"))
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(packaged / name, model / name)
+    model = save_tiny_minilm(root / "model")
     corpus = root / "corpus"
     generator = torch.Generator().manual_seed(0)
     for label, words in WORDS.items():
