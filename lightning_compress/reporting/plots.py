@@ -1,4 +1,7 @@
-"""Figures of a reproduction: metric vs remaining weights, per-layer sparsity, per-language zero-shot scores."""
+"""Figures of a reproduction: metric vs remaining weights, per-layer sparsity, per-language zero-shot scores.
+
+Needs matplotlib (the ``report`` extra); importing this module without it raises an ``ImportError`` naming the extra.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,13 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-import matplotlib
+from lightning_compress.extras import import_extra
+from lightning_compress.reporting.published import PublishedTable
+from lightning_compress.reporting.run_record import SPARSITY_KEY
+from lightning_compress.reporting.runs import RunResult, metric_value, select_point
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from lightning_compress.reporting.published import PublishedTable  # noqa: E402
-from lightning_compress.reporting.run_record import SPARSITY_KEY  # noqa: E402
-from lightning_compress.reporting.runs import RunResult, metric_value, select_point  # noqa: E402
+import_extra("matplotlib", "Plotting the figures of `lightning-compress report`").use("Agg")
+plt = import_extra("matplotlib.pyplot", "Plotting the figures of `lightning-compress report`")
 
 __all__ = ["plot_languages", "plot_layer_sparsity", "plot_sparsity_curves"]
 

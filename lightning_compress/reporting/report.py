@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from lightning_compress.extras import extra_hint, has_module
 from lightning_compress.reporting.comparison import (
     TableComparison,
     compare_table,
@@ -32,9 +33,13 @@ class TableReport:
     figures: tuple[Path, ...]
 
 
-def write_report(runs_dir: str | Path, out: str | Path) -> list[TableReport]:
-    """Write ``<table>_<scale>.md`` / ``.csv`` and the figures for every table with runs under ``runs_dir``."""
-    from lightning_compress.reporting.plots import plot_languages, plot_layer_sparsity, plot_sparsity_curves
+def write_report(runs_dir: str | Path, out: str | Path, plots: bool = True) -> list[TableReport]:
+    """Write ``<table>_<scale>.md`` / ``.csv`` and (``plots=True``) the figures for every table with runs under
+    ``runs_dir``. The figures need matplotlib (the ``report`` extra); ``plots=False`` writes the tables alone."""
+    if plots:
+        from lightning_compress.reporting.plots import plot_languages, plot_layer_sparsity, plot_sparsity_curves
+    else:
+        plot_languages = plot_layer_sparsity = plot_sparsity_curves = _no_figure
 
     runs = load_runs(runs_dir)
     out = Path(out)
@@ -63,6 +68,11 @@ def write_report(runs_dir: str | Path, out: str | Path) -> list[TableReport]:
                 handle.write("\n## Figures\n\n" + "".join(f"![{name}]({name})\n\n" for name in figures))
         reports.append(TableReport(comparison, tuple(sorted(out / name for name in figures))))
     return reports
+
+
+def _no_figure(*args: object) -> bool:
+    """Stands in for a plot function when figures are off: nothing written."""
+    return False
 
 
 def update_document(document: str | Path, reports: list[TableReport]) -> list[str]:
@@ -112,7 +122,10 @@ def report_main(argv: list[str]) -> None:
         parser.error(f"runs_dir {args.runs_dir} does not exist")
     if args.update is not None and not args.update.is_file():
         parser.error(f"--update {args.update}: no such markdown page")
-    reports = write_report(args.runs_dir, args.out)
+    plots = has_module("matplotlib")
+    if not plots:
+        print(f"figures skipped: they need matplotlib, {extra_hint('matplotlib')}; writing the tables only")
+    reports = write_report(args.runs_dir, args.out, plots=plots)
     if not reports:
         parser.error(f"no finished run (a folder with result.json) under {args.runs_dir}")
     for comparison in (report.comparison for report in reports):

@@ -21,6 +21,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lightning_compress.extras import import_extra
+
 __all__ = ["EXECUTORS", "LocalExecutor", "RayExecutor", "TrialOutcome", "TrialSpec", "run_trial"]
 
 _LOG_TAIL = 2000
@@ -270,12 +272,7 @@ class RayExecutor:
         max_concurrent: int | None = None,
         init_kwargs: dict | None = None,
     ) -> None:
-        try:
-            import ray
-        except ImportError as error:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "RayExecutor needs Ray: pip install 'lightning-compress[ray]' (or 'ray[default]')."
-            ) from error
+        ray = import_extra("ray", "RayExecutor")
         if gpus_per_trial < 0 or cpus_per_trial <= 0:
             raise ValueError(
                 f"`RayExecutor(gpus_per_trial={gpus_per_trial!r}, cpus_per_trial={cpus_per_trial!r})` is invalid: "

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from lightning_compress.extras import extra_hint, has_module, import_extra
 from lightning_compress.tuner.journal import Journal, Trial
 from lightning_compress.tuner.search import fit_gp
 
@@ -73,7 +74,10 @@ class LiveTable:
 
 
 def write_outputs(tuner: SparsityTuner, result: TunerResult, journal: Journal) -> None:
-    """``best_config.yaml``, ``trials.csv``, ``metric_vs_knob.png`` and ``trace.png`` in ``tuner.out_dir``."""
+    """``best_config.yaml``, ``trials.csv``, ``metric_vs_knob.png`` and ``trace.png`` in ``tuner.out_dir``.
+
+    The two plots need matplotlib (the ``report`` extra); without it they are skipped and the printed summary says so.
+    """
     out = tuner.out_dir
     (out / "best_config.yaml").write_text(yaml.safe_dump(result.config, sort_keys=False))
     trials = journal.trials()
@@ -96,7 +100,13 @@ def write_outputs(tuner: SparsityTuner, result: TunerResult, journal: Journal) -
                     (t.error or "").splitlines()[0] if t.error else "",
                 ]
             )
-    _plot(tuner, result, trials)
+    written = [out / "best_config.yaml", out / "trials.csv"]
+    if has_module("matplotlib"):
+        _plot(tuner, result, trials)
+        written += [out / "metric_vs_knob.png", out / "trace.png"]
+        skipped = ""
+    else:
+        skipped = f"\nplots skipped: they need matplotlib, {extra_hint('matplotlib')}"
     Console().print(
         f"level {result.level:.4f} (dense {result.dense_metric:.4f}); best: "
         + (
@@ -104,15 +114,14 @@ def write_outputs(tuner: SparsityTuner, result: TunerResult, journal: Journal) -
             if result.best
             else "no feasible trial"
         )
-        + f"\nwrote {out / 'best_config.yaml'}, {out / 'trials.csv'}, {out / 'metric_vs_knob.png'}"
+        + f"\nwrote {', '.join(str(path) for path in written)}{skipped}",
+        markup=False,  # "[report]" in the hint is text, not a rich style
     )
 
 
 def _plot(tuner: SparsityTuner, result: TunerResult, trials: list[Trial]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import_extra("matplotlib", "Plotting a sweep").use("Agg")
+    plt = import_extra("matplotlib.pyplot", "Plotting a sweep")
 
     knob = tuner.knobs[0]
     points = [(t.knobs[knob.path], t.metrics.get(tuner.metric, float("nan")), t.status) for t in trials]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,24 @@ def test_truncated_layer_sparsity_file_names_the_file(runs_dir: Path) -> None:
     path.write_text('{"layers": {"model.enc')
     with pytest.raises(ValueError, match=r"ft/xnli/seed1/layer_sparsity\.json', line 1, column \d+: not valid JSON"):
         load_runs(runs_dir)
+
+
+def test_report_without_matplotlib_writes_the_tables_and_names_the_extra(
+    runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setattr("lightning_compress.reporting.report.has_module", lambda name: False)
+    out = tmp_path / "results"
+    main(["report", str(runs_dir), "--out", str(out)])
+    assert "figures skipped: they need matplotlib, `pip install lightning-compress[report]`" in capsys.readouterr().out
+    assert (out / "oneill_11_2_scaled.md").is_file() and not list(out.glob("*.png"))
+    assert "## Figures" not in (out / "oneill_11_2_scaled.md").read_text()
+
+
+def test_figures_without_matplotlib_name_the_extra(
+    runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    monkeypatch.delitem(sys.modules, "lightning_compress.reporting.plots", raising=False)
+    with pytest.raises(ImportError, match=r"^Plotting the figures of .* needs matplotlib, which is not installed: "):
+        write_report(runs_dir, tmp_path / "out")
+    assert write_report(runs_dir, tmp_path / "tables", plots=False)  # the tables alone need no matplotlib

@@ -280,3 +280,12 @@ def test_first_ctrl_c_stops_running_trials_requeues_them_and_the_sweep_resumes(t
     trials = Journal(out / "journal.sqlite").trials()
     assert len(trials) == 1 + 3 and all(t.status == "done" for t in trials)
     assert {t.attempts for t in trials if t.id in {r.id for r in running}} == {2}
+
+
+def test_sweep_without_matplotlib_skips_the_plots_and_names_the_extra(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("lightning_compress.tuner.output.has_module", lambda name: False)
+    FakeTrials(CONFIG, out_dir=tmp_path, n_trials=2, live=False, script=GOOD).run()
+    assert (tmp_path / "trials.csv").is_file() and (tmp_path / "best_config.yaml").is_file()
+    assert not (tmp_path / "metric_vs_knob.png").exists() and not (tmp_path / "trace.png").exists()
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "plots skipped: they need matplotlib, `pip install lightning-compress[report]`" in out
