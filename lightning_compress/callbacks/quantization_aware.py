@@ -164,7 +164,8 @@ class QuantizationAwareTraining(StatefulCallback):
         if self.start_step is None or trainer.global_step < self.start_step or self.is_prepared(pl_module):
             return
         qat_prepare_(pl_module, self.module_names, self.weights, self.activations, self.group_size)
-        self.prepared_at_step = trainer.global_step
+        if not 0 <= self.prepared_at_step <= trainer.global_step:  # a resumed run keeps the step it was saved with
+            self.prepared_at_step = trainer.global_step
         rank_zero_info(
             f"QuantizationAwareTraining: step {trainer.global_step}, fake-quantizing {len(self.module_names)} Linear "
             f"modules (weights={self.weights}, activations={self.activations})."

@@ -3,7 +3,6 @@ import copy
 import pytest
 import torch
 from pytorch_lightning import Callback, seed_everything
-from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_compress.callbacks import (
     GradualMagnitudePruning,
@@ -12,7 +11,7 @@ from lightning_compress.callbacks import (
     StructuredPruning,
 )
 from lightning_compress.quantization.qat import fake_quantized_formats, qat_convert_
-from tests.tiny import UserModule, loader, make_trainer, run_ddp_script
+from tests.tiny import UserModule, assert_resume_exact, loader, make_trainer, run_ddp_script
 
 torchao_qat = pytest.importorskip("torchao.quantization.qat")
 FakeQuantizedLinear = torchao_qat.FakeQuantizedLinear
@@ -85,25 +84,17 @@ def test_on_fit_end_converts_to_int8_tensors():
     assert not fake_quantized_formats(module)
 
 
-def _fit_with_checkpoints(tmp_path, ckpt_path=None, callbacks=()):
-    seed_everything(0)
-    module = UserModule(dropout=0.0)
-    qat = QuantizationAwareTraining(weights="int4", start=12, convert_at_end=False)
-    checkpoints = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1, filename="{epoch}")
-    trainer = make_trainer([*callbacks, qat, checkpoints], max_epochs=3, enable_checkpointing=True)
-    trainer.fit(module, loader(), ckpt_path=ckpt_path)
-    return module
-
-
-@pytest.mark.parametrize("resume_epoch", [0, 1])  # 8 steps per epoch: step 8 is before the start (12), step 16 after
-def test_resume_before_and_after_the_start_is_exact(tmp_path, resume_epoch):
-    full = _fit_with_checkpoints(tmp_path / "full")
-    saved = torch.load(tmp_path / "full" / f"epoch={resume_epoch}.ckpt", weights_only=False)
+@pytest.mark.parametrize("stop_at_step", [11, 13])  # 8 steps per epoch: inside epoch 1, before and after the start
+def test_resume_from_a_mid_epoch_checkpoint_before_and_after_the_start_is_exact(tmp_path, stop_at_step):
+    runs = assert_resume_exact(
+        lambda: [QuantizationAwareTraining(weights="int4", start=12, convert_at_end=False)],
+        stop_at_step=stop_at_step,
+        tmp_path=tmp_path,
+        max_epochs=3,
+    )
+    saved = torch.load(runs.checkpoint, weights_only=False)
     assert set(saved["state_dict"]) == set(UserModule().state_dict())
-    resumed = _fit_with_checkpoints(tmp_path / "resumed", ckpt_path=tmp_path / "full" / f"epoch={resume_epoch}.ckpt")
-    assert isinstance(resumed.model.bert.encoder.layer[0].output.dense, FakeQuantizedLinear)
-    for (name, a), (_, b) in zip(full.named_parameters(), resumed.named_parameters()):
-        assert torch.equal(a, b), name
+    assert isinstance(runs.resumed_module.model.bert.encoder.layer[0].output.dense, FakeQuantizedLinear)
 
 
 @pytest.mark.parametrize("weights", ["int8", "int4"])

@@ -10,7 +10,13 @@ from lightning_compress.callbacks import TernaryWeightSplitting
 from lightning_compress.callbacks.weight_splitting import split_groups
 from lightning_compress.export import load_compressed, save_compressed
 from lightning_compress.quantization import QuantEmbedding, QuantLinear, SplitBinaryEmbedding, SplitBinaryLinear
-from tests.tiny import UserModule, loader, make_trainer, run_ddp_script
+from tests.tiny import UserModule, assert_resume_exact, loader, make_trainer, run_ddp_script
+
+# Lightning 2.6 loses the train loader's mid-epoch state when `configure_optimizers` reads
+# `trainer.estimated_stepping_batches` (a warm-up schedule does): that call runs `fit_loop.setup_data()` before the
+# checkpoint's loop state is restored, so `load_state_dict` of the loader is never called and the resumed epoch restarts
+# from its first batch. Exact once the project restores the pending loader state itself (see ResumableDataLoader).
+ESTIMATED_STEPS_DROPS_LOADER_STATE = "Lightning drops the loader state when configure_optimizers estimates the steps"
 
 
 class ScheduledModule(UserModule):
@@ -81,28 +87,33 @@ def test_bwn_baseline_is_binary_from_the_start_and_never_splits():
     assert isinstance(module.model.bert.embeddings.word_embeddings, QuantEmbedding)
 
 
-def _fit_with_checkpoints(tmp_path, ckpt_path=None):
-    seed_everything(0)
-    module = ScheduledModule(dropout=0.0)
-    tws = TernaryWeightSplitting(split_at=12, act_bits=4, act_quantizer="lsq", width=0.5)
-    checkpoints = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1, filename="{epoch}")
-    trainer = make_trainer([tws, checkpoints], max_epochs=3, enable_checkpointing=True)
-    trainer.fit(module, loader(), ckpt_path=ckpt_path)
-    return module, tws
-
-
-@pytest.mark.parametrize("resume_epoch", [0, 1])  # epoch 0 ends before the split (step 8), epoch 1 after it (16)
-def test_resume_before_or_after_the_split_is_exact(tmp_path, resume_epoch):
-    full_module, full_tws = _fit_with_checkpoints(tmp_path / "full")
-    resumed_module, resumed_tws = _fit_with_checkpoints(
-        tmp_path / "resumed", ckpt_path=tmp_path / "full" / f"epoch={resume_epoch}.ckpt"
+@pytest.mark.parametrize("stop_at_step", [8, 16])  # the ends of epochs 0 and 1, before and after the split (12)
+def test_resume_from_an_epoch_end_checkpoint_before_or_after_the_split_is_exact(tmp_path, stop_at_step):
+    runs = assert_resume_exact(
+        lambda: [TernaryWeightSplitting(split_at=12, act_bits=4, act_quantizer="lsq", width=0.5)],
+        stop_at_step=stop_at_step,
+        tmp_path=tmp_path,
+        make_module=lambda: ScheduledModule(dropout=0.0),
+        max_epochs=3,
+        mid_epoch=False,
     )
-    assert resumed_tws.phase == full_tws.phase == "binary"
-    assert resumed_tws.split_step == full_tws.split_step == 12
-    full, resumed = dict(full_module.named_parameters()), dict(resumed_module.named_parameters())
-    assert full.keys() == resumed.keys() and any(name.endswith("weight1") for name in full)
-    for name in full:
-        assert torch.equal(full[name], resumed[name]), name
+    assert runs.resumed_callbacks[0].split_step == runs.full_callbacks[0].split_step == 12
+
+
+@pytest.mark.xfail(reason=ESTIMATED_STEPS_DROPS_LOADER_STATE, strict=True)
+@pytest.mark.parametrize("stop_at_step", [10, 13])  # 8 steps per epoch: inside epoch 1, before and after the split
+def test_resume_from_a_mid_epoch_checkpoint_before_or_after_the_split_is_exact(tmp_path, stop_at_step):
+    runs = assert_resume_exact(
+        lambda: [TernaryWeightSplitting(split_at=12, act_bits=4, act_quantizer="lsq", width=0.5)],
+        stop_at_step=stop_at_step,
+        tmp_path=tmp_path,
+        make_module=lambda: ScheduledModule(dropout=0.0),
+        max_epochs=3,
+    )
+    full, resumed = runs.full_callbacks[0], runs.resumed_callbacks[0]
+    assert resumed.phase == full.phase == "binary"
+    assert resumed.split_step == full.split_step == 12
+    assert any(name.endswith("weight1") for name in runs.resumed_module.state_dict())
 
 
 @pytest.mark.parametrize(
@@ -223,18 +234,22 @@ def test_adaptive_split_plan_is_the_knapsack_optimum_of_the_measured_gains(tmp_p
                 assert modules[name].weights == "binary", name
 
 
-def test_resume_after_an_adaptive_split_is_exact(tmp_path):
-    full_module, full_tws = _fit_adaptive(tmp_path / "full")
-    resumed_module, resumed_tws = _fit_adaptive(tmp_path / "resumed", ckpt_path=tmp_path / "full" / "epoch=1.ckpt")
-    assert resumed_tws.plan == full_tws.plan and resumed_tws.adaptive == full_tws.adaptive
-    full_modules, resumed_modules = dict(full_module.named_modules()), dict(resumed_module.named_modules())
+@pytest.mark.xfail(reason=ESTIMATED_STEPS_DROPS_LOADER_STATE, strict=True)
+def test_resume_from_a_mid_epoch_checkpoint_after_an_adaptive_split_is_exact(tmp_path):
+    settings = dict(split_at=12, act_bits=8, width=0.5, adaptive_budget=0.4, adaptive_rest="binary", adaptive_batches=3)
+    runs = assert_resume_exact(
+        lambda: [TernaryWeightSplitting(**settings)],
+        stop_at_step=13,
+        tmp_path=tmp_path,
+        make_module=lambda: ScheduledModule(dropout=0.0),
+        max_epochs=3,
+    )
+    full, resumed = runs.full_callbacks[0], runs.resumed_callbacks[0]
+    assert resumed.plan == full.plan and resumed.adaptive == full.adaptive
+    full_modules, resumed_modules = dict(runs.full_module.named_modules()), dict(runs.resumed_module.named_modules())
     for name, module in full_modules.items():
         assert type(resumed_modules[name]) is type(module), name
         assert getattr(resumed_modules[name], "weights", None) == getattr(module, "weights", None), name
-    full, resumed = dict(full_module.named_parameters()), dict(resumed_module.named_parameters())
-    assert full.keys() == resumed.keys()
-    for name in full:
-        assert torch.equal(full[name], resumed[name]), name
 
 
 @pytest.mark.parametrize("rest", ["binary", "ternary"])
