@@ -7,7 +7,12 @@ Each comparison is a set of configs that share data, schedule, optimiser and ste
 * ``alignreg_xnli``: multilingual e5-small on English SNLI pruned to 70 %, zero-shot XNLI: plain magnitude pruning vs
   the three AlignReg regularisers (docs/methods.md#alignreg);
 * ``binarybert_sst2`` / ``binarybert_mrpc``: MiniLM-L6 full precision vs TWS 1-1-8 vs BWN 1-1-8 (docs/methods.md#ternary-weight-splitting), every
-  seed distilling from its own full-precision run.
+  seed distilling from its own full-precision run;
+* ``structured_sst2``: MiniLM-L6 on SST-2 (``configs/scaled/sst2_structured.yaml``): dense vs half of the feed-forward
+  neurons removed vs the same with SDP-KLD from the seed's dense run;
+* ``quantized_sst2``: the same protocol: dense fp32 vs post-training dynamic int8 of that dense model (what a user does
+  without this library: ``torch.ao.quantization.quantize_dynamic``, evaluated on the dev set) vs int8
+  quantization-aware training vs structured pruning + int8 QAT.
 
 Runs go to ``<root>/<run>/seed<S>`` (``final_metrics.json`` and ``layer_sparsity.json`` written by
 :class:`~lightning_compress.reporting.run_record.RunRecord`, the CSV log, ``result.json``), launched by
@@ -48,6 +53,7 @@ class Run:
     shared_teacher: bool = False  # the teacher is the run's seed-42 run, trained once
     saves_checkpoint: bool = False
     published: str | None = None  # the row (method id) of the comparison's published table
+    ptq_of: str | None = None  # not trained: post-training dynamic int8 of this run's final.ckpt (same seed)
 
 
 @dataclass(frozen=True)
@@ -57,15 +63,23 @@ class Comparison:
     title: str
     metric: str
     runs: tuple[Run, ...]
-    published: tuple[str, str]
+    published: tuple[str, str] | None
     extra_metrics: tuple[str, ...] = ()
     teachers: tuple[Run, ...] = field(default=())
+    task: str = ""  # the GLUE/XGLUE task (read from ``published`` when there is one)
+
+    @property
+    def task_name(self) -> str:
+        return self.task or self.published[1]
 
 
 _GLUE_DENSE = Run(
     "sst2_dense", "dense teacher", "configs/scaled/sst2_gmp.yaml", ("--trainer.callbacks=[]",), saves_checkpoint=True
 )
 _XNLI = "configs/scaled/xnli_{}.yaml"
+_STRUCTURED = "configs/scaled/sst2_structured.yaml"
+_STRUCTURED_DENSE = Run("sst2s_dense", "dense fp32", _STRUCTURED, ("--trainer.callbacks=[]",), saves_checkpoint=True)
+_STRUCTURED_TITLE = "SST-2, MiniLM-L6 (8,000 sentences, 250 steps, word embeddings frozen, full dev set)"
 COMPARISONS = {
     "sdp_sst2": Comparison(
         "SST-2, MiniLM-L6, 90 % sparsity (4,000 sentences, 250 steps, full dev set)",
@@ -148,6 +162,30 @@ COMPARISONS = {
         )
         for task in ("sst2", "mrpc")
     },
+    "structured_sst2": Comparison(
+        _STRUCTURED_TITLE,
+        "val/accuracy",
+        (
+            _STRUCTURED_DENSE,
+            Run("sst2s_ffn50", "FFN neurons 50 % (magnitude)", _STRUCTURED),
+            Run("sst2s_ffn50_sdp", "FFN neurons 50 % + SDP-KLD", "configs/scaled/sst2_structured_sdp.yaml",
+                teacher="sst2s_dense"),
+        ),
+        published=None,
+        task="sst2",
+    ),
+    "quantized_sst2": Comparison(
+        _STRUCTURED_TITLE,
+        "val/accuracy",
+        (
+            _STRUCTURED_DENSE,
+            Run("sst2s_ptq_int8", "peer: dynamic int8 of dense (post-training)", "", ptq_of="sst2s_dense"),
+            Run("sst2s_qat_int8", "QAT int8", "configs/scaled/sst2_qat_int8.yaml"),
+            Run("sst2s_ffn50_qat_int8", "FFN neurons 50 % + QAT int8", "configs/scaled/sst2_structured_qat_int8.yaml"),
+        ),
+        published=None,
+        task="sst2",
+    ),
 }
 
 
@@ -159,7 +197,7 @@ def plan(name: str, run: Run, seed: int, root: Path, teacher_seed: int | None = 
     """The fit of ``run`` of comparison ``name`` for ``seed``; every seed trains on the subset and order of
     ``DATA_SEED``, so the seeds vary the initialisation and dropout only. The table label is the comparison's name,
     so ``lightning-compress report`` never mixes these runs into a published table."""
-    _, task = COMPARISONS[name].published
+    task = COMPARISONS[name].task_name
     teacher_dir = None if run.teacher is None else str((root / run.teacher / f"seed{teacher_seed}").resolve())
     return PlannedRun(
         table=name,
@@ -176,6 +214,32 @@ def plan(name: str, run: Run, seed: int, root: Path, teacher_seed: int | None = 
     )
 
 
+def evaluate_dynamic_int8(root: Path, run: Run, seed: int) -> None:
+    """Dev-set metrics of ``run.ptq_of``'s final model after ``torch.ao.quantization.quantize_dynamic`` (int8 Linear,
+    the two lines a user writes without this library), written as ``final_metrics.json`` of ``run``."""
+    import torch
+    from pytorch_lightning import Trainer
+
+    from lightning_compress.checkpoints import load_checkpoint
+    from lightning_compress.cli import _task_module_from_checkpoint
+    from lightning_compress.data import GlueDataModule
+
+    import yaml
+
+    trained = next(r for c in COMPARISONS.values() for r in c.runs if r.name == run.ptq_of)
+    source, out = run_dir(root, trained, seed), run_dir(root, run, seed)
+    if (out / "final_metrics.json").is_file() or not (source / "final.ckpt").is_file():
+        return
+    checkpoint = load_checkpoint(source / "final.ckpt", source="dynamic int8 evaluation")
+    module = _task_module_from_checkpoint(checkpoint, str(source / "final.ckpt")).eval()
+    module.model = torch.ao.quantization.quantize_dynamic(module.model, {torch.nn.Linear}, dtype=torch.qint8)
+    data = GlueDataModule(**yaml.safe_load((REPO / trained.config).read_text())["data"]["init_args"])
+    trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    metrics = trainer.validate(module, datamodule=data, verbose=False)[0]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "final_metrics.json").write_text(json.dumps({k: float(v) for k, v in metrics.items()}, indent=1))
+
+
 def _std(values: list[float]) -> float:
     """Sample standard deviation over the seeds; 0 for a single seed."""
     return statistics.stdev(values) if len(values) > 1 else 0.0
@@ -188,7 +252,7 @@ def _mean_std(values: list[float]) -> str:
 
 
 def _published(comparison: Comparison, run: Run) -> str:
-    if run.published is None:
+    if run.published is None or comparison.published is None:
         return "—"
     table_id, task = comparison.published
     published = get_table(table_id)
@@ -205,7 +269,7 @@ def table(comparison: Comparison, root: Path, seeds: list[int]) -> str:
     """Markdown table of ``comparison``: mean ± std (in %) over the finished seeds, the measured sparsity and the
     published number of the same row (full-size model and protocol: compare orderings, not values)."""
     metrics = (comparison.metric, *comparison.extra_metrics)
-    table_id, _ = comparison.published
+    table_id = comparison.published[0] if comparison.published else "none"
     header = f"| run | seeds | {' | '.join(metrics)} | prunable sparsity | published ({table_id}) |"
     lines = [f"**{comparison.title}**", "", header, "|" + "---|" * (len(metrics) + 4)]
     for run in comparison.runs:
@@ -221,6 +285,8 @@ def table(comparison: Comparison, root: Path, seeds: list[int]) -> str:
 def claims(comparison: Comparison, root: Path, seeds: list[int]) -> str:
     """The published table's claimed orderings between rows of ``comparison``, each marked on ``metric`` by
     ``ordering_status`` against the seeds' ``gap_spread`` (both from :mod:`lightning_compress.reporting.comparison`)."""
+    if comparison.published is None:
+        return ""
     table_id, _ = comparison.published
     by_row = {run.published: run for run in comparison.runs if run.published}
     lines = []
@@ -302,9 +368,16 @@ def main() -> None:
             plans += [plan(name, teacher, args.seeds[0], args.root) for teacher in comparison.teachers]
             for seed in args.seeds:
                 for run in comparison.runs:
-                    teacher_seed = args.seeds[0] if run.shared_teacher else seed
-                    plans.append(plan(name, run, seed, args.root, teacher_seed))
-        run_plans(plans, [], workers=args.jobs)
+                    if run.ptq_of is None:
+                        teacher_seed = args.seeds[0] if run.shared_teacher else seed
+                        plans.append(plan(name, run, seed, args.root, teacher_seed))
+        unique = {p.run_dir: p for p in plans}  # a run shared by two comparisons runs once
+        run_plans(list(unique.values()), [], workers=args.jobs)
+        for name in args.comparisons:
+            for run in COMPARISONS[name].runs:
+                if run.ptq_of is not None:
+                    for seed in args.seeds:
+                        evaluate_dynamic_int8(args.root, run, seed)
     for name in args.comparisons:
         print()
         print(table(COMPARISONS[name], args.root, args.seeds))
