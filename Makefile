@@ -32,6 +32,8 @@ quickstart: $(VENV)/.installed-quickstart
 	$(BIN)/lightning-compress fit --config configs/quickstart.yaml
 
 test: $(VENV)/.installed-dev
+	$(BIN)/ruff check lightning_compress tests benchmarks conftest.py
+	$(BIN)/ruff format --check lightning_compress tests benchmarks conftest.py
 	$(BIN)/pytest
 
 test-slow: $(VENV)/.installed-dev

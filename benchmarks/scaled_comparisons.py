@@ -2,11 +2,13 @@
 
 Each comparison is a set of configs that share data, schedule, optimiser and step budget and differ in the method:
 
-* ``sdp_sst2``: MiniLM-L6 on SST-2 pruned to 90 %: plain magnitude pruning vs SDP-KLD vs SDP-CC (docs/methods.md#self-distilled-pruning), the
+* ``sdp_sst2``: MiniLM-L6 on SST-2 pruned to 90 %: plain magnitude pruning vs SDP-KLD vs SDP-CC
+  (docs/methods.md#self-distilled-pruning), the
   teacher being the dense run ``sst2_dense`` (``configs/scaled/sst2_gmp.yaml`` without callbacks, trained once);
 * ``alignreg_xnli``: multilingual e5-small on English SNLI pruned to 70 %, zero-shot XNLI: plain magnitude pruning vs
   the three AlignReg regularisers (docs/methods.md#alignreg);
-* ``binarybert_sst2`` / ``binarybert_mrpc``: MiniLM-L6 full precision vs TWS 1-1-8 vs BWN 1-1-8 (docs/methods.md#ternary-weight-splitting), every
+* ``binarybert_sst2`` / ``binarybert_mrpc``: MiniLM-L6 full precision vs TWS 1-1-8 vs BWN 1-1-8
+  (docs/methods.md#ternary-weight-splitting), every
   seed distilling from its own full-precision run;
 * ``structured_sst2``: MiniLM-L6 on SST-2 (``configs/scaled/sst2_structured.yaml``): dense vs half of the feed-forward
   neurons removed vs the same with SDP-KLD from the seed's dense run;
@@ -168,8 +170,12 @@ COMPARISONS = {
         (
             _STRUCTURED_DENSE,
             Run("sst2s_ffn50", "FFN neurons 50 % (magnitude)", _STRUCTURED),
-            Run("sst2s_ffn50_sdp", "FFN neurons 50 % + SDP-KLD", "configs/scaled/sst2_structured_sdp.yaml",
-                teacher="sst2s_dense"),
+            Run(
+                "sst2s_ffn50_sdp",
+                "FFN neurons 50 % + SDP-KLD",
+                "configs/scaled/sst2_structured_sdp.yaml",
+                teacher="sst2s_dense",
+            ),
         ),
         published=None,
         task="sst2",
@@ -218,13 +224,12 @@ def evaluate_dynamic_int8(root: Path, run: Run, seed: int) -> None:
     """Dev-set metrics of ``run.ptq_of``'s final model after ``torch.ao.quantization.quantize_dynamic`` (int8 Linear,
     the two lines a user writes without this library), written as ``final_metrics.json`` of ``run``."""
     import torch
+    import yaml
     from pytorch_lightning import Trainer
 
     from lightning_compress.checkpoints import load_checkpoint
     from lightning_compress.cli import _task_module_from_checkpoint
     from lightning_compress.data import GlueDataModule
-
-    import yaml
 
     trained = next(r for c in COMPARISONS.values() for r in c.runs if r.name == run.ptq_of)
     source, out = run_dir(root, trained, seed), run_dir(root, run, seed)

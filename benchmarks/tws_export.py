@@ -5,7 +5,8 @@ half-width ternary model, exports each with ``save_compressed`` and prints the w
 against the full-precision model (MB = 2^20 bytes). ``--model minilm`` (default) starts from the packaged MiniLM-L6
 checkpoint; ``--model bert-base`` builds ``BertForSequenceClassification(BertConfig())`` (the BERT-base shape of
 BinaryBERT's 24.6x, randomly initialised: the sizes do not depend on the values; nothing is downloaded) and checks the
-full-precision size against 417.6 MB (docs/methods.md#exported-binarybert-size). With ``--check`` the export is loaded back and its logits
+full-precision size against 417.6 MB (docs/methods.md#exported-binarybert-size). With ``--check`` the export is loaded
+back and its logits
 compared on a few token sequences.
 
     python benchmarks/tws_export.py [--model {minilm,bert-base}] [--check]
@@ -55,7 +56,10 @@ def main() -> None:
             if args.model == "bert-base":
                 dense_mb = summary.dense_bytes / 2**20
                 verdict = "matches" if abs(dense_mb - BERT_BASE_MB) <= 0.1 else "DOES NOT match"
-                print(f"fp32 BERT-base: {dense_mb:.2f} MB, {verdict} {BERT_BASE_MB} MB (docs/methods.md#exported-binarybert-size, +-0.1 MB)")
+                print(
+                    f"fp32 BERT-base: {dense_mb:.2f} MB, {verdict} {BERT_BASE_MB} MB "
+                    "(docs/methods.md#exported-binarybert-size, +-0.1 MB)"
+                )
             if args.check:
                 x = torch.randint(0, model.config.vocab_size, (4, 32), generator=torch.Generator().manual_seed(0))
                 with torch.no_grad():

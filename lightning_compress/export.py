@@ -277,7 +277,9 @@ def _check_format_arguments(format: str, slim: bool, dtype: str, quantize: str |
     if format not in ("compact", "hf"):
         raise ValueError(f"`save_compressed(format={format!r})` is invalid: expected one of ['compact', 'hf'].")
     if quantize not in (None, "int8", "int4"):
-        raise ValueError(f"`save_compressed(quantize={quantize!r})` is invalid: expected one of ['int8', 'int4', None].")
+        raise ValueError(
+            f"`save_compressed(quantize={quantize!r})` is invalid: expected one of ['int8', 'int4', None]."
+        )
     if quantize is not None and (format != "hf" or dtype != "float32"):
         raise ValueError(
             f"`save_compressed(quantize={quantize!r})` is invalid with format={format!r}, dtype={dtype!r}: quantized "
@@ -287,7 +289,9 @@ def _check_format_arguments(format: str, slim: bool, dtype: str, quantize: str |
         raise TypeError(f"`save_compressed(slim={slim!r})` is invalid: expected a bool.")
     allowed = ["float32", "float16", "bfloat16"] if format == "hf" else ["float32", "float16"]
     if dtype not in allowed:
-        raise ValueError(f"`save_compressed(dtype={dtype!r})` is invalid with format={format!r}: expected one of {allowed}.")
+        raise ValueError(
+            f"`save_compressed(dtype={dtype!r})` is invalid with format={format!r}: expected one of {allowed}."
+        )
     if slim and format != "hf":
         raise ValueError(
             "`save_compressed(slim=True)` is invalid with format='compact': slim writes a smaller plain transformers "

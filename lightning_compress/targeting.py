@@ -12,12 +12,14 @@ from collections.abc import Sequence
 
 from torch import nn
 
-#: Default targets (docs/methods.md#which-parameters-each-method-touches): the weights of every ``nn.Linear`` inside the transformer encoder
+#: Default targets (docs/methods.md#which-parameters-each-method-touches): the weights of every ``nn.Linear`` inside
+#: the transformer encoder
 #: stack (BERT/XLM-R/MiniLM ``encoder.layer.N``, also ``encoder.layers.N``); embeddings, LayerNorm,
 #: biases, pooler and task head are left alone.
 DEFAULT_ENCODER_PATTERN = r"(^|\.)encoder\.layers?\.\d+\..*\.weight$"
 
-#: Default parameters of the gradient-dropout family (docs/methods.md#which-parameters-each-method-touches, O'Neill §10.3.4: "every layer apart from the
+#: Default parameters of the gradient-dropout family (docs/methods.md#which-parameters-each-method-touches, O'Neill
+#: §10.3.4: "every layer apart from the
 #: input embedding layers and the task-specific classification layer"): every parameter of the encoder stack
 #: (Linear weights and biases, LayerNorm) and of the pooler; :data:`EMBEDDINGS_PATTERN` names are left out.
 ENCODER_PARAMETERS_PATTERN = r"(^|\.)(encoder|pooler)\."
@@ -99,7 +101,8 @@ def resolve_encoder_parameters(
     """Like :func:`resolve_targets`, with every encoder and pooler parameter as the default (gradient dropout).
 
     ``targets=None`` selects :data:`ENCODER_PARAMETERS_PATTERN` minus :data:`EMBEDDINGS_PATTERN`: all parameters
-    apart from the input embeddings and the task head, biases and LayerNorm included (docs/methods.md#which-parameters-each-method-touches).
+    apart from the input embeddings and the task head, biases and LayerNorm included
+    (docs/methods.md#which-parameters-each-method-touches).
 
     Example:
         >>> resolve_encoder_parameters(hf_classifier)[:2]  # doctest: +SKIP

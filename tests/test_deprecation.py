@@ -45,8 +45,10 @@ def stub_trainer(total: int = 40, batches: int = 8) -> SimpleNamespace:
 def test_frequency_warns_and_gives_the_same_events(cls, old, new):
     schedule = dict(final_sparsity=0.5, schedule="iterative", step_fraction=0.3, start=0, end=1.0)
     replacement = "every_n_steps=3" if "every_n_steps" in new else "every_n_epochs=1"
-    with deprecated(rf"`{cls.__name__}\(frequency={old['frequency']!r}\)` is deprecated .* use `{cls.__name__}\("
-                    rf"{replacement}\)` instead"):
+    with deprecated(
+        rf"`{cls.__name__}\(frequency={old['frequency']!r}\)` is deprecated .* use `{cls.__name__}\("
+        rf"{replacement}\)` instead"
+    ):
         legacy = cls(**schedule, **old)
     current = cls(**schedule, **new)
     assert (legacy.every_n_steps, legacy.every_n_epochs) == (current.every_n_steps, current.every_n_epochs)
@@ -57,20 +59,26 @@ def test_frequency_warns_and_gives_the_same_events(cls, old, new):
 
 
 def test_frequency_epoch_is_one_event_per_epoch_and_every_n_epochs_scales_it():
-    events = GradualMagnitudePruning(final_sparsity=0.5, schedule="iterative", step_fraction=0.3, start=0, end=1.0,
-                                     every_n_epochs=2)._compute_events(stub_trainer())
+    events = GradualMagnitudePruning(
+        final_sparsity=0.5, schedule="iterative", step_fraction=0.3, start=0, end=1.0, every_n_epochs=2
+    )._compute_events(stub_trainer())
     assert [e.step for e in events] == [16, 32]  # 8 steps per epoch, every 2 epochs
 
 
 @pytest.mark.parametrize("cls", [GradualMagnitudePruning, StructuredPruning])
 def test_bad_or_conflicting_cadence_arguments(cls):
     name = cls.__name__
-    with pytest.warns(LightningDeprecationWarning), pytest.raises(
-        ValueError, match=rf"`{name}\(frequency=0\)` is invalid: expected an int > 0 or 'epoch'\."
+    with (
+        pytest.warns(LightningDeprecationWarning),
+        pytest.raises(ValueError, match=rf"`{name}\(frequency=0\)` is invalid: expected an int > 0 or 'epoch'\."),
     ):
         cls(frequency=0)
-    with pytest.warns(LightningDeprecationWarning), pytest.raises(
-        ValueError, match=rf"`{name}\(frequency=2, every_n_steps=5, every_n_epochs=None\)` is invalid: expected only"
+    with (
+        pytest.warns(LightningDeprecationWarning),
+        pytest.raises(
+            ValueError,
+            match=rf"`{name}\(frequency=2, every_n_steps=5, every_n_epochs=None\)` is invalid: expected only",
+        ),
     ):
         cls(frequency=2, every_n_steps=5)
     with pytest.raises(ValueError, match=rf"`{name}\(every_n_steps=5, every_n_epochs=1\)` is invalid: expected one"):
@@ -125,8 +133,10 @@ def test_alignreg_checkpoints_saved_with_reference_compare_as_teacher():
 
 
 def test_tws_teacher_checkpoint_warns_and_starts_from_the_same_weights(teacher_folder):
-    with deprecated(r"`TernaryWeightSplitting\(teacher_checkpoint='.*'\)` is deprecated .* use "
-                    r"`TernaryWeightSplitting\(teacher='.*'\)` instead"):
+    with deprecated(
+        r"`TernaryWeightSplitting\(teacher_checkpoint='.*'\)` is deprecated .* use "
+        r"`TernaryWeightSplitting\(teacher='.*'\)` instead"
+    ):
         legacy = TernaryWeightSplitting(split_at=None, act_bits=None, teacher_checkpoint=teacher_folder)
     current = TernaryWeightSplitting(split_at=None, act_bits=None, teacher=teacher_folder)
     assert legacy.teacher_source == teacher_folder and legacy.checkpoint_settings() == current.checkpoint_settings()

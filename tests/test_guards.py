@@ -37,8 +37,11 @@ def test_first_non_finite_loss_gives_step_and_value():
 
 def test_check_finite_parameters_names_parameter_place_and_counts():
     weight = torch.tensor([[1.0, NAN, INF], [NAN, 0.0, 2.0]])
-    with pytest.raises(FloatingPointError, match=r"Parameter `layer.weight` is not finite at global step 7 "
-                                                 r"\(2 NaN and 1 infinite of 6 entries\)"):
+    with pytest.raises(
+        FloatingPointError,
+        match=r"Parameter `layer.weight` is not finite at global step 7 "
+        r"\(2 NaN and 1 infinite of 6 entries\)",
+    ):
         check_finite_parameters([("layer.bias", torch.zeros(3)), ("layer.weight", weight)], "at global step 7")
     check_finite_parameters([("layer.weight", torch.ones(2, 3))], "at global step 7")  # finite: no error
 

@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 from pytorch_lightning import Callback
-from transformers import BertForSequenceClassification, BertForTokenClassification, DistilBertConfig
-from transformers import DistilBertForSequenceClassification
+from transformers import (
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+)
 
 from lightning_compress.callbacks import GradualMagnitudePruning, StructuredPruning
 from lightning_compress.cli import main
@@ -55,8 +59,12 @@ def _masked_half(model):
     for block in encoder_blocks(model):
         keep = torch.zeros(block.intermediate.dense.out_features, dtype=torch.bool)
         keep[::2] = True
-        mask_neurons_(block.intermediate.dense.weight.data, block.intermediate.dense.bias.data,
-                      block.output.dense.weight.data, keep)
+        mask_neurons_(
+            block.intermediate.dense.weight.data,
+            block.intermediate.dense.bias.data,
+            block.output.dense.weight.data,
+            keep,
+        )
     return model
 
 
@@ -97,8 +105,9 @@ def test_slim_keeps_the_same_width_in_every_layer_when_zeros_differ(tmp_path):
     first = encoder_blocks(model)[0]
     keep = torch.ones(64, dtype=torch.bool)
     keep[:40] = False  # layer 0: 40 zero neurons, layer 1: 32
-    mask_neurons_(first.intermediate.dense.weight.data, first.intermediate.dense.bias.data,
-                  first.output.dense.weight.data, keep)
+    mask_neurons_(
+        first.intermediate.dense.weight.data, first.intermediate.dense.bias.data, first.output.dense.weight.data, keep
+    )
     save_compressed(model, tmp_path / "slim", format="hf", slim=True)
     loaded = load_in_plain_transformers(tmp_path / "slim", _ids(), tmp_path)
     assert loaded["width"] == 32
@@ -194,14 +203,23 @@ def test_cli_export_hf_slim_slices_the_layers_a_checkpoint_removed(tiny_minilm, 
     main(["export", str(tmp_path / "end.ckpt"), str(tmp_path / "int8"), "--quantize", "int8"])
     loaded = load_in_plain_transformers(tmp_path / "int8", ids, tmp_path)
     assert loaded["n_layers"] == 1
-    assert json.loads((tmp_path / "int8" / "config.json").read_text())["quantization_config"]["quant_method"] == "torchao"
+    assert (
+        json.loads((tmp_path / "int8" / "config.json").read_text())["quantization_config"]["quant_method"] == "torchao"
+    )
 
 
 def _token_loader():
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, 3000, (16, 9), generator=generator)
-    rows = [{"input_ids": ids[i], "attention_mask": torch.ones(9, dtype=torch.long), "labels": ids[i, 0] % 2,
-             "idx": torch.tensor(i)} for i in range(16)]
+    rows = [
+        {
+            "input_ids": ids[i],
+            "attention_mask": torch.ones(9, dtype=torch.long),
+            "labels": ids[i, 0] % 2,
+            "idx": torch.tensor(i),
+        }
+        for i in range(16)
+    ]
     return torch.utils.data.DataLoader(rows, batch_size=4)
 
 

@@ -145,8 +145,11 @@ def test_check_bool_str_path_type():
 
 
 def test_check_step_or_fraction():
-    with raises(ValueError, "`C(start=1.5)` is invalid: a float is a fraction of the run and must lie in [0, 1]; "
-                "use an int for an absolute optimizer step."):
+    with raises(
+        ValueError,
+        "`C(start=1.5)` is invalid: a float is a fraction of the run and must lie in [0, 1]; "
+        "use an int for an absolute optimizer step.",
+    ):
         check_step_or_fraction("C", "start", 1.5)
     with raises(ValueError, "`C(start=-1)` is invalid: an int step must be >= 0."):
         check_step_or_fraction("C", "start", -1)
@@ -159,8 +162,11 @@ def test_check_patterns():
     assert check_patterns("C", "targets", "a.b") == ["a.b"]
     with raises(TypeError, "`C(targets=5)` is invalid: expected a regex string, a list of them or None."):
         check_patterns("C", "targets", 5)
-    with pytest.raises(ValueError, match=r"^`C\(targets=\['\('\]\)` is invalid: expected regular expressions; '\(' "
-                       r"is not a valid regular expression: missing \)"):
+    with pytest.raises(
+        ValueError,
+        match=r"^`C\(targets=\['\('\]\)` is invalid: expected regular expressions; '\(' "
+        r"is not a valid regular expression: missing \)",
+    ):
         check_patterns("C", "targets", ["("])
 
 

@@ -235,8 +235,10 @@ def assert_same_state(expected: Any, actual: Any, where: str = "state") -> None:
 
 
 def _both_nan(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.is_floating_point() and torch.equal(a.cpu().isnan(), b.cpu().isnan()) and torch.equal(
-        a.cpu().nan_to_num(), b.cpu().nan_to_num()
+    return (
+        a.is_floating_point()
+        and torch.equal(a.cpu().isnan(), b.cpu().isnan())
+        and torch.equal(a.cpu().nan_to_num(), b.cpu().nan_to_num())
     )
 
 

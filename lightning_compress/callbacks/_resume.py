@@ -75,7 +75,8 @@ class StatefulCallback(Callback):
             if self._state_index is not None and self._state_index < len(legacy):
                 states[self.state_key] = states[legacy[self._state_index]]
                 rank_zero_info(
-                    f"{self._describe()}: restored from the state saved under the older key {legacy[self._state_index]!r}"
+                    f"{self._describe()}: restored from the state saved under the older key "
+                    f"{legacy[self._state_index]!r}"
                     " (its settings were not saved, so they are not checked against this run's)."
                 )
         super().on_load_checkpoint(trainer, pl_module, checkpoint)

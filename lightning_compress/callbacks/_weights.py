@@ -119,9 +119,7 @@ def module_state(teacher: nn.Module, pl_module: LightningModule) -> dict[str, Te
             prefix = same_class
         elif isinstance(teacher, PreTrainedModel):
             prefix, _ = find_hf_model(pl_module, "", required=False)
-    return {
-        f"{prefix}.{key}" if prefix else key: value.detach().clone() for key, value in teacher.state_dict().items()
-    }
+    return {f"{prefix}.{key}" if prefix else key: value.detach().clone() for key, value in teacher.state_dict().items()}
 
 
 def teacher_state(

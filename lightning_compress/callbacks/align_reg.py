@@ -1,4 +1,5 @@
-"""AlignReg: align the pruned weights with the pretrained weights to keep cross-lingual transfer (docs/methods.md#alignreg)."""
+"""AlignReg: align the pruned weights with the pretrained weights to keep cross-lingual transfer
+(docs/methods.md#alignreg)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from lightning_compress.pruning.regularizers import ALIGNMENTS, align_reg_penalt
 from lightning_compress.targeting import resolve_targets
 from lightning_compress.validation import check_bool, check_choice, check_float, check_patterns, format_value
 
-#: O'Neill §9.3.1: λ = 5e-4 ("identical to the setting when using L2 regularization"), used for every kind (docs/methods.md#alignreg-strength-and-unsquared-frobenius-norm).
+#: O'Neill §9.3.1: λ = 5e-4 ("identical to the setting when using L2 regularization"), used for every kind
+#: (docs/methods.md#alignreg-strength-and-unsquared-frobenius-norm).
 _DEFAULT_LAM = 5e-4
 
 
 class AlignReg(StatefulCallback, LossTermCallback):
-    r"""Add ``(λ/L) Σ_l penalty(M_l ⊙ W_l, W_l^ref)`` to the training loss (O'Neill Ch. 9, corrected sign docs/methods.md#sign-of-the-alignment-term).
+    r"""Add ``(λ/L) Σ_l penalty(M_l ⊙ W_l, W_l^ref)`` to the training loss (O'Neill Ch. 9, corrected sign
+    docs/methods.md#sign-of-the-alignment-term).
 
     ``penalty`` is ``1 − ρ_unit`` (``kind="cosine_unit"``, Cosine-MBP), ``1 − ρ_layer`` (``"cosine_layer"``,
     Cosine-LMBP) or ``‖W^ref − M ⊙ W‖_F`` (``"frobenius"``, Frobenius-MBP); see
@@ -164,7 +167,8 @@ class AlignReg(StatefulCallback, LossTermCallback):
 
     def loss_terms(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Tensor]:
         if self.lam == 0:
-            return {}  # λ = 0: plain fine-tuning, bit for bit (docs/methods.md#alignreg-with-zero-strength-is-plain-pruning)
+            # λ = 0: plain fine-tuning, bit for bit (docs/methods.md#alignreg-with-zero-strength-is-plain-pruning)
+            return {}
         params = named_parameters(pl_module)
         weights = {name: params[name] for name in self.target_names}
         return {"align_reg": align_reg_penalty(weights, self.references, self.kind, self.lam)}

@@ -1,4 +1,5 @@
-"""Gradient dropout during fine-tuning (docs/methods.md#gradient-dropout): GradDrop, Layer-GradDrop, GradDrop-Epoch(-Toggle), annealing."""
+"""Gradient dropout during fine-tuning (docs/methods.md#gradient-dropout): GradDrop, Layer-GradDrop,
+GradDrop-Epoch(-Toggle), annealing."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ _SCOPES = {"all": None, "attention": [ATTENTION_PROJECTIONS_PATTERN]}
 
 
 class GradientDropout(StatefulCallback, GuardedCallback):
-    r"""Drop gradient entries at random while the model is fine-tuned (O'Neill Ch. 10, docs/methods.md#gradient-dropout).
+    r"""Drop gradient entries at random while the model is fine-tuned (O'Neill Ch. 10,
+    docs/methods.md#gradient-dropout).
 
     After backpropagation and before every optimizer step, the gradient of each target parameter is multiplied
     by a binary mask that zeroes an entry with probability ``p`` (O'Neill Eq. 10.3, drop probability as in
@@ -50,7 +52,8 @@ class GradientDropout(StatefulCallback, GuardedCallback):
     transformer block, and each target outside the blocks, is kept or dropped as a whole), ``"epoch"``
     (GradDrop-Epoch: a random permutation of every target is cut into ``T`` chunks and chunks ``1..e`` train in
     epoch ``e``, so the last epoch trains everything) and ``"toggle"`` (only chunk ``e`` trains in epoch ``e``).
-    ``schedule="linear"`` anneals ``p`` per epoch from ``p`` to ``p_end`` (Anneal-GradDrop, docs/methods.md#annealed-gradient-dropout: use
+    ``schedule="linear"`` anneals ``p`` per epoch from ``p`` to ``p_end`` (Anneal-GradDrop,
+    docs/methods.md#annealed-gradient-dropout: use
     ``p=0.9``).
 
     Masks come from generators seeded by (``seed``, optimizer step, parameter FQN), so all DDP ranks drop the same
@@ -62,7 +65,8 @@ class GradientDropout(StatefulCallback, GuardedCallback):
     bitwise that of plain fine-tuning.
 
     Following O'Neill §10.3.4 the model's own dropout is switched off while the callback trains (``model_dropout``;
-    docs/methods.md#graddrop, docs/methods.md#model-dropout-under-gradient-dropout); the baseline with dropout 0.2 is ``GradientDropout(p=0.0, model_dropout=0.2)``.
+    docs/methods.md#graddrop, docs/methods.md#model-dropout-under-gradient-dropout); the baseline with dropout 0.2 is
+    ``GradientDropout(p=0.0, model_dropout=0.2)``.
 
     Args:
         p: Drop probability in ``[0, 1)`` (``"element"``, ``"layer"``); the start value with ``schedule="linear"``.
@@ -108,7 +112,18 @@ class GradientDropout(StatefulCallback, GuardedCallback):
     ) -> None:
         super().__init__()
         self._validate_init_arguments(
-            p, mode, schedule, p_end, mask_mode, rescale, resample, scope, model_dropout, num_epochs, seed, targets,
+            p,
+            mode,
+            schedule,
+            p_end,
+            mask_mode,
+            rescale,
+            resample,
+            scope,
+            model_dropout,
+            num_epochs,
+            seed,
+            targets,
             exclude,
         )
         self.p = float(p)

@@ -1,4 +1,5 @@
-"""Gradual unfreezing, the GradFreeze baselines of the gradient-dropout experiments (docs/methods.md#gradual-unfreezing)."""
+"""Gradual unfreezing, the GradFreeze baselines of the gradient-dropout experiments
+(docs/methods.md#gradual-unfreezing)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class GradualUnfreezing(StatefulCallback, GuardedCallback):
 
     GradFreeze-TopDown (Howard & Ruder; O'Neill §10.4.1) starts from the top block and moves down,
     GradFreeze-BottomUp starts from the bottom block and moves up. In epoch ``e`` (1-based)
-    ``min(k * ceil(e / n), L)`` blocks train (docs/methods.md#unfrozen-block-count); the input embeddings are the last unit, unfrozen one
+    ``min(k * ceil(e / n), L)`` blocks train (docs/methods.md#unfrozen-block-count); the input embeddings are the last
+    unit, unfrozen one
     step after the last block. Parameters outside the blocks and the embeddings (task head, pooler) always train.
 
     A frozen parameter has ``requires_grad=False`` (its gradient is not computed) and no gradient at the optimizer
@@ -65,7 +67,9 @@ class GradualUnfreezing(StatefulCallback, GuardedCallback):
         self._epoch = -1
 
     resumable_settings = ("every_n_epochs", "layers_per_step")
-    resume_rule = "Which blocks train is computed from the epoch, so the new schedule applies from the resumed epoch on."
+    resume_rule = (
+        "Which blocks train is computed from the epoch, so the new schedule applies from the resumed epoch on."
+    )
 
     def checkpoint_settings(self) -> dict[str, Any]:
         """The constructor settings (saved in the state, compared on resume)."""

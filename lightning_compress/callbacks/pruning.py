@@ -1,4 +1,5 @@
-"""Gradual pruning during fine-tuning with any criterion of docs/methods.md#pruning-criteria, unstructured or N:M (docs/methods.md#gradual-magnitude-pruning)."""
+"""Gradual pruning during fine-tuning with any criterion of docs/methods.md#pruning-criteria, unstructured or N:M
+(docs/methods.md#gradual-magnitude-pruning)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
     scores are masked until the scheduled sparsity is reached, per matrix (``scope="layer"``) or pooled
     over all targets (``scope="global"``). Masks are monotone and kept as ``torch.bool`` per parameter
     FQN. After every optimizer step the pruned weights are set back to exactly zero, and before it their
-    gradients are zeroed, so AdamW's weight decay and moments can never revive them (docs/methods.md#the-fine-pruning-loop).
+    gradients are zeroed, so AdamW's weight decay and moments can never revive them
+    (docs/methods.md#the-fine-pruning-loop).
     Between pruning events the cost is one in-place masked multiply per target per step.
 
     Criteria (docs/methods.md#pruning-criteria; ``docs/pruning.md``): ``magnitude``, ``global_magnitude``, ``random``,
@@ -103,7 +105,8 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
             ``final_sparsity = 1 - n/m``).
         n, m: The N:M pattern (``pattern="n:m"``), e.g. ``n=2, m=4``.
         seed: Seed of the random criteria (scores drawn from ``(seed, event index)``) and of the L0 gates.
-        penalty: Strength of the ``l1`` / ``l0`` loss term; ``None`` gives the defaults of docs/methods.md#l2-and-l1-penalties and docs/methods.md#hard-concrete-l0-gates (``5e-4`` on
+        penalty: Strength of the ``l1`` / ``l0`` loss term; ``None`` gives the defaults of
+        docs/methods.md#l2-and-l1-penalties and docs/methods.md#hard-concrete-l0-gates (``5e-4`` on
             ``Σ|W|``; ``5e-4 / N_targeted`` on ``Σ P(z ≠ 0)``). Only for those two criteria.
         gate_lr: Adam learning rate of the L0 gate parameters ``log α`` (``criterion="l0"``). Adam moves every gate by
             about ``gate_lr`` per step whatever its gradient, i.e. it rescales every gated weight by ~``0.1·gate_lr``
@@ -482,7 +485,8 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
         self.grad_sums, self.grad_steps = {}, 0  # reallocated by the next step, if an event is left to score
         sparsity = mask_sparsity(self.masks.values())
         pl_module.log("compress/pruning/sparsity", sparsity, on_step=True, on_epoch=False, rank_zero_only=True)
-        # Whole-model sparsity too (docs/methods.md#measuring-sparsity): embeddings are far more than 1 % of the parameters.
+        # Whole-model sparsity too (docs/methods.md#measuring-sparsity): embeddings are far more than 1 % of the
+        # parameters.
         model_sparsity = sparsity_report(pl_module, self.target_names)["model"]
         pl_module.log(
             "compress/pruning/model_sparsity", model_sparsity, on_step=True, on_epoch=False, rank_zero_only=True

@@ -1,4 +1,5 @@
-"""Self-distilled pruning: distil the dense fine-tuned model into the model being pruned (docs/methods.md#self-distilled-pruning)."""
+"""Self-distilled pruning: distil the dense fine-tuned model into the model being pruned
+(docs/methods.md#self-distilled-pruning)."""
 
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ class _Capture:
     def _base_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
         if self.active:
             hidden = output[0]  # last_hidden_state of ModelOutput or tuple outputs
-            self.features = hidden[:, 0]  # [CLS] / first token (docs/methods.md#sdp-hyperparameters, docs/methods.md#representation-for-token-tasks)
+            # [CLS] / first token (docs/methods.md#sdp-hyperparameters, docs/methods.md#representation-for-token-tasks)
+            self.features = hidden[:, 0]
 
     def clear(self) -> None:
         self.args, self.kwargs, self.logits, self.features = (), {}, None, None
@@ -92,7 +94,8 @@ class _Capture:
 class SelfDistilledPruning(StatefulCallback, LossTermCallback):
     r"""Distil a frozen dense teacher into the model while it is pruned: SDP-KLD, SDP-CC, SDP-COS (O'Neill Ch. 11).
 
-    The loss of ``training_step`` (task cross-entropy ``CE``) becomes (docs/methods.md#distillation-losses, docs/methods.md#sdp-errata)
+    The loss of ``training_step`` (task cross-entropy ``CE``) becomes (docs/methods.md#distillation-losses,
+    docs/methods.md#sdp-errata)
 
     * ``feature_loss=None`` (SDP-KLD): ``(1 − α) CE + α τ² KL(p_T^τ ‖ p_S^τ)``;
     * ``feature_loss="cc"`` (SDP-CC): ``(1 − α) CE + α τ² KL + β ℓ_CC(z^S, z^T)``, ``ℓ_CC`` the cross-correlation
@@ -105,7 +108,8 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
     Logits and [CLS] vectors are read by forward hooks on the module's Hugging Face model, so ``training_step`` stays
     the user's. Terms are logged as ``train/kd``, ``train/cc``, ``train/cos`` (weighted, as added to the loss).
 
-    The teacher (docs/methods.md#teacher-and-student) is a frozen eval-mode copy of the dense model: captured from the module at the start of
+    The teacher (docs/methods.md#teacher-and-student) is a frozen eval-mode copy of the dense model: captured from the
+    module at the start of
     fit (before any pruning), or loaded from ``teacher``; it runs under ``no_grad`` on the same inputs as the student
     and is never updated. With ``teacher_cache=True`` its logits and [CLS] vectors are computed once per training
     example (keyed by the batch's ``idx``), stored in float16 and reused by later epochs; once every training example
@@ -118,7 +122,8 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         alpha: ``α ∈ [0, 1]`` (O'Neill 2022, §11.4: 0.5).
         temperature: ``τ > 0`` (O'Neill 2022, §11.4: 0.9).
         feature_loss: ``"cc"``, ``"cos"`` or ``None``.
-        beta: ``β >= 0``; ``None`` takes docs/methods.md#sdp-hyperparameters: ``2e-5`` for ``"cc"``, ``0.05`` for ``"cos"``.
+        beta: ``β >= 0``; ``None`` takes docs/methods.md#sdp-hyperparameters: ``2e-5`` for ``"cc"``, ``0.05`` for
+        ``"cos"``.
         offdiag_weight: ``λ_off`` of the cross-correlation loss (default ``5.1e-3``, Barlow Twins).
         kd_weighting: ``"alpha_tau2"``, ``"alpha_sq"`` or ``"algorithm5"`` (docs/methods.md#weight-of-the-kl-term).
         teacher: ``None`` (copy of the module's model at fit start), or a module (``nn.Module`` or

@@ -422,9 +422,7 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
             return torch.stack([self.taylor_scores.get(name, missing).float().cpu() for name in names])
         params = named_parameters(pl_module)
         if self.unit == "ffn_neurons":
-            return torch.stack(
-                [neuron_magnitude_scores(*self._ffn_parameters(params, name)).cpu() for name in names]
-            )
+            return torch.stack([neuron_magnitude_scores(*self._ffn_parameters(params, name)).cpu() for name in names])
         modules = dict(pl_module.named_modules())
         return layer_magnitude_scores(
             [[sub.weight for sub in modules[name].modules() if isinstance(sub, nn.Linear)] for name in names]
@@ -436,9 +434,7 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
         if self.unit == "ffn_neurons":
             for name in self.block_names:
                 up, bias, down = self._ffn_parameters(params, name)
-                z = neuron_taylor_contributions(
-                    up, up.grad, bias, None if bias is None else bias.grad, down, down.grad
-                )
+                z = neuron_taylor_contributions(up, up.grad, bias, None if bias is None else bias.grad, down, down.grad)
                 self._add_taylor(name, z.abs())
         else:
             groups = [

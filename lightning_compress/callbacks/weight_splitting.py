@@ -105,7 +105,8 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         width: Fraction of attention heads and FFN neurons kept in each block (0.5: DynaBERT 0.5×, so the split
             binary model costs what a full-width binary one does; 1.0: full width). ``None``: 0.5 with a split,
             1.0 without.
-        adaptive_budget: Adaptive splitting (Bai §5.3.2, docs/methods.md#adaptive-splitting): ``None`` splits every ternary module. A
+        adaptive_budget: Adaptive splitting (Bai §5.3.2, docs/methods.md#adaptive-splitting): ``None`` splits every
+        ternary module. A
             float in [0, 1] is the budget as a fraction of the extra cost of splitting everything (0: split nothing,
             1: split all); an int is the extra cost in parameters (1-bit weights). At the split, the per-parameter
             sensitivity ``u`` of each (layer, part) group (MHA-QK, MHA-V, MHA-O, FFN-Mid, FFN-Out), of the word
@@ -114,7 +115,8 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
             parameters; part and layer gains are summed), the 0/1 knapsack ``max uᵀs, cᵀs ≤ budget`` is solved
             exactly (``c`` = parameters of the group), and only the chosen groups are split.
         adaptive_rest: What the groups not chosen become: ``"binary"`` (BWN of their latent weights, so the model is
-            uniformly 1-bit and the budget bounds its size, as in docs/methods.md#adaptive-splitting) or ``"ternary"`` (kept as they are).
+            uniformly 1-bit and the budget bounds its size, as in docs/methods.md#adaptive-splitting) or ``"ternary"``
+            (kept as they are).
         adaptive_batches: Number of training batches (the forwards of the last optimizer steps before the split)
             the sensitivity is measured on. A run resumed inside that window measures on fewer batches.
         teacher: The fine-tuned full-precision model: a module (``nn.Module`` or LightningModule), a Lightning
@@ -485,7 +487,8 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         }
 
     def _plan_adaptive_split(self, trainer: Trainer) -> None:
-        """Measure the sensitivities at the split point, solve the knapsack and record the plan (docs/methods.md#adaptive-splitting)."""
+        """Measure the sensitivities at the split point, solve the knapsack and record the plan
+        (docs/methods.md#adaptive-splitting)."""
         inputs = list(self._recorded_inputs)
         self._recorded_inputs.clear()
         if not inputs:

@@ -1,10 +1,12 @@
-"""Self-distillation losses of SDP (O'Neill Ch. 11; docs/methods.md#distillation-losses with docs/methods.md#sdp-errata).
+"""Self-distillation losses of SDP (O'Neill Ch. 11; docs/methods.md#distillation-losses with
+docs/methods.md#sdp-errata).
 
 * :func:`kl_with_temperature` — ``KL(p_T^τ ‖ p_S^τ)``, the distillation term of SDP-KLD (Eq. 11.1);
 * :func:`cross_correlation_loss` — ``Σ_i (1 − C_ii)² + λ_off Σ_{i≠j} C_ij²`` on batch-standardised [CLS] features
   (Eq. 11.2, SDP-CC);
 * :func:`cosine_feature_loss` — ``1 − mean_m cos(z^S_m, z^T_m)`` (SDP-COS, §11.4);
-* :func:`sdp_loss_weights` — the weights of the task loss and of the KL term for each ``kd_weighting`` (docs/methods.md#weight-of-the-kl-term).
+* :func:`sdp_loss_weights` — the weights of the task loss and of the KL term for each ``kd_weighting``
+  (docs/methods.md#weight-of-the-kl-term).
 
 BinaryBERT's distillation losses (Bai §5.4, docs/methods.md#binarybert-training-pipeline):
 
@@ -34,7 +36,8 @@ __all__ = [
     "sdp_loss_weights",
 ]
 
-#: Barlow Twins' off-diagonal weight, docs/methods.md#sdp-hyperparameters default for λ_off (docs/methods.md#off-diagonal-weight-and-batch-normalisation, external).
+#: Barlow Twins' off-diagonal weight, docs/methods.md#sdp-hyperparameters default for λ_off
+#: (docs/methods.md#off-diagonal-weight-and-batch-normalisation, external).
 DEFAULT_OFFDIAG_WEIGHT = 5.1e-3
 #: Epsilon of the per-feature batch standardisation (BatchNorm without affine, docs/methods.md#distillation-losses).
 BATCH_NORM_EPS = 1e-5
@@ -43,7 +46,8 @@ BATCH_NORM_EPS = 1e-5
 def kl_with_temperature(
     student_logits: Tensor, teacher_logits: Tensor, temperature: float, mask: Tensor | None = None
 ) -> Tensor:
-    r"""``KL(p_T^τ ‖ p_S^τ)`` averaged over the examples (or over the unmasked tokens); docs/methods.md#distillation-losses, docs/methods.md#entropy-sign-in-the-printed-kl.
+    r"""``KL(p_T^τ ‖ p_S^τ)`` averaged over the examples (or over the unmasked tokens);
+    docs/methods.md#distillation-losses, docs/methods.md#entropy-sign-in-the-printed-kl.
 
     .. math::
 
@@ -133,7 +137,8 @@ def cross_correlation_loss(
     offdiag_weight: float = DEFAULT_OFFDIAG_WEIGHT,
     eps: float = BATCH_NORM_EPS,
 ) -> Tensor:
-    r"""``ℓ_CC = Σ_i (1 − C_ii)² + λ_off Σ_i Σ_{j≠i} C_ij²`` (O'Neill Eq. 11.2; docs/methods.md#distillation-losses, docs/methods.md#off-diagonal-weight-and-batch-normalisation).
+    r"""``ℓ_CC = Σ_i (1 − C_ii)² + λ_off Σ_i Σ_{j≠i} C_ij²`` (O'Neill Eq. 11.2; docs/methods.md#distillation-losses,
+    docs/methods.md#off-diagonal-weight-and-batch-normalisation).
 
     Args:
         z_student: A ``M x D`` tensor of student [CLS] features.
@@ -157,7 +162,8 @@ def cross_correlation_loss(
 
 
 def cosine_feature_loss(z_student: Tensor, z_teacher: Tensor, eps: float = 1e-8) -> Tensor:
-    r"""``1 − mean_m cos(z^S_m, z^T_m)``, the feature term of SDP-COS (O'Neill §11.4, as printed; docs/methods.md#sdp-cos-as-printed).
+    r"""``1 − mean_m cos(z^S_m, z^T_m)``, the feature term of SDP-COS (O'Neill §11.4, as printed;
+    docs/methods.md#sdp-cos-as-printed).
 
     Args:
         z_student: A ``M x D`` tensor.
@@ -188,7 +194,8 @@ def _algorithm5(alpha: float, temperature: float) -> tuple[float, float]:
     return 1.0, alpha
 
 
-#: ``kd_weighting`` -> (weight of the task loss, weight of ``KL``), docs/methods.md#distillation-losses / docs/methods.md#weight-of-the-kl-term:
+#: ``kd_weighting`` -> (weight of the task loss, weight of ``KL``), docs/methods.md#distillation-losses /
+#: docs/methods.md#weight-of-the-kl-term:
 #: ``alpha_tau2`` = Eq. 11.1 ``(1 − α) CE + α τ² KL`` (default); ``alpha_sq`` = printed Eq. 11.3 ``(1 − α) CE + α² KL``;
 #: ``algorithm5`` = O'Neill Algorithm 5 ``CE + α KL``.
 KD_WEIGHTINGS = {"alpha_tau2": _alpha_tau2, "alpha_sq": _alpha_sq, "algorithm5": _algorithm5}
@@ -199,7 +206,8 @@ def sdp_loss_weights(
 ) -> tuple[float, float]:
     """Weights ``(w_task, w_kl)`` of the task loss and of ``KL(p_T^τ ‖ p_S^τ)`` in an SDP objective.
 
-    SDP-COS (``feature_loss="cos"``) is ``α CE + β(1 − cos)`` as printed (docs/methods.md#sdp-cos-as-printed): ``(α, 0)`` whatever
+    SDP-COS (``feature_loss="cos"``) is ``α CE + β(1 − cos)`` as printed (docs/methods.md#sdp-cos-as-printed): ``(α,
+    0)`` whatever
     ``kd_weighting``. Otherwise :data:`KD_WEIGHTINGS` applies.
 
     Example:

@@ -96,7 +96,8 @@ def element_keep_mask(
 
 
 def group_keeps(groups: list[str], p: float, seed: int, *key: object) -> dict[str, bool]:
-    """Layer-GradDrop decisions (docs/methods.md#layer-graddrop): each group (transformer block) is dropped with probability ``p``.
+    """Layer-GradDrop decisions (docs/methods.md#layer-graddrop): each group (transformer block) is dropped with
+    probability ``p``.
 
     Args:
         groups: Group names (e.g. ``"bert.encoder.layer.3"``).
@@ -114,7 +115,8 @@ def group_keeps(groups: list[str], p: float, seed: int, *key: object) -> dict[st
 
 
 def epoch_chunk_bounds(epoch: int, num_epochs: int, numel: int) -> tuple[int, int]:
-    """Positions ``[start, stop)`` of the random permutation that chunk ``epoch`` (1-based) covers (docs/methods.md#graddrop-epoch-and-graddrop-epoch-toggle).
+    """Positions ``[start, stop)`` of the random permutation that chunk ``epoch`` (1-based) covers
+    (docs/methods.md#graddrop-epoch-and-graddrop-epoch-toggle).
 
     Chunk ``e`` is ``perm[round((e - 1) / T * N) : round(e / T * N)]``, so the ``T`` chunks are disjoint, equal-sized
     up to one entry and cover all ``N`` entries.
@@ -129,7 +131,8 @@ def epoch_chunk_bounds(epoch: int, num_epochs: int, numel: int) -> tuple[int, in
 def epoch_keep_mask(
     shape: torch.Size | tuple[int, ...], epoch: int, num_epochs: int, generator: torch.Generator, toggle: bool = False
 ) -> Tensor:
-    """GradDrop-Epoch mask (docs/methods.md#graddrop-epoch-and-graddrop-epoch-toggle): the entries that train in epoch ``epoch`` (1-based) of ``num_epochs``.
+    """GradDrop-Epoch mask (docs/methods.md#graddrop-epoch-and-graddrop-epoch-toggle): the entries that train in epoch
+    ``epoch`` (1-based) of ``num_epochs``.
 
     A random permutation of the entries (drawn from ``generator``, which must be seeded the same way every epoch)
     is cut into ``num_epochs`` disjoint chunks (:func:`epoch_chunk_bounds`). Accumulative (default): chunks

@@ -1,4 +1,5 @@
-"""Schedules of the gradient-dropout family (docs/methods.md#annealed-gradient-dropout, §5.5): annealed drop probability, gradual unfreezing."""
+"""Schedules of the gradient-dropout family (docs/methods.md#annealed-gradient-dropout, §5.5): annealed drop
+probability, gradual unfreezing."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import math
 
 
 def annealed_drop_probability(epoch: int, num_epochs: int, p_start: float = 0.9, p_end: float = 0.0) -> float:
-    r"""Drop probability of epoch ``epoch`` (1-based) under the linear annealing of docs/methods.md#annealed-gradient-dropout (docs/methods.md#annealing-recurrence).
+    r"""Drop probability of epoch ``epoch`` (1-based) under the linear annealing of
+    docs/methods.md#annealed-gradient-dropout (docs/methods.md#annealing-recurrence).
 
     .. math:: p_e = p_\mathrm{start} + (p_\mathrm{end} - p_\mathrm{start}) \frac{e - 1}{T - 1}, \quad e = 1..T
 
@@ -24,7 +26,8 @@ def annealed_drop_probability(epoch: int, num_epochs: int, p_start: float = 0.9,
 
 
 def unfrozen_count(epoch: int, num_units: int, layers_per_step: int = 2, every_n_epochs: int = 1) -> int:
-    """Number of units (layers, then the embeddings) trainable in epoch ``epoch`` (1-based) (docs/methods.md#gradual-unfreezing, docs/methods.md#unfrozen-block-count).
+    """Number of units (layers, then the embeddings) trainable in epoch ``epoch`` (1-based)
+    (docs/methods.md#gradual-unfreezing, docs/methods.md#unfrozen-block-count).
 
     ``min(k * ceil(e / n), U)``: the first ``k`` units train from the first epoch and ``k`` more are unfrozen
     every ``n`` epochs. O'Neill §10.4.1 implies ``k = 2`` on the 24 layers of XLM-R Large ("after 3 epochs …

@@ -126,7 +126,8 @@ def lamp_score(weight: Tensor) -> Tensor:
     .. math:: S(u) = w_u^2 / \\sum_{v \\ge u} w_v^2
 
     Pruned entries are zero, so they add nothing to the denominators. Within a matrix the score order is the
-    magnitude order and the largest entry scores exactly 1 (docs/methods.md#lamp-ordering), so one global threshold over LAMP scores
+    magnitude order and the largest entry scores exactly 1 (docs/methods.md#lamp-ordering), so one global threshold
+    over LAMP scores
     gives every matrix its own sparsity.
 
     Args:
@@ -239,7 +240,8 @@ def lookahead_scores(weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def event_generator(seed: int, event: int) -> torch.Generator:
-    """A CPU generator seeded from ``(seed, event)`` (docs/methods.md#the-fine-pruning-loop): same masks on every rank, no state.
+    """A CPU generator seeded from ``(seed, event)`` (docs/methods.md#the-fine-pruning-loop): same masks on every rank,
+    no state.
 
     Example:
         >>> torch.rand(1, generator=event_generator(0, 3)).equal(torch.rand(1, generator=event_generator(0, 3)))
@@ -280,7 +282,8 @@ class Criterion(NamedTuple):
     needs_gradients: bool = False
 
 
-#: criterion name -> :class:`Criterion` (docs/methods.md#pruning-criteria). ``l0`` scores the keep probability of the hard-concrete
+#: criterion name -> :class:`Criterion` (docs/methods.md#pruning-criteria). ``l0`` scores the keep probability of the
+#: hard-concrete
 #: gates and ``l1`` the magnitude; their loss terms are added by the callback.
 CRITERIA: dict[str, Criterion] = {
     "magnitude": Criterion(_per_weight(magnitude_score)),

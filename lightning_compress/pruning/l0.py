@@ -30,7 +30,8 @@ INIT_NOISE_STD = 0.01
 def init_log_alpha(
     shape: torch.Size | tuple[int, ...], generator: torch.Generator, drop_rate: float = 0.1, std: float = INIT_NOISE_STD
 ) -> Tensor:
-    """Initial ``log α = log((1 − drop_rate) / drop_rate) + N(0, std²)`` (docs/methods.md#hard-concrete-l0-gates [default]: ``log 9 ≈ 2.197``).
+    """Initial ``log α = log((1 − drop_rate) / drop_rate) + N(0, std²)`` (docs/methods.md#hard-concrete-l0-gates
+    [default]: ``log 9 ≈ 2.197``).
 
     Args:
         shape: Shape of the gated weight.
@@ -127,6 +128,7 @@ def gate_weight_(module: nn.Module, gate: Callable[[nn.Module], Tensor]) -> list
         mod.__dict__.pop("weight", None)
 
     return [module.register_forward_pre_hook(pre_hook), module.register_forward_hook(post_hook, always_call=True)]
+
 
 class L0Gates:
     r"""Hard-concrete L0 gates on the weights of ``nn.Linear`` modules, keyed by parameter FQN (Louizos et al. 2018).

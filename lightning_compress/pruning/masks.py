@@ -56,7 +56,8 @@ def layerwise_masks(
 def global_masks(
     scores: Mapping[str, Tensor], sparsity: float, previous: Mapping[str, Tensor] | None = None
 ) -> dict[str, Tensor]:
-    """Prune the pooled scores of all matrices to ``sparsity`` with one threshold (docs/methods.md#pruning-criteria, global).
+    """Prune the pooled scores of all matrices to ``sparsity`` with one threshold (docs/methods.md#pruning-criteria,
+    global).
 
     Same arguments and return as :func:`layerwise_masks`; per-matrix sparsity varies, the pooled sparsity
     is ``round(sparsity * total) / total``.
@@ -115,7 +116,8 @@ def apply_masks_(parameters: Mapping[str, Tensor], masks: Mapping[str, Tensor], 
 
 
 def mask_sparsity(masks: Iterable[Tensor]) -> float:
-    """Fraction of pruned entries over all ``masks`` pooled (docs/methods.md#measuring-sparsity: counted from the masks)."""
+    """Fraction of pruned entries over all ``masks`` pooled (docs/methods.md#measuring-sparsity: counted from the
+    masks)."""
     masks = list(masks)
     total = sum(mask.numel() for mask in masks)
     kept = sum(int(mask.sum()) for mask in masks)

@@ -1,7 +1,10 @@
-"""AlignReg penalties: keep pruned weights aligned with the pretrained weights (O'Neill Ch. 9; docs/methods.md#alignreg).
+"""AlignReg penalties: keep pruned weights aligned with the pretrained weights (O'Neill Ch. 9;
+docs/methods.md#alignreg).
 
-Each function returns the penalty of one matrix, 0 at perfect alignment, in the *corrected* sign of docs/methods.md#the-alignreg-loss-term
-(docs/methods.md#sign-of-the-alignment-term): minimising it pulls the weight toward the reference. ``W̃ = M ⊙ W`` is the current (masked) weight.
+Each function returns the penalty of one matrix, 0 at perfect alignment, in the *corrected* sign of
+docs/methods.md#the-alignreg-loss-term
+(docs/methods.md#sign-of-the-alignment-term): minimising it pulls the weight toward the reference. ``W̃ = M ⊙ W`` is
+the current (masked) weight.
 
 * :func:`unit_cosine_alignment` — ``1 − ρ_unit``, O'Neill Eq. 9.2 ("Cosine-MBP");
 * :func:`layer_cosine_alignment` — ``1 − ρ_layer``, Eq. 9.2 on vectorised weights ("Cosine-LMBP");
@@ -59,7 +62,8 @@ def _check_shapes(weight: Tensor, reference: Tensor, mask: Tensor | None) -> Non
 def unit_cosine_alignment(
     weight: Tensor, reference: Tensor, mask: Tensor | None = None, eps: float = DEFAULT_EPS
 ) -> Tensor:
-    r"""Unit-wise cosine misalignment ``1 − ρ_unit(M ⊙ W, W^ref)`` (O'Neill Eq. 9.2, sign of docs/methods.md#sign-of-the-alignment-term).
+    r"""Unit-wise cosine misalignment ``1 − ρ_unit(M ⊙ W, W^ref)`` (O'Neill Eq. 9.2, sign of
+    docs/methods.md#sign-of-the-alignment-term).
 
     .. math::
 
@@ -67,7 +71,8 @@ def unit_cosine_alignment(
             {\lVert W^{ref}_{i,:}\rVert_2 \lVert \tilde W_{i,:}\rVert_2 + \varepsilon},
         \qquad \tilde W = M \odot W
 
-    Units are PyTorch rows (output units of ``nn.Linear``). The absolute value is as printed (docs/methods.md#absolute-value-in-the-cosine).
+    Units are PyTorch rows (output units of ``nn.Linear``). The absolute value is as printed
+    (docs/methods.md#absolute-value-in-the-cosine).
 
     Args:
         weight: An ``out x in`` tensor ``W`` (gradients flow into it).
@@ -118,7 +123,8 @@ def layer_cosine_alignment(
 def frobenius_alignment(
     weight: Tensor, reference: Tensor, mask: Tensor | None = None, eps: float = DEFAULT_EPS
 ) -> Tensor:
-    r"""Frobenius distance ``‖W^ref − M ⊙ W‖_F`` (O'Neill Eq. 9.6, unsquared as printed; docs/methods.md#alignment-measures).
+    r"""Frobenius distance ``‖W^ref − M ⊙ W‖_F`` (O'Neill Eq. 9.6, unsquared as printed;
+    docs/methods.md#alignment-measures).
 
     Args:
         weight: A tensor ``W`` of any shape.
@@ -152,7 +158,8 @@ def align_reg_penalty(
     lam: float,
     masks: Mapping[str, Tensor] | None = None,
 ) -> Tensor:
-    r"""The AlignReg loss term ``(λ/L) Σ_l penalty(M_l ⊙ W_l, W_l^ref)`` (O'Neill Eq. 9.3 with docs/methods.md#sign-of-the-alignment-term).
+    r"""The AlignReg loss term ``(λ/L) Σ_l penalty(M_l ⊙ W_l, W_l^ref)`` (O'Neill Eq. 9.3 with
+    docs/methods.md#sign-of-the-alignment-term).
 
     Args:
         weights: FQN -> weight ``W_l`` (``L`` entries).

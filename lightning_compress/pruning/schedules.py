@@ -40,7 +40,8 @@ def iterative_sparsity(event: int, step_fraction: float, initial_sparsity: float
 
     .. math:: s_k = 1 - (1 - s_i)(1 - f)^k
 
-    With ``step_fraction=0.1`` the remaining fraction after ``k`` events is ``0.9**k`` (docs/methods.md#measuring-sparsity).
+    With ``step_fraction=0.1`` the remaining fraction after ``k`` events is ``0.9**k``
+    (docs/methods.md#measuring-sparsity).
 
     Example:
         >>> round(1 - iterative_sparsity(11, 0.1), 4)

@@ -1,4 +1,5 @@
-"""Ternary/binary weight quantization, ternary weight splitting and bit-packed export (docs/methods.md#ternary-weight-splitting); int8/int4
+"""Ternary/binary weight quantization, ternary weight splitting and bit-packed export
+(docs/methods.md#ternary-weight-splitting); int8/int4
 quantization-aware training, the fast int8 CPU path and the portable int8/int4 Hugging Face export."""
 
 from lightning_compress.quantization.dynamic_int8 import to_fast_int8_

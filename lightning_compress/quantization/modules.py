@@ -33,7 +33,8 @@ from lightning_compress.quantization.quantizers import (
 )
 from lightning_compress.quantization.splitting import ternary_weight_split
 
-#: Linear modules quantized by default (docs/methods.md#which-parameters-each-method-touches): every Linear of the encoder blocks, and the pooler.
+#: Linear modules quantized by default (docs/methods.md#which-parameters-each-method-touches): every Linear of the
+#: encoder blocks, and the pooler.
 DEFAULT_LINEAR_PATTERN = r"(^|\.)(encoder\.layers?\.\d+|pooler)\."
 #: Embedding quantized by default: the word embedding (row-wise); position and token-type stay full precision.
 DEFAULT_EMBEDDING_PATTERN = r"(^|\.)word_embeddings$"
@@ -59,7 +60,8 @@ def _quantize_rows(rows: Tensor, kind: str, threshold_factor: float) -> Tensor:
 
 
 class QuantLinear(nn.Linear):
-    r"""``y = Q_out(Q_w(W) · Q_a(x) + b)``: a Linear with quantized weights and activations (docs/methods.md#weight-quantizers, §4.3).
+    r"""``y = Q_out(Q_w(W) · Q_a(x) + b)``: a Linear with quantized weights and activations
+    (docs/methods.md#weight-quantizers, §4.3).
 
     ``Q_w`` is TWN (``weights="ternary"``) or BWN (``"binary"``) with one scale per matrix; ``Q_a`` quantizes the
     input (``None``: full precision); ``Q_out`` the output (only the attention projections, else ``None``). The
@@ -151,10 +153,12 @@ class QuantLinear(nn.Linear):
 
 
 class SplitBinaryLinear(nn.Module):
-    r"""``y = Q_out((BWN(W₁) + BWN(W₂)) · Q_a(x) + b)``: two binary branches with one bias (docs/methods.md#the-splitting-operator).
+    r"""``y = Q_out((BWN(W₁) + BWN(W₂)) · Q_a(x) + b)``: two binary branches with one bias
+    (docs/methods.md#the-splitting-operator).
 
     Equivalent to applying the binary matrix ``[W₁ W₂]`` to ``[x; x]``: the cost of one full-width binary layer.
-    The bias is added once (docs/methods.md#bias-of-a-split-layer). Built by :func:`split_model_` from a ternary :class:`QuantLinear`, whose
+    The bias is added once (docs/methods.md#bias-of-a-split-layer). Built by :func:`split_model_` from a ternary
+    :class:`QuantLinear`, whose
     activation quantizers it keeps, so its forward equals the ternary layer's at the split.
 
     The buffers ``scale_offset1`` / ``scale_offset2`` (float64, one entry: the matrix is one group) are added to
@@ -437,9 +441,11 @@ def quantize_model_(
     attention_operands: bool = True,
     threshold_factor: float = TWN_THRESHOLD_FACTOR,
 ) -> list[str]:
-    """Swap the Linear and word-embedding modules of ``model`` for quantized ones, in place (docs/methods.md#ternary-weight-splitting).
+    """Swap the Linear and word-embedding modules of ``model`` for quantized ones, in place
+    (docs/methods.md#ternary-weight-splitting).
 
-    Defaults follow Bai §5.3.1 (docs/methods.md#which-parameters-each-method-touches): every Linear of the encoder blocks and the pooler is quantized
+    Defaults follow Bai §5.3.1 (docs/methods.md#which-parameters-each-method-touches): every Linear of the encoder
+    blocks and the pooler is quantized
     layer-wise and its input quantized to ``act_bits``; the Q/K/V projection outputs too (operands of the attention
     products); the word embedding is quantized row-wise; position/token-type embeddings, LayerNorm, biases and
     the task head stay full precision. Parameters are shared with the original modules (no copy), so names and
@@ -512,7 +518,8 @@ def require_linear(model: nn.Module) -> list[tuple[str, nn.Linear]]:
 
 @torch.no_grad()
 def split_module(module: QuantLinear | QuantEmbedding) -> SplitBinaryLinear | SplitBinaryEmbedding:
-    """The split binary equivalent of one ternary module (docs/methods.md#the-splitting-operator); activation quantizers are shared."""
+    """The split binary equivalent of one ternary module (docs/methods.md#the-splitting-operator); activation
+    quantizers are shared."""
     if not isinstance(module, (QuantLinear, QuantEmbedding)) or module.weights != "ternary":
         raise ValueError(f"Only ternary QuantLinear/QuantEmbedding modules can be split, got {module!r}.")
     dim = None if isinstance(module, QuantLinear) else 0
@@ -530,9 +537,11 @@ def split_module(module: QuantLinear | QuantEmbedding) -> SplitBinaryLinear | Sp
 
 
 def split_model_(model: nn.Module, plan: Sequence[str] | None = None) -> list[str]:
-    """Split ternary modules of ``model`` into two binary branches each, in place (Bai §5.3, docs/methods.md#the-splitting-operator).
+    """Split ternary modules of ``model`` into two binary branches each, in place (Bai §5.3,
+    docs/methods.md#the-splitting-operator).
 
-    The forward function is unchanged at the moment of splitting (docs/methods.md#split-model-reproduces-the-ternary-logits); the split model then trains
+    The forward function is unchanged at the moment of splitting
+    (docs/methods.md#split-model-reproduces-the-ternary-logits); the split model then trains
     as a binary model. Binary modules (mixed precision of adaptive splitting) are left as they are.
 
     Args:

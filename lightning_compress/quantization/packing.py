@@ -1,4 +1,5 @@
-"""Bit-packed storage of binary and ternary weights (docs/methods.md#exported-binarybert-size): 1 bit per binary weight, 2 per ternary.
+"""Bit-packed storage of binary and ternary weights (docs/methods.md#exported-binarybert-size): 1 bit per binary
+weight, 2 per ternary.
 
 A quantized module's weight is stored as its quantized values only (the latent weights are not needed to run it):
 

@@ -1,4 +1,5 @@
-"""Weight and activation quantizers of BinaryBERT / TernaryBERT (docs/methods.md#weight-quantizers, §4.3), with straight-through estimators.
+"""Weight and activation quantizers of BinaryBERT / TernaryBERT (docs/methods.md#weight-quantizers, §4.3), with
+straight-through estimators.
 
 Weight quantizers take the latent full-precision tensor and return the quantized tensor of the same shape. The
 scaling factors are recomputed from the latent weights at every call (not learned) and are computed in float64; a
@@ -206,7 +207,8 @@ def _check_bits(owner: str, bits: object, low: int = 2, high: int = 16) -> int:
 
 
 class UniformActQuantizer(nn.Module):
-    r"""Symmetric uniform ``b``-bit activation quantizer with a min-max (absmax) scale per tensor (docs/methods.md#activation-quantization).
+    r"""Symmetric uniform ``b``-bit activation quantizer with a min-max (absmax) scale per tensor
+    (docs/methods.md#activation-quantization).
 
     ``s = max|x| / (2^{b-1} - 1)`` is recomputed at every forward (no state), ``x̂ = s · clip(round(x/s))``, with an
     identity STE through the rounding.
@@ -251,7 +253,8 @@ class _RoundSte(torch.autograd.Function):
 
 
 class LsqActQuantizer(nn.Module):
-    r"""Learned step size quantization (LSQ, Esser et al. 2020) for low-bit activations (docs/methods.md#activation-quantization).
+    r"""Learned step size quantization (LSQ, Esser et al. 2020) for low-bit activations
+    (docs/methods.md#activation-quantization).
 
     .. math::
         \hat x = s \cdot \mathrm{round}(\mathrm{clip}(x/s, -Q_N, Q_P)), \quad Q_N = 2^{b-1},\ Q_P = 2^{b-1} - 1,

@@ -1,4 +1,5 @@
-"""Ternary weight splitting (Bai §5.3, Eqs. 5.5-5.9, docs/methods.md#the-splitting-operator) and adaptive splitting (Bai §5.3.2, docs/methods.md#adaptive-splitting)."""
+"""Ternary weight splitting (Bai §5.3, Eqs. 5.5-5.9, docs/methods.md#the-splitting-operator) and adaptive splitting
+(Bai §5.3.2, docs/methods.md#adaptive-splitting)."""
 
 from __future__ import annotations
 
@@ -33,17 +34,20 @@ def ternary_weight_split(
     r"""Split a ternary matrix's latent weights into two binary-branch latent matrices (Bai Eqs. 5.6-5.9).
 
     With ``ŵ = TWN(w)`` per group of ``n`` elements, ``I = {i: ŵ_i ≠ 0}``, ``J = {j: ŵ_j = 0, w_j > 0}``,
-    ``K = {k: ŵ_k = 0, w_k ≤ 0}`` (ties ``w = 0`` go to K, docs/methods.md#zero-weights-in-the-split-sets) and ``S_X = Σ_{X}|w|``:
+    ``K = {k: ŵ_k = 0, w_k ≤ 0}`` (ties ``w = 0`` go to K, docs/methods.md#zero-weights-in-the-split-sets) and ``S_X =
+    Σ_{X}|w|``:
 
     .. math::
         w_1 = \begin{cases} a w_i & i∈I \\ b + w_j & j∈J \\ b & k∈K \end{cases}, \quad
         w_2 = \begin{cases} (1-a) w_i & i∈I \\ -b & j∈J \\ -b + w_k & k∈K \end{cases}
 
     .. math::
-        a = \frac{S_I + S_K - S_J}{2 S_I}\ \text{(corrected Eq. 5.8, docs/methods.md#swapped-sets-in-the-split-coefficient)}, \quad
+        a = \frac{S_I + S_K - S_J}{2 S_I}\ \text{(corrected Eq. 5.8,
+        docs/methods.md#swapped-sets-in-the-split-coefficient)}, \quad
         b = \frac{\frac{n}{|I|} S_I - \sum_i |w_i|}{2(|J| + |K|)}\ \text{(Eq. 5.9)},
 
-    so that ``w₁ + w₂ = w`` and ``BWN(w₁) + BWN(w₂) = TWN(w)`` (docs/methods.md#split-identities). ``b = 0`` when ``J ∪ K`` is
+    so that ``w₁ + w₂ = w`` and ``BWN(w₁) + BWN(w₂) = TWN(w)`` (docs/methods.md#split-identities). ``b = 0`` when ``J ∪
+    K`` is
     empty. The derivation needs ``0 < a < 1`` and ``b > 0``; otherwise a warning is raised and the quantized
     equivalence is no longer guaranteed. Computed in float64, returned in ``weight.dtype``.
 
@@ -118,7 +122,8 @@ def split_sensitivity(
     layer_gains: Sequence[float],
     layer_sizes: Sequence[int],
 ) -> dict[tuple[int, str], float]:
-    r"""Sensitivity of every (layer, part) matrix group of the Transformer layers (Bai §5.3.2, docs/methods.md#adaptive-splitting).
+    r"""Sensitivity of every (layer, part) matrix group of the Transformer layers (Bai §5.3.2,
+    docs/methods.md#adaptive-splitting).
 
     ``g_i`` is the performance gain (e.g. accuracy, or minus the loss) of leaving part ``i`` (MHA-QK, MHA-V, MHA-O,
     FFN-Mid, FFN-Out) un-quantized in every layer while everything else is quantized; ``g_j`` the gain of leaving

@@ -1,4 +1,5 @@
-"""Width-reduced backbones: keep the most important attention heads and FFN neurons (DynaBERT, docs/methods.md#binarybert-training-pipeline).
+"""Width-reduced backbones: keep the most important attention heads and FFN neurons (DynaBERT,
+docs/methods.md#binarybert-training-pipeline).
 
 BinaryBERT trains a half-width ternary model (DynaBERT 0.5× sub-network) and splits it into a full-width binary
 one. :func:`half_width_` keeps, in every Transformer block, the ``width`` fraction of heads and FFN neurons with the
@@ -187,7 +188,9 @@ def half_width_(
     kept: dict[str, dict[str, list[int]]] = {}
     for name, layer in layers.items():
         if name not in importance:
-            raise ValueError(f"half_width_: no importance for layer {name!r}; scored layers are {list(importance)[:4]}.")
+            raise ValueError(
+                f"half_width_: no importance for layer {name!r}; scored layers are {list(importance)[:4]}."
+            )
         scores = importance[name]
         heads = _top(scores["heads"], width)
         neurons = _top(scores["neurons"], width)

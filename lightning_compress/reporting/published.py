@@ -1,8 +1,10 @@
-"""The published result tables of docs/methods.md#published-results as typed data: rows, columns, numbers and the claimed orderings.
+"""The published result tables of docs/methods.md#published-results as typed data: rows, columns, numbers and the
+claimed orderings.
 
 Numbers are as printed (percent; MCC and correlations x100). ``None`` marks a cell printed as "–". Each table
 records how its printed average relates to the row (``average``), so tests can check the printed averages where
-docs/methods.md#published-results says they are the row means, and :mod:`lightning_compress.reporting.results` can compute ours the same way.
+docs/methods.md#published-results says they are the row means, and :mod:`lightning_compress.reporting.results` can
+compute ours the same way.
 
 Example:
     >>> table = PUBLISHED_TABLES["oneill_11_2"]
@@ -33,8 +35,10 @@ class Column:
 class PublishedRow:
     """One row: ``method`` (stable id), the printed ``label``, one value per column and the printed average.
 
-    ``average_is_row_mean`` is ``False`` where docs/methods.md#errata-in-the-published-tables records that the printed average is not the mean of the
-    row (errata docs/methods.md#score-column-of-table-111, docs/methods.md#averages-of-table-112); ``note`` says why or where a row comes from.
+    ``average_is_row_mean`` is ``False`` where docs/methods.md#errata-in-the-published-tables records that the printed
+    average is not the mean of the
+    row (errata docs/methods.md#score-column-of-table-111, docs/methods.md#averages-of-table-112); ``note`` says why or
+    where a row comes from.
     """
 
     method: str
@@ -136,7 +140,8 @@ def _cols(spec: list[tuple[str, str, str]]) -> tuple[Column, ...]:
     return tuple(Column(task, metric, label) for task, metric, label in spec)
 
 
-# ---------------------------------------------------------------- O'Neill Table 9.1 (docs/methods.md#table-91-alignreg-on-xglue)
+# ---------------------------------------------------------------- O'Neill Table 9.1
+# (docs/methods.md#table-91-alignreg-on-xglue)
 _XGLUE_COLUMNS = _cols(
     [
         ("xnli", "accuracy", "XNLI"),
@@ -202,7 +207,8 @@ ONEILL_9_1 = PublishedTable(
     "Per-task score = mean over all test languages including English.",
 )
 
-# ---------------------------------------------------------------- O'Neill Table 11.2 (docs/methods.md#table-112-sdp-on-xglue)
+# ---------------------------------------------------------------- O'Neill Table 11.2
+# (docs/methods.md#table-112-sdp-on-xglue)
 ONEILL_11_2 = PublishedTable(
     table_id="oneill_11_2",
     title="O'Neill Table 11.2: XGLUE zero-shot @30% remaining weights, XLM-R Base (SDP)",
@@ -249,7 +255,8 @@ ONEILL_11_2 = PublishedTable(
     note="Same protocol as Table 9.1 (30% = step 11, 31.38% remaining).",
 )
 
-# ---------------------------------------------------------------- O'Neill Table 11.1 (docs/methods.md#table-111-sdp-on-glue)
+# ---------------------------------------------------------------- O'Neill Table 11.1
+# (docs/methods.md#table-111-sdp-on-glue)
 _GLUE_11_1_COLUMNS = _cols(
     [
         ("cola", "matthews", "CoLA"),
@@ -269,7 +276,14 @@ _QUOTED = "quoted by O'Neill from other papers; not trained here"
 
 
 def _glue_row(method: str, label: str, score: float, values: tuple, note: str = "") -> PublishedRow:
-    return PublishedRow(method, label, values, score, average_is_row_mean=False, note=note or "Score: docs/methods.md#score-column-of-table-111")
+    return PublishedRow(
+        method,
+        label,
+        values,
+        score,
+        average_is_row_mean=False,
+        note=note or "Score: docs/methods.md#score-column-of-table-111",
+    )
 
 
 ONEILL_11_1 = PublishedTable(
@@ -373,11 +387,12 @@ ONEILL_11_1 = PublishedTable(
     remaining=0.9**22,
     remaining_by_task=(("cola", 0.9**15),),
     note="Pruning: 10% of the remaining targeted weights per epoch; table point after step 22 (9.85% remaining), "
-    "CoLA after step 15 (20.59%). The printed Score cannot be recomputed (docs/methods.md#score-column-of-table-111); averages here are score_7, the "
-    "mean of the first number of the 7 non-CoLA tasks.",
+    "CoLA after step 15 (20.59%). The printed Score cannot be recomputed (docs/methods.md#score-column-of-table-111); "
+    "averages here are score_7, the mean of the first number of the 7 non-CoLA tasks.",
 )
 
-# ---------------------------------------------------------------- O'Neill Table 10.10 (docs/methods.md#table-1010-gradient-dropout-on-xglue)
+# ---------------------------------------------------------------- O'Neill Table 10.10
+# (docs/methods.md#table-1010-gradient-dropout-on-xglue)
 _GRADDROP_VARIANTS = ("graddrop", "anneal_graddrop", "layer_graddrop", "anneal_layer_graddrop", "graddrop_epoch")
 ONEILL_10_10 = PublishedTable(
     table_id="oneill_10_10",
@@ -454,7 +469,8 @@ ONEILL_10_10 = PublishedTable(
     "this table in places (docs/methods.md#table-1010-versus-the-per-task-tables); this table is the reference.",
 )
 
-# ---------------------------------------------------------------- Bai Table 5.2 (docs/methods.md#table-52-binarybert-on-glue)
+# ---------------------------------------------------------------- Bai Table 5.2
+# (docs/methods.md#table-52-binarybert-on-glue)
 _BAI_COLUMNS = _cols(
     [
         ("mnli", "accuracy", "MNLI-m"),

@@ -13,7 +13,8 @@ from lightning_compress.pruning.masks import sparsity_report
 
 __all__ = ["FINAL_CHECKPOINT", "SPARSITY_KEY", "RunRecord"]
 
-#: Logged at every validation: fraction of exact zeros in the prunable weights (docs/methods.md#measuring-sparsity), i.e. the sparsity
+#: Logged at every validation: fraction of exact zeros in the prunable weights (docs/methods.md#measuring-sparsity),
+#: i.e. the sparsity
 #: at which that validation was measured.
 SPARSITY_KEY = "val/prunable_sparsity"
 #: File name of the weights-only Lightning checkpoint written with ``save_checkpoint=True`` (the teacher of later runs).

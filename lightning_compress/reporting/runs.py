@@ -126,7 +126,8 @@ def select_point(run: RunResult, table: PublishedTable, metric: str) -> dict[str
     """The validation of ``run`` that corresponds to the table's reported point.
 
     * Pruned runs of a pruning table: the last validation whose prunable sparsity is at most the table's
-      (``1 - remaining``), i.e. the end of the recovery interval of that pruning step (docs/methods.md#where-pruning-results-are-read).
+      (``1 - remaining``), i.e. the end of the recovery interval of that pruning step
+      (docs/methods.md#where-pruning-results-are-read).
     * ``selection="best_en"`` tables: the validation with the best English score (cross-lingual model selection);
       without an English score, the last one.
     * Otherwise the last validation.

@@ -79,7 +79,9 @@ def summarize_fit(
         prunable_sparsity=report["prunable"],
         model_sparsity=report["model"],
         export=export,
-        structured=None if structured is None or not structured.history else (structured.unit, structured.history[-1][1]),
+        structured=None
+        if structured is None or not structured.history
+        else (structured.unit, structured.history[-1][1]),
     )
 
 

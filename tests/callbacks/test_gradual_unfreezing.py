@@ -40,7 +40,8 @@ def test_unfreezes_one_block_per_epoch_and_frozen_weights_stay_bit_identical_und
     names = {n for n, _ in module.named_parameters()}
     embeddings = {n for n in names if ".embeddings." in n}
     head = {n for n in names if "pooler" in n or "classifier" in n}
-    # docs/methods.md#unfrozen-block-count: epoch e trains min(k * e, L) blocks; the embeddings come after the last block
+    # docs/methods.md#unfrozen-block-count: epoch e trains min(k * e, L) blocks; the embeddings come after the last
+    # block
     expected_frozen = [
         embeddings | {n for n in names if second in n},
         embeddings,

@@ -182,7 +182,8 @@ torch.save({"masks": [cb.masks for cb in callbacks], "gates": callbacks[2].log_a
 
 
 def test_ddp_two_processes_have_identical_masks_and_weights(tmp_path):
-    """docs/methods.md#deterministic-masks-across-ranks: magnitude, random and L0 masks, the gates and all weights agree across ranks."""
+    """docs/methods.md#deterministic-masks-across-ranks: magnitude, random and L0 masks, the gates and all weights
+    agree across ranks."""
     rank0, rank1 = run_ddp_script(DDP_SCRIPT, tmp_path)
     for masks0, masks1 in zip(rank0["masks"], rank1["masks"]):
         assert masks0.keys() == masks1.keys() and masks0

@@ -62,7 +62,8 @@ def first_batch():
 
 @pytest.mark.parametrize("criterion", ["gradient", "taylor"])
 def test_gradient_criteria_score_the_autograd_gradient_since_the_last_event(criterion):
-    """docs/methods.md#gradient-and-taylor-scores-match-autograd: one step before a one-shot event, the score is |g| or |g * w| with g from autograd on that batch."""
+    """docs/methods.md#gradient-and-taylor-scores-match-autograd: one step before a one-shot event, the score is |g| or
+    |g * w| with g from autograd on that batch."""
     pruning = GradualMagnitudePruning(final_sparsity=0.5, schedule="one_shot", start=1, criterion=criterion)
     probe = Probe(pruning)
     fit([probe, pruning], max_epochs=None, max_steps=2)

@@ -64,7 +64,10 @@ def test_resume_with_a_longer_schedule_continues_pruning_from_the_saved_masks(tm
 def test_resume_with_changed_criterion_raises_listing_the_difference(tmp_path):
     _fit(tmp_path / "full", [_pruning()])
     checkpoint = tmp_path / "full" / "epoch=0.ckpt"
-    match = r"criterion='random'\)` is invalid for resuming from the checkpoint '.*epoch=0\.ckpt'.*criterion: 'magnitude' → 'random'.*HINT: resume with criterion='magnitude'"
+    match = (
+        r"criterion='random'\)` is invalid for resuming from the checkpoint '.*epoch=0\.ckpt'"
+        r".*criterion: 'magnitude' → 'random'.*HINT: resume with criterion='magnitude'"
+    )
     with pytest.raises(ValueError, match=match):
         _fit(tmp_path / "resumed", [_pruning(criterion="random")], ckpt_path=checkpoint, max_epochs=2)
 

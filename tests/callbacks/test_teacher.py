@@ -61,15 +61,21 @@ def test_a_module_teacher_is_saved_by_class_name_in_the_settings(teachers):
 
 @pytest.mark.parametrize("cls", [AlignReg, SelfDistilledPruning, TernaryWeightSplitting])
 def test_a_teacher_of_another_type_is_refused(cls):
-    with pytest.raises(TypeError, match=rf"`{cls.__name__}\(teacher=3\)` is invalid: expected .*a module \(nn.Module "
-                       r"or LightningModule\), a Lightning checkpoint path or a Hugging Face model folder"):
+    with pytest.raises(
+        TypeError,
+        match=rf"`{cls.__name__}\(teacher=3\)` is invalid: expected .*a module \(nn.Module "
+        r"or LightningModule\), a Lightning checkpoint path or a Hugging Face model folder",
+    ):
         cls(teacher=3)
 
 
 def test_a_teacher_module_of_another_shape_is_refused():
     other = BertForSequenceClassification(tiny_bert_config(intermediate_size=48))
-    with pytest.raises(ValueError, match=r"`SelfDistilledPruning\(teacher=<BertForSequenceClassification>\)` does not "
-                       "match the module's model"):
+    with pytest.raises(
+        ValueError,
+        match=r"`SelfDistilledPruning\(teacher=<BertForSequenceClassification>\)` does not "
+        "match the module's model",
+    ):
         make_trainer([SelfDistilledPruning(teacher=other, teacher_cache=False)], max_steps=1).fit(
             UserModule(), loader(16)
         )

@@ -101,7 +101,9 @@ def test_accumulative_epoch_masks_grow_to_the_full_set(shape):
     masks = [active(e) for e in range(1, epochs + 1)]
     for e, mask in enumerate(masks, start=1):
         assert mask.shape == shape and mask.dtype == torch.bool
-        assert int(mask.sum()) == round(e / epochs * numel)  # docs/methods.md#graddrop-epoch-and-graddrop-epoch-toggle: round(e/T * N) active
+        assert int(mask.sum()) == round(
+            e / epochs * numel
+        )  # docs/methods.md#graddrop-epoch-and-graddrop-epoch-toggle: round(e/T * N) active
     for earlier, later in zip(masks, masks[1:]):
         assert not (earlier & ~later).any()  # docs/methods.md#graddrop-epoch-active-sets: an active entry stays active
     assert masks[-1].all()  # the last epoch trains everything
@@ -112,6 +114,8 @@ def test_toggle_chunks_are_disjoint_and_cover_all_entries():
     shape, epochs = (33, 5), 3
     active = [epoch_keep_mask(shape, e, epochs, mask_generator(2, "chunks", NAME), toggle=True) for e in (1, 2, 3)]
     counts = torch.stack(active).sum(0)
-    assert torch.equal(counts, torch.ones(shape, dtype=torch.long))  # every entry in exactly one chunk (docs/methods.md#graddrop-epoch-active-sets)
+    assert torch.equal(
+        counts, torch.ones(shape, dtype=torch.long)
+    )  # every entry in exactly one chunk (docs/methods.md#graddrop-epoch-active-sets)
     accumulative = epoch_keep_mask(shape, 2, epochs, mask_generator(2, "chunks", NAME))
     assert torch.equal(accumulative, active[0] | active[1])  # same permutation as the accumulative variant

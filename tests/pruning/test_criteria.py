@@ -1,4 +1,5 @@
-"""Criteria scores against values computed by hand on 3x4 matrices (docs/methods.md#pruning-criteria, docs/methods.md#gradient-and-taylor-scores-match-autograd, docs/methods.md#lamp-ordering)."""
+"""Criteria scores against values computed by hand on 3x4 matrices (docs/methods.md#pruning-criteria,
+docs/methods.md#gradient-and-taylor-scores-match-autograd, docs/methods.md#lamp-ordering)."""
 
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""Hard-concrete gates (docs/methods.md#hard-concrete-l0-gates) against hand-computed values; the forward hooks that apply them."""
+"""Hard-concrete gates (docs/methods.md#hard-concrete-l0-gates) against hand-computed values; the forward hooks that
+apply them."""
 
 import math
 

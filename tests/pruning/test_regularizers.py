@@ -42,7 +42,8 @@ def test_zero_at_reference_with_zero_gradient(kind):
 
 @pytest.mark.parametrize("kind", list(ALIGNMENTS))
 def test_gradient_step_pulls_the_weights_toward_the_reference(kind):
-    """Fails with the printed sign of Eq. 9.3 (docs/methods.md#sign-of-the-alignment-term): descending `+ρ` would push the weights away."""
+    """Fails with the printed sign of Eq. 9.3 (docs/methods.md#sign-of-the-alignment-term): descending `+ρ` would push
+    the weights away."""
     torch.manual_seed(0)
     ref = torch.randn(6, 10, dtype=torch.float64)
     w = (ref + 0.8 * torch.randn(6, 10, dtype=torch.float64)).requires_grad_()

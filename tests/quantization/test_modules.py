@@ -173,7 +173,8 @@ def _sst2_sentences(n=64):
     ],
 )
 def test_split_minilm_logits_equal_ternary_logits_on_sst2(width, act_bits, act_quantizer):
-    """docs/methods.md#split-identities/docs/methods.md#split-model-reproduces-the-ternary-logits on the real MiniLM-L6 checkpoint and real SST-2 dev batches, with and without activation quantization.
+    """docs/methods.md#split-identities/docs/methods.md#split-model-reproduces-the-ternary-logits on the real MiniLM-L6
+    checkpoint and real SST-2 dev batches, with and without activation quantization.
 
     Without the split modules' scale offsets, 8-bit activations gave differences up to 6e-3 (1 ulp of weight moves
     activations across a rounding boundary); with them the logits agree exactly.

@@ -17,7 +17,8 @@ def test_twn_on_a_hand_checked_matrix(dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("dim", [None, 0])
 def test_twn_and_bwn_invariants(dtype, dim):
-    """docs/methods.md#twn-and-bwn-scales: non-zero ternary values have magnitude α and |I| = #{|w| ≥ Δ}; BWN keeps mean |w| per group."""
+    """docs/methods.md#twn-and-bwn-scales: non-zero ternary values have magnitude α and |I| = #{|w| ≥ Δ}; BWN keeps
+    mean |w| per group."""
     torch.manual_seed(0)
     w = torch.randn(6, 50, dtype=dtype)
     ternary = twn_quantize(w, dim)

@@ -42,7 +42,8 @@ def test_split_on_a_hand_checked_vector():
 
 
 def test_printed_eq_5_8_would_break_the_equivalence():
-    """Erratum docs/methods.md#swapped-sets-in-the-split-coefficient: with J and K swapped in a the quantized equivalence fails when S_J != S_K."""
+    """Erratum docs/methods.md#swapped-sets-in-the-split-coefficient: with J and K swapped in a the quantized
+    equivalence fails when S_J != S_K."""
     torch.manual_seed(0)
     w = torch.randn(5000, dtype=torch.float64)
     w1, w2 = ternary_weight_split(w)
@@ -91,7 +92,6 @@ def test_sensitivity_and_plan():
     u = split_sensitivity({"qk": 2.0, "ffn": 8.0}, {"qk": 4, "ffn": 8}, [1.0, 3.0], [6, 6])
     assert u[(0, "qk")] == pytest.approx(0.5 + 1 / 6) and u[(1, "ffn")] == pytest.approx(1.0 + 0.5)
     assert adaptive_split_plan({"a": 1.0, "b": 0.5, "c": 0.6}, {"a": 2, "b": 1, "c": 1}, 2) == ["b", "c"]
-
 
 
 def test_split_groups_probes_and_group_sensitivity_on_hand_numbers():

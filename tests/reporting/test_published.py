@@ -1,4 +1,5 @@
-"""The published tables of docs/methods.md#published-results: shapes, printed averages against row means, claimed orderings."""
+"""The published tables of docs/methods.md#published-results: shapes, printed averages against row means, claimed
+orderings."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 
 from lightning_compress.reporting.published import PUBLISHED_TABLES, PublishedRow, PublishedTable, get_table
 
-# docs/methods.md#published-results: printed averages that equal the row mean (tolerance: half a unit of the printed precision).
+# docs/methods.md#published-results: printed averages that equal the row mean (tolerance: half a unit of the printed
+# precision).
 _TOLERANCE = {"oneill_9_1": 0.005, "oneill_11_2": 0.005, "oneill_10_10": 0.005, "bai_5_2": 0.05}
 
 
@@ -40,7 +42,8 @@ def test_row_means_equal_printed_averages(table_id: str) -> None:
 
 
 def test_recorded_mismatches_are_real() -> None:
-    """Rows flagged as not averaging to their printed value (docs/methods.md#averages-of-table-112 and the two found here) really differ."""
+    """Rows flagged as not averaging to their printed value (docs/methods.md#averages-of-table-112 and the two found
+    here) really differ."""
     table = PUBLISHED_TABLES["oneill_11_2"]
     assert table.row_mean("taylor") == pytest.approx(69.42, abs=0.005)
     assert table.row_mean("sdp_cc") == pytest.approx(70.64, abs=0.005)
@@ -49,7 +52,8 @@ def test_recorded_mismatches_are_real() -> None:
 
 
 def test_table_11_1_score_7_and_errata() -> None:
-    """docs/methods.md#score-column-of-table-111: the dense Score is not recomputable; score_7 of the dense row is 82.11 (docs/methods.md#errata-and-project-choices)."""
+    """docs/methods.md#score-column-of-table-111: the dense Score is not recomputable; score_7 of the dense row is
+    82.11 (docs/methods.md#errata-and-project-choices)."""
     table = get_table("oneill_11_1")
     assert table.average_label == "score_7"
     assert table.row_mean("dense") == pytest.approx(82.11, abs=0.005)
