@@ -114,7 +114,7 @@ def print_fit_summary(summary: FitSummary, console: Console | None = None) -> No
                 f"{export.memory_bytes / mib:.1f} MiB ({export.memory_bytes / export.dense_memory_bytes:.3f}x dense)",
             )
         else:
-            table.add_row("export format", "compact (load_compressed)")
+            table.add_row("export format", "compact")
             table.add_row("compressed export", f"{export.compressed_bytes / mib:.1f} MiB ({export.ratio:.3f}x dense)")
             table.add_row("prunable weights: compressed / dense", f"{export.prunable_ratio:.3f}x")
     console.print(table)
