@@ -160,7 +160,7 @@ def test_bad_format_arguments_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"format='onnx'.*expected one of \['compact', 'hf'\]"):
         save_compressed(model, tmp_path / "x", format="onnx")
     with pytest.raises(ValueError, match="slim=True.*format='compact'.*pass format='hf'"):
-        save_compressed(model, tmp_path / "x", slim=True)
+        save_compressed(model, tmp_path / "x", format="compact", slim=True)
     with pytest.raises(ValueError, match="dtype='bfloat16'.*compact"):
         save_compressed(model, tmp_path / "x", dtype="bfloat16")
     distil = DistilBertForSequenceClassification(
