@@ -516,9 +516,8 @@ def dr_ucb_search(
 
     Example:
         >>> curve = lambda s: 0.9 - 0.4 / (1 + math.exp(-(s - 0.7) / 0.03))
-        >>> curve = lambda s: 0.9 - 0.4 / (1 + math.exp(-(s - 0.7) / 0.03))
-        >>> dr_ucb_search(curve, curve(0) - 0.02, initial=[(0.0, curve(0))], acquisition="dr_ucb")  # doctest: +SKIP
-        >>> result.best_x <= 0.6117  # the largest evaluated feasible point
+        >>> result = dr_ucb_search(curve, curve(0) - 0.02, acquisition="dr_ucb")  # doctest: +SKIP
+        >>> result.best_x <= 0.6117  # the largest evaluated feasible point  # doctest: +SKIP
         True
     """
     if acquisition is None:
