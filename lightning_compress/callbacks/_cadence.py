@@ -75,3 +75,28 @@ def upgrade_cadence_settings(saved: dict[str, Any]) -> dict[str, Any]:
     frequency = saved["frequency"]
     upgraded["every_n_steps"], upgraded["every_n_epochs"] = (None, 1) if frequency == "epoch" else (frequency, None)
     return upgraded
+
+
+def schedule_steps(
+    trainer: Trainer,
+    owner: str,
+    start: int | float,
+    end: int | float,
+    every_n_steps: int | None,
+    every_n_epochs: int | None,
+) -> tuple[int, int, int, int]:
+    """Where a pruning schedule sits in this run: ``(start_step, end_step, interval, total_steps)``.
+
+    ``start``/``end`` are optimizer steps (int) or fractions of the run (float); ``end`` is clamped to the last step
+    and ``start`` to ``end``; ``interval`` is :func:`event_interval`.
+
+    Raises:
+        ValueError: the run has no bounded number of optimizer steps.
+    """
+    total = trainer.estimated_stepping_batches
+    if not math.isfinite(total):
+        raise ValueError(f"{owner} needs a bounded run to place its schedule: set `max_epochs` or `max_steps`.")
+    total = int(total)
+    start_step, end_step = (round(x * total) if isinstance(x, float) else x for x in (start, end))
+    end_step = min(end_step, total - 1)
+    return min(start_step, end_step), end_step, event_interval(trainer, every_n_steps, every_n_epochs), total

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import Any, Literal
 
@@ -13,9 +12,9 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from lightning_compress.callbacks._cadence import (
-    event_interval,
     legacy_frequency,
     resolve_cadence,
+    schedule_steps,
     upgrade_cadence_settings,
 )
 from lightning_compress.callbacks._common import named_parameters, warn_if_training_in_eval_mode
@@ -433,15 +432,10 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
 
     # ------------------------------------------------------------------ logic
     def _compute_events(self, trainer: Trainer) -> list[PruningEvent]:
-        total = trainer.estimated_stepping_batches
-        if not math.isfinite(total):
-            raise ValueError(
-                "GradualMagnitudePruning needs a bounded run to place its schedule: set `max_epochs` or `max_steps`."
-            )
-        total = int(total)
-        frequency = event_interval(trainer, self.every_n_steps, self.every_n_epochs)
-        start, end = (round(x * total) if isinstance(x, float) else x for x in (self.start, self.end))
-        if isinstance(self.start, int) and start > total - 1:
+        start, end, frequency, total = schedule_steps(
+            trainer, type(self).__name__, self.start, self.end, self.every_n_steps, self.every_n_epochs
+        )
+        if isinstance(self.start, int) and self.start > total - 1:
             raise ValueError(
                 f"`GradualMagnitudePruning(start={self.start})` is invalid for this run: expected a step before its "
                 f"last optimizer step {total - 1} (the run has trainer.estimated_stepping_batches={total} optimizer "
@@ -449,8 +443,6 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
                 "never prune. HINT: lower `start`, give it as a fraction of the run (e.g. start=0.3), or raise "
                 "`max_steps`/`max_epochs`."
             )
-        end = min(end, total - 1)
-        start = min(start, end)
         return pruning_events(
             self.schedule,
             start_step=start,

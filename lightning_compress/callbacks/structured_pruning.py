@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Literal
 
@@ -13,9 +12,9 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lightning_compress.callbacks._cadence import (
-    event_interval,
     legacy_frequency,
     resolve_cadence,
+    schedule_steps,
     upgrade_cadence_settings,
 )
 from lightning_compress.callbacks._common import named_parameters, warn_if_training_in_eval_mode
@@ -365,16 +364,9 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
         return dict(pl_module.named_modules())[f"{self.block_names[0]}.intermediate.dense"].out_features
 
     def _compute_events(self, trainer: Trainer) -> list[PruningEvent]:
-        total = trainer.estimated_stepping_batches
-        if not math.isfinite(total):
-            raise ValueError(
-                "StructuredPruning needs a bounded run to place its schedule: set `max_epochs` or `max_steps`."
-            )
-        total = int(total)
-        frequency = event_interval(trainer, self.every_n_steps, self.every_n_epochs)
-        start, end = (round(x * total) if isinstance(x, float) else x for x in (self.start, self.end))
-        end = min(end, total - 1)
-        start = min(start, end)
+        start, end, frequency, _ = schedule_steps(
+            trainer, type(self).__name__, self.start, self.end, self.every_n_steps, self.every_n_epochs
+        )
         return pruning_events(
             self.schedule,
             start_step=start,
