@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
-__all__ = ["StatefulCallback"]
+__all__ = ["StatefulCallback", "apply_pending_loader_state"]
 
 
 class StatefulCallback(Callback):
@@ -28,7 +28,7 @@ class StatefulCallback(Callback):
 
     Subclasses implement :meth:`checkpoint_settings`, add ``"settings": self.checkpoint_settings()`` to their
     ``state_dict`` and call :meth:`check_resumed_settings` first thing in ``load_state_dict``. A subclass that
-    overrides ``setup`` or ``on_load_checkpoint`` must call ``super()``.
+    overrides ``setup``, ``on_train_start`` or ``on_load_checkpoint`` must call ``super()``.
     """
 
     #: Settings that may differ between the checkpoint and the resumed run (the others must match).
@@ -41,6 +41,10 @@ class StatefulCallback(Callback):
 
     _state_index: int | None = None  # position among the Trainer's callbacks of this class, known from `setup`
     _resume_source: str | None = None
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Apply a mid-epoch loader position Lightning left pending (:func:`apply_pending_loader_state`)."""
+        apply_pending_loader_state(trainer)
 
     def checkpoint_settings(self) -> dict[str, Any]:
         """The constructor settings the saved state depends on, as primitives (compared on resume)."""
@@ -138,3 +142,21 @@ def legacy_state_keys(states: dict[Any, Any], class_name: str) -> list[str]:
 
 def _differences(changed: dict[str, tuple[Any, Any]]) -> str:
     return "; ".join(f"{key}: {old!r} → {new!r}" for key, (old, new) in changed.items())
+
+
+def apply_pending_loader_state(trainer: Trainer) -> None:
+    """Hand the checkpoint's training-loader state to the loader when Lightning set it aside without applying it.
+
+    Lightning restores a mid-epoch loader position when it builds the training loader after the checkpoint's loop
+    state is loaded. When ``configure_optimizers`` reads ``trainer.estimated_stepping_batches`` (a warm-up schedule
+    does), the loader is built before that, the saved position stays pending and the resumed epoch would start again
+    from its first batch. Called from ``on_train_start`` (by the compression callbacks, through ``super()``, and by the task modules), this
+    applies the pending state and recreates the batch iterator, so the resumed run sees the uninterrupted run's
+    batches; it does nothing when no state is pending, and applies it once when several callers run.
+    """
+    fit_loop = trainer.fit_loop
+    if not getattr(fit_loop, "_combined_loader_states_to_load", None) or fit_loop._combined_loader is None:
+        return
+    fit_loop._load_combined_loader_states()
+    if fit_loop._data_fetcher is not None:
+        iter(fit_loop._data_fetcher)

@@ -246,6 +246,7 @@ class GradientDropout(StatefulCallback, GuardedCallback):
                     module.p = self.model_dropout
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
         self._total_epochs = self.num_epochs or max(trainer.max_epochs or 0, 0)
         uses_epochs = not _MODES[self.mode] or self.schedule == "linear"
         if uses_epochs and self._total_epochs < 1:

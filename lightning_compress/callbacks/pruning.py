@@ -338,6 +338,7 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
             self._start_gates(pl_module)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
         self.events = self._compute_events(trainer)
         if self.events and self.events[-1].sparsity < self.final_sparsity - 1e-6:
             rank_zero_warn(

@@ -132,6 +132,7 @@ class QuantizationAwareTraining(StatefulCallback):
         self.module_names = modules
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
         self.start_step = self._start_step(trainer)
         self._maybe_prepare(trainer, pl_module)
 

@@ -274,6 +274,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         self.cache.to(pl_module.device)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
         try:
             self._expected_examples = len(trainer.train_dataloader.dataset)  # type: ignore[union-attr]
         except (AttributeError, TypeError):

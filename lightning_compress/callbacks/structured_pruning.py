@@ -240,6 +240,7 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
         self._sync_layer_skips(pl_module)  # masks restored from a checkpoint, before the sanity validation
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
         self.events = self._compute_events(trainer)
         if _CRITERIA[self.criterion] and self.events and self.events[0].step == 0:
             raise ValueError(

@@ -358,6 +358,7 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
             self.teacher.to(pl_module.device)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
         total = trainer.estimated_stepping_batches
         if not math.isfinite(total):
             raise ValueError("TernaryWeightSplitting needs a bounded run: set `max_epochs` or `max_steps`.")

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from transformers import get_linear_schedule_with_warmup
 
+from lightning_compress.callbacks._resume import apply_pending_loader_state
 from lightning_compress.callbacks.finite_guard import NonFiniteGuard
 from lightning_compress.hub import DEFAULT_PRETRAINED, resolve_pretrained
 from lightning_compress.models.metrics import build_metric_collections
@@ -296,18 +297,29 @@ class TransformerTaskModule(pl.LightningModule):
         hparams = checkpoint.get(self.CHECKPOINT_HYPER_PARAMS_KEY)
         if isinstance(hparams, dict) and isinstance(hparams.get("task_spec"), TaskSpec):
             hparams["task_spec"] = task_spec_to_dict(hparams["task_spec"])
-        checkpoint[RNG_STATE_KEY] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            checkpoint[RNG_STATE_KEY]["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint[RNG_STATE_KEY] = _random_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the random state saved by :meth:`on_save_checkpoint` (absent in older checkpoints)."""
         state = checkpoint.get(RNG_STATE_KEY)
-        if state is None:
-            return
-        torch.set_rng_state(state["torch"])
-        if "cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
+        if state is not None:
+            _set_random_state(state)
+
+    def on_validation_start(self) -> None:
+        """Set the random state aside: evaluation (its loader draws a seed) must not shift the training stream.
+
+        A checkpoint taken at the last batch of an epoch is written before that epoch's validation, and the resumed
+        run does not repeat it; with the state put back in :meth:`on_validation_end`, both runs draw the same dropout
+        masks afterwards. A subclass that overrides either hook must call ``super()``.
+        """
+        self._random_state_before_evaluation = _random_state()
+
+    def on_validation_end(self) -> None:
+        """Put back the random state of :meth:`on_validation_start`."""
+        state = getattr(self, "_random_state_before_evaluation", None)
+        if state is not None:
+            _set_random_state(state)
+            self._random_state_before_evaluation = None
 
     def on_fit_start(self) -> None:
         """Make sure every submodule (dropout included) trains in train mode; see ``__init__``."""
@@ -416,6 +428,12 @@ class TransformerTaskModule(pl.LightningModule):
             {"params": no_decay, "weight_decay": 0.0},
         ]
 
+    def on_train_start(self) -> None:
+        """Apply a mid-epoch loader position Lightning left pending because the warm-up schedule of
+        :meth:`configure_optimizers` asked for ``estimated_stepping_batches`` before the checkpoint's loop state was
+        loaded (:func:`~lightning_compress.callbacks._resume.apply_pending_loader_state`)."""
+        apply_pending_loader_state(self.trainer)
+
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with linear warm-up over ``warmup_fraction`` of the steps, then linear decay to 0.
 
@@ -433,3 +451,17 @@ class TransformerTaskModule(pl.LightningModule):
         optimizer = torch.optim.AdamW(self.parameter_groups(), lr=self.hparams.lr, eps=self.hparams.adam_eps)
         scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=warmup, num_training_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+
+
+def _random_state() -> dict[str, Any]:
+    """The global CPU (and initialised CUDA) random state."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_random_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

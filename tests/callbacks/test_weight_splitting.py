@@ -12,11 +12,8 @@ from lightning_compress.export import load_compressed, save_compressed
 from lightning_compress.quantization import QuantEmbedding, QuantLinear, SplitBinaryEmbedding, SplitBinaryLinear
 from tests.tiny import UserModule, assert_resume_exact, loader, make_trainer, run_ddp_script
 
-# Lightning 2.6 loses the train loader's mid-epoch state when `configure_optimizers` reads
-# `trainer.estimated_stepping_batches` (a warm-up schedule does): that call runs `fit_loop.setup_data()` before the
-# checkpoint's loop state is restored, so `load_state_dict` of the loader is never called and the resumed epoch restarts
-# from its first batch. Exact once the project restores the pending loader state itself (see ResumableDataLoader).
-ESTIMATED_STEPS_DROPS_LOADER_STATE = "Lightning drops the loader state when configure_optimizers estimates the steps"
+# Lightning 2.6 leaves the train loader's mid-epoch state pending when `configure_optimizers` reads
+# `trainer.estimated_stepping_batches` (a warm-up schedule does); the callbacks' `on_train_start` applies it.
 
 
 class ScheduledModule(UserModule):
@@ -100,7 +97,6 @@ def test_resume_from_an_epoch_end_checkpoint_before_or_after_the_split_is_exact(
     assert runs.resumed_callbacks[0].split_step == runs.full_callbacks[0].split_step == 12
 
 
-@pytest.mark.xfail(reason=ESTIMATED_STEPS_DROPS_LOADER_STATE, strict=True)
 @pytest.mark.parametrize("stop_at_step", [10, 13])  # 8 steps per epoch: inside epoch 1, before and after the split
 def test_resume_from_a_mid_epoch_checkpoint_before_or_after_the_split_is_exact(tmp_path, stop_at_step):
     runs = assert_resume_exact(
@@ -234,7 +230,6 @@ def test_adaptive_split_plan_is_the_knapsack_optimum_of_the_measured_gains(tmp_p
                 assert modules[name].weights == "binary", name
 
 
-@pytest.mark.xfail(reason=ESTIMATED_STEPS_DROPS_LOADER_STATE, strict=True)
 def test_resume_from_a_mid_epoch_checkpoint_after_an_adaptive_split_is_exact(tmp_path):
     settings = dict(split_at=12, act_bits=8, width=0.5, adaptive_budget=0.4, adaptive_rest="binary", adaptive_batches=3)
     runs = assert_resume_exact(

@@ -8,15 +8,11 @@ from lightning_compress.models import SequenceClassificationModule
 from lightning_compress.tasks import TaskSpec
 from tests.tiny import assert_resume_exact
 
-# Lightning 2.6 loses the train loader's mid-epoch state when `configure_optimizers` reads
-# `trainer.estimated_stepping_batches` (a warm-up schedule does): that call runs `fit_loop.setup_data()` before the
-# checkpoint's loop state is restored, so `load_state_dict` of the loader is never called and the resumed epoch restarts
-# from its first batch. Exact once the project restores the pending loader state itself (see ResumableDataLoader).
-ESTIMATED_STEPS_DROPS_LOADER_STATE = "Lightning drops the loader state when configure_optimizers estimates the steps"
+# Lightning 2.6 leaves the train loader's mid-epoch state pending when `configure_optimizers` reads
+# `trainer.estimated_stepping_batches` (the module's warm-up schedule does); `on_train_start` applies it.
 SPEC = TaskSpec(name="toy", num_labels=2, kind="classification", metrics=("accuracy",))
 
 
-@pytest.mark.xfail(reason=ESTIMATED_STEPS_DROPS_LOADER_STATE, strict=True)
 @pytest.mark.parametrize("stop_at_step", [3, 8])  # 4 steps per epoch: inside epoch 0, and the end of epoch 1
 def test_resume_with_dropout_is_bitwise_exact(tiny_bert, make_loader, tmp_path, stop_at_step):
     def module():
