@@ -149,10 +149,10 @@ def apply_pending_loader_state(trainer: Trainer) -> None:
 
     Lightning restores a mid-epoch loader position when it builds the training loader after the checkpoint's loop
     state is loaded. When ``configure_optimizers`` reads ``trainer.estimated_stepping_batches`` (a warm-up schedule
-    does), the loader is built before that, the saved position stays pending and the resumed epoch would start again
-    from its first batch. Called from ``on_train_start`` (by the compression callbacks, through ``super()``, and by the task modules), this
-    applies the pending state and recreates the batch iterator, so the resumed run sees the uninterrupted run's
-    batches; it does nothing when no state is pending, and applies it once when several callers run.
+    does), the loader is built before that, the saved position stays pending and the resumed epoch would start
+    again from its first batch. Called from ``on_train_start`` (by the compression callbacks, through ``super()``,
+    and by the task modules), this applies the pending state and recreates the batch iterator, so the resumed run
+    sees the uninterrupted run's batches; it does nothing when no state is pending and applies it only once.
     """
     fit_loop = trainer.fit_loop
     if not getattr(fit_loop, "_combined_loader_states_to_load", None) or fit_loop._combined_loader is None:
