@@ -18,8 +18,9 @@ Variants (weights are pruned with the library's core functions; accuracy is meas
 With ``--quantized`` it adds what a user does without this library (``torch.ao.quantization.quantize_dynamic`` of
 the dense model at load time: int8 Linear, fbgemm kernels), printed a second time as the reference, and the library's
 quantized outputs (``docs/quantization.md``): the portable int8 folder (``save_compressed(quantize="int8")``) as
-transformers + torchao load it, the same folder after the one-line fast path ``to_fast_int8_``, FFN 50 % + layers 1/3
-slim + int8 through the fast path, and a ternary-weight-split binary model loaded frozen by ``load_compressed``.
+transformers + torchao load it, the same folder after the one-line fast path ``to_fast_int8_``, FFN 50 % slim + int8
+and FFN 50 % + layers 1/3 slim + int8 through the fast path (each also with ``embeddings=True``: int8 word
+embeddings), and a ternary-weight-split binary model loaded frozen by ``load_compressed``.
 
     python benchmarks/inference.py [--repeats 7] [--threads 2] [--quantized] [--out FOLDER]
 """
@@ -73,9 +74,9 @@ RSS_SCRIPT = textwrap.dedent(
         model = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
     if convert == "dynamic_int8":
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    if convert == "fast_int8":
+    if convert.startswith("fast_int8"):
         from lightning_compress.quantization import to_fast_int8_
-        to_fast_int8_(model)
+        to_fast_int8_(model, embeddings=convert == "fast_int8_embeddings")
     with torch.inference_mode():
         model(input_ids=torch.randint(1000, 3000, (32, 128)))
     status = open("/proc/self/status").read()  # VmHWM: this process's peak RSS (ru_maxrss survives exec)
@@ -89,7 +90,8 @@ class Variant:
     name: str
     folder: Path
     #: how it is loaded: "none" (from_pretrained), "dynamic_int8" (then torch's quantize_dynamic, the peer),
-    #: "fast_int8" (then to_fast_int8_), "compressed" (load_compressed)
+    #: "fast_int8" (then to_fast_int8_), "fast_int8_embeddings" (to_fast_int8_ with int8 word embeddings),
+    #: "compressed" (load_compressed)
     convert: str = "none"
     model: torch.nn.Module | None = None
 
@@ -151,7 +153,9 @@ def quantized_variants(root: Path, dense: torch.nn.Module, built: list[Variant])
 
     by_name = {variant.name: variant for variant in built}
     save_compressed(dense, root / "int8", quantize="int8", overwrite=True)
-    slim = drop_layers_(ffn_neurons_(copy.deepcopy(dense), 0.5), 1 / 3)
+    ffn = ffn_neurons_(copy.deepcopy(dense), 0.5)
+    save_compressed(ffn, root / "ffn_int8", slim=True, quantize="int8", overwrite=True)
+    slim = drop_layers_(ffn, 1 / 3)
     save_compressed(slim, root / "slim_int8", slim=True, quantize="int8", overwrite=True)
     tws = copy.deepcopy(dense)
     half_width_(tws)
@@ -162,7 +166,10 @@ def quantized_variants(root: Path, dense: torch.nn.Module, built: list[Variant])
         Variant("peer: dynamic int8 of dense", by_name["dense fp32"].folder, "dynamic_int8"),
         Variant("int8 folder (transformers+torchao)", root / "int8"),
         Variant("int8 folder + to_fast_int8_", root / "int8", "fast_int8"),
+        Variant("ffn 50% + int8 (fast)", root / "ffn_int8", "fast_int8"),
+        Variant("ffn 50% + int8 (fast, int8 embeddings)", root / "ffn_int8", "fast_int8_embeddings"),
         Variant("ffn 50% + layers 1/3 + int8 (fast)", root / "slim_int8", "fast_int8"),
+        Variant("ffn 50% + layers 1/3 + int8 (fast, int8 emb.)", root / "slim_int8", "fast_int8_embeddings"),
         Variant("TWS binary, frozen (load_compressed)", root / "tws", "compressed"),
     ]
 
@@ -175,16 +182,16 @@ def load(variant: Variant) -> torch.nn.Module:
     model = AutoModelForSequenceClassification.from_pretrained(variant.folder).eval()
     if variant.convert == "dynamic_int8":
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    if variant.convert == "fast_int8":
+    if variant.convert.startswith("fast_int8"):
         from lightning_compress.quantization import to_fast_int8_
 
-        to_fast_int8_(model)
+        to_fast_int8_(model, embeddings=variant.convert == "fast_int8_embeddings")
     return model
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
     """Parameters and buffers (torchao tensors by their parts), plus the int8 weights, scales and biases of
-    dynamically quantized Linear modules."""
+    dynamically quantized Linear modules and the int8 rows, scales and zero points of quantized embeddings."""
     tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}
     total = sum(tensor_bytes(t.data if isinstance(t, torch.nn.Parameter) else t) for t in tensors.values())
     for module in model.modules():
@@ -193,6 +200,9 @@ def weight_bytes(model: torch.nn.Module) -> int:
             per_channel = weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
             scales = weight.q_per_channel_scales().numel() if per_channel else 1
             total += weight.numel() + 16 * scales + (0 if bias is None else bias.numel() * bias.element_size())
+        if isinstance(module, torch.ao.nn.quantized.Embedding):
+            table = module.weight()
+            total += table.numel() + 8 * table.shape[0]  # one byte a weight, a float scale and zero point a row
     return total
 
 

@@ -13,7 +13,8 @@ Each comparison is a set of configs that share data, schedule, optimiser and ste
 * ``structured_sst2``: MiniLM-L6 on SST-2 (``configs/scaled/sst2_structured.yaml``): dense vs half of the feed-forward
   neurons removed vs the same with SDP-KLD from the seed's dense run;
 * ``quantized_sst2``: the same protocol: dense fp32 vs post-training dynamic int8 of that dense model (what a user does
-  without this library: ``torch.ao.quantization.quantize_dynamic``, evaluated on the dev set) vs int8
+  without this library: ``torch.ao.quantization.quantize_dynamic``, evaluated on the dev set) vs the library's fast
+  path with int8 word embeddings on the same dense model (what int8 embeddings cost in accuracy) vs int8
   quantization-aware training vs structured pruning + int8 QAT.
 
 Runs go to ``<root>/<run>/seed<S>`` (``final_metrics.json`` and ``layer_sparsity.json`` written by
@@ -55,7 +56,10 @@ class Run:
     shared_teacher: bool = False  # the teacher is the run's seed-42 run, trained once
     saves_checkpoint: bool = False
     published: str | None = None  # the row (method id) of the comparison's published table
-    ptq_of: str | None = None  # not trained: post-training dynamic int8 of this run's final.ckpt (same seed)
+    ptq_of: str | None = None  # not trained: post-training int8 of this run's final.ckpt (same seed)
+    #: how ``ptq_of`` is quantized: "dynamic_int8" (torch's quantize_dynamic, the peer) or "fast_int8_embeddings"
+    #: (the library's to_fast_int8_ with int8 word embeddings)
+    ptq: str = "dynamic_int8"
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,13 @@ COMPARISONS = {
         (
             _STRUCTURED_DENSE,
             Run("sst2s_ptq_int8", "peer: dynamic int8 of dense (post-training)", "", ptq_of="sst2s_dense"),
+            Run(
+                "sst2s_ptq_int8_emb",
+                "to_fast_int8_(embeddings=True) of dense (post-training)",
+                "",
+                ptq_of="sst2s_dense",
+                ptq="fast_int8_embeddings",
+            ),
             Run("sst2s_qat_int8", "QAT int8", "configs/scaled/sst2_qat_int8.yaml"),
             Run("sst2s_ffn50_qat_int8", "FFN neurons 50 % + QAT int8", "configs/scaled/sst2_structured_qat_int8.yaml"),
         ),
@@ -220,9 +231,10 @@ def plan(name: str, run: Run, seed: int, root: Path, teacher_seed: int | None = 
     )
 
 
-def evaluate_dynamic_int8(root: Path, run: Run, seed: int) -> None:
-    """Dev-set metrics of ``run.ptq_of``'s final model after ``torch.ao.quantization.quantize_dynamic`` (int8 Linear,
-    the two lines a user writes without this library), written as ``final_metrics.json`` of ``run``."""
+def evaluate_post_training_int8(root: Path, run: Run, seed: int) -> None:
+    """Dev-set metrics of ``run.ptq_of``'s final model quantized after training, written as ``final_metrics.json``
+    of ``run``: ``torch.ao.quantization.quantize_dynamic`` (int8 Linear, the two lines a user writes without this
+    library) or the library's ``to_fast_int8_(model, embeddings=True)`` (``run.ptq``)."""
     import torch
     import yaml
     from pytorch_lightning import Trainer
@@ -237,7 +249,12 @@ def evaluate_dynamic_int8(root: Path, run: Run, seed: int) -> None:
         return
     checkpoint = load_checkpoint(source / "final.ckpt", source="dynamic int8 evaluation")
     module = _task_module_from_checkpoint(checkpoint, str(source / "final.ckpt")).eval()
-    module.model = torch.ao.quantization.quantize_dynamic(module.model, {torch.nn.Linear}, dtype=torch.qint8)
+    if run.ptq == "dynamic_int8":
+        module.model = torch.ao.quantization.quantize_dynamic(module.model, {torch.nn.Linear}, dtype=torch.qint8)
+    else:
+        from lightning_compress.quantization import to_fast_int8_
+
+        to_fast_int8_(module.model, embeddings=True)
     data = GlueDataModule(**yaml.safe_load((REPO / trained.config).read_text())["data"]["init_args"])
     trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     metrics = trainer.validate(module, datamodule=data, verbose=False)[0]
@@ -382,7 +399,7 @@ def main() -> None:
             for run in COMPARISONS[name].runs:
                 if run.ptq_of is not None:
                     for seed in args.seeds:
-                        evaluate_dynamic_int8(args.root, run, seed)
+                        evaluate_post_training_int8(args.root, run, seed)
     for name in args.comparisons:
         print()
         print(table(COMPARISONS[name], args.root, args.seeds))

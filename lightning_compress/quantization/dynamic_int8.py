@@ -25,19 +25,27 @@ from lightning_compress.quantization.qat import fake_quantized_formats, qat_base
 from lightning_compress.targeting import resolve_targets
 
 
-def to_fast_int8_(model: nn.Module, targets: str | Sequence[str] | None = None) -> list[str]:
+def to_fast_int8_(
+    model: nn.Module, targets: str | Sequence[str] | None = None, *, embeddings: bool = False
+) -> list[str]:
     """Swap Linear modules of ``model`` for PyTorch dynamic int8 Linear modules (inference only), in place.
 
     Which modules: ``targets`` (regexes over parameter names, as in the pruning callbacks) when given; otherwise the
     int8 fake-quantized modules of :class:`~lightning_compress.callbacks.QuantizationAwareTraining` and the modules it
     converted, or, in a model never quantized, every ``nn.Linear`` inside the transformer encoder.
 
+    With ``embeddings=True`` the input word embeddings become int8 too (:func:`int8_embedding`): in a small encoder
+    they are most of the weight memory (52 % of MiniLM-L6), which int8 Linear layers alone leave in fp32. This step
+    was not simulated during training (measure the accuracy of the result; the per-row rounding error is below 0.4 %
+    of each row's range).
+
     Args:
         model: A model in fp32 (puts itself in eval mode: the new modules have no backward).
         targets: Regexes over parameter names selecting Linear weights, or ``None`` (see above).
+        embeddings: Also store the input word embeddings (``model.get_input_embeddings()``) in int8.
 
     Returns:
-        The swapped module names.
+        The swapped module names (the embedding's last).
 
     Raises:
         ValueError: The model has ternary/binary modules, int4 modules (no int8 kernel would keep their values), or
@@ -80,7 +88,44 @@ def to_fast_int8_(model: nn.Module, targets: str | Sequence[str] | None = None) 
         if not isinstance(module, nn.Linear):
             raise ValueError(f"`{owner}` swaps nn.Linear modules, but `{name}` is a {type(module).__name__}.")
         _set_submodule(model, name, dynamic_int8_linear(module))
+    if embeddings:
+        names.append(_swap_input_embeddings(model, owner))
     return names
+
+
+def _swap_input_embeddings(model: nn.Module, owner: str) -> str:
+    get_embeddings = getattr(model, "get_input_embeddings", None)
+    embedding = get_embeddings() if callable(get_embeddings) else None
+    if not isinstance(embedding, nn.Embedding):
+        raise ValueError(
+            f"`{owner}(embeddings=True)` is invalid for {type(model).__name__}: it has no `get_input_embeddings()` "
+            "returning an nn.Embedding (a Hugging Face model does). HINT: pass `embeddings=False`."
+        )
+    name = next(name for name, module in model.named_modules() if module is embedding)
+    _set_submodule(model, name, int8_embedding(embedding))
+    return name
+
+
+@torch.no_grad()
+def int8_embedding(embedding: nn.Embedding) -> nn.Module:
+    """A ``torch.ao.nn.quantized.Embedding`` holding ``embedding``'s table in 8 bits (inference only).
+
+    Each row is quantized on its own range (asymmetric, one float scale and zero point per row: PyTorch's
+    ``float_qparams_weight_only_qconfig``), so a lookup returns the row to within half a step of its range / 255;
+    the table takes a quarter of its fp32 bytes plus 8 bytes a row.
+
+    Example:
+        >>> table = nn.Embedding(10, 16); rows = torch.tensor([[1, 2]])
+        >>> bool((int8_embedding(table)(rows) - table(rows)).abs().max() < 0.01)
+        True
+    """
+    from torch.ao.nn.quantized import Embedding as QuantizedEmbedding
+    from torch.ao.quantization import float_qparams_weight_only_qconfig
+
+    source = nn.Embedding(embedding.num_embeddings, embedding.embedding_dim, padding_idx=embedding.padding_idx)
+    source.weight = nn.Parameter(embedding.weight.detach().float(), requires_grad=False)
+    source.qconfig = float_qparams_weight_only_qconfig
+    return QuantizedEmbedding.from_float(source)
 
 
 @torch.no_grad()

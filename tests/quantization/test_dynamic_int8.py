@@ -63,3 +63,24 @@ def test_fast_int8_refuses_int4_ternary_and_models_with_nothing_to_target():
         to_fast_int8_(ternary)
     with pytest.raises(ValueError, match=r"`to_fast_int8_` found nothing to quantize in Sequential"):
         to_fast_int8_(torch.nn.Sequential(torch.nn.Linear(4, 4)))
+
+
+def test_fast_int8_with_embeddings_stores_the_word_table_in_int8_rows():
+    model = tiny_model()
+    table = model.get_input_embeddings().weight.detach().clone()
+    dense = logits(model)
+    names = to_fast_int8_(model, embeddings=True)
+    assert names == [*ALL_ENCODER, "bert.embeddings.word_embeddings"]
+    quantized = model.get_input_embeddings()
+    assert type(quantized) is torch.ao.nn.quantized.Embedding
+    codes = quantized.weight()
+    assert codes.dtype == torch.quint8 and codes.shape == table.shape
+    step = (table.amax(1) - table.amin(1)) / 255  # one asymmetric scale per row
+    assert torch.all((codes.dequantize() - table).abs() <= step[:, None] / 2 + 1e-6)
+    assert codes.int_repr().element_size() * codes.numel() == table.numel()  # 1 byte a weight instead of 4
+    assert 0 < (logits(model) - dense).abs().max() < 1e-3
+
+
+def test_fast_int8_embeddings_need_a_model_with_input_embeddings():
+    with pytest.raises(ValueError, match=r"has no `get_input_embeddings\(\)`.*HINT: pass `embeddings=False`"):
+        to_fast_int8_(torch.nn.Sequential(torch.nn.Linear(4, 4)), targets=r"0\.weight", embeddings=True)
