@@ -133,7 +133,10 @@ def decode_tensor(bitmask: Tensor, values: Tensor, shape: list[int]) -> Tensor:
 def check_finite_weights(model: nn.Module, owner: str) -> None:
     """Raise a ``FloatingPointError`` naming the first floating-point tensor of ``model.state_dict()`` holding NaN or
     infinite values (``owner`` names the caller in the message)."""
+    from lightning_compress.pruning.masks import plain_values
+
     for name, value in model.state_dict().items():
+        value = plain_values(value)
         if not value.is_floating_point():
             continue
         finite = torch.isfinite(value)

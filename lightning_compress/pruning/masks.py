@@ -138,7 +138,7 @@ def sparsity_report(module: nn.Module, names: Iterable[str] | None = None) -> di
     """
     from lightning_compress.targeting import resolve_targets
 
-    params = dict(module.named_parameters())
+    params = {name: plain_values(p) for name, p in module.named_parameters()}
     names = resolve_targets(module) if names is None else list(names)
     layers = {name: float((params[name] == 0).float().mean()) for name in names}
     prunable_numel = sum(params[name].numel() for name in names)
@@ -152,3 +152,13 @@ def sparsity_report(module: nn.Module, names: Iterable[str] | None = None) -> di
         "prunable_numel": prunable_numel,
         "model_numel": model_numel,
     }
+
+
+def plain_values(tensor: torch.Tensor) -> torch.Tensor:
+    """The values of ``tensor`` as a plain tensor: a quantized weight (a torchao tensor after
+    ``QuantizationAwareTraining`` converts) is dequantized, its zeros staying exact zeros (symmetric, zero point 0);
+    any other tensor is returned detached."""
+    data = tensor.detach()
+    if type(data) is not torch.Tensor and hasattr(data, "dequantize"):
+        return data.dequantize()
+    return data

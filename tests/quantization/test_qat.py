@@ -112,3 +112,19 @@ def test_ternary_modules_are_not_prepared():
     quantize_model_(model, "ternary", act_bits=None)
     with pytest.raises(ValueError, match="belongs to a QuantLinear"):
         qat_prepare_(model, ["bert.encoder.layer.0.attention.self.query"])
+
+
+def test_sparsity_report_counts_the_zeros_of_converted_int8_weights():
+    from lightning_compress.pruning import sparsity_report
+
+    model = tiny_model()
+    weight = model.get_submodule(ENCODER[0]).weight
+    with torch.no_grad():
+        weight[:, ::2] = 0  # half of the layer's weights
+    before = sparsity_report(model)
+    qat_prepare_(model, ENCODER, "int8", "int8")
+    qat_convert_(model)
+    assert type(model.get_submodule(ENCODER[0]).weight).__name__ != "Parameter"  # a torchao tensor now
+    after = sparsity_report(model)
+    assert after["layers"][f"{ENCODER[0]}.weight"] >= 0.5
+    assert after["layers"] == pytest.approx(before["layers"], abs=0.01)  # int8 rounding may zero a few more
