@@ -1,14 +1,19 @@
 """When the pruning callbacks act: ``every_n_steps`` optimizer steps or ``every_n_epochs`` epochs (as Lightning's
-``ModelCheckpoint``), and the deprecated ``frequency`` argument they replace."""
+``ModelCheckpoint``), the deprecated ``frequency`` argument they replace, and :class:`PruningSchedule`, the schedule
+settings and event hooks that :class:`~lightning_compress.callbacks.GradualMagnitudePruning` and
+:class:`~lightning_compress.callbacks.StructuredPruning` share."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
-from pytorch_lightning import Trainer
+from pytorch_lightning import LightningModule, Trainer
+from torch import Tensor
 
+from lightning_compress.callbacks._common import warn_if_training_in_eval_mode
 from lightning_compress.deprecation import warn_deprecated
+from lightning_compress.pruning.schedules import PruningEvent, pruning_events
 from lightning_compress.validation import check_int, invalid
 
 #: Optimizer steps between events when neither ``every_n_steps`` nor ``every_n_epochs`` is given.
@@ -100,3 +105,124 @@ def schedule_steps(
     start_step, end_step = (round(x * total) if isinstance(x, float) else x for x in (start, end))
     end_step = min(end_step, total - 1)
     return min(start_step, end_step), end_step, event_interval(trainer, every_n_steps, every_n_epochs), total
+
+
+#: The schedule settings of the pruning callbacks, in their saved order; a resume may change them.
+SCHEDULE_SETTINGS = ("final_sparsity", "schedule", "start", "end", "every_n_steps", "every_n_epochs", "step_fraction")
+
+
+class PruningSchedule:
+    """The sparsity schedule of a pruning callback: its settings, its events in this run and the hooks firing them.
+
+    Mixed in before :class:`~lightning_compress.callbacks._resume.StatefulCallback`. A subclass checks its arguments
+    (:func:`resolve_cadence`, :func:`~lightning_compress.pruning.schedules.check_schedule_arguments`), calls
+    :meth:`_init_schedule` from ``__init__``, sets ``self.events = self._compute_events(trainer)`` in
+    ``on_train_start`` and implements ``_prune(trainer, pl_module, index, event)`` (one event: new masks, applied to
+    the model) and ``_apply_masks(pl_module)`` (the current masks set again on the weights).
+    """
+
+    #: The settings that place the schedule (:meth:`schedule_settings`), in their saved order.
+    schedule_setting_names: ClassVar[tuple[str, ...]] = SCHEDULE_SETTINGS
+    #: Sparsity of the first cubic event (only ``GradualMagnitudePruning`` takes it as an argument).
+    initial_sparsity: float = 0.0
+
+    def _init_schedule(
+        self,
+        final_sparsity: float,
+        schedule: str,
+        start: int | float,
+        end: int | float,
+        every_n_steps: int | None,
+        every_n_epochs: int | None,
+        step_fraction: float,
+    ) -> None:
+        """Keep the (checked) schedule settings; no event has happened and no mask exists yet."""
+        self.final_sparsity = float(final_sparsity)
+        self.schedule = schedule
+        self.start, self.end = start, end
+        self.every_n_steps, self.every_n_epochs = every_n_steps, every_n_epochs
+        self.step_fraction = float(step_fraction)
+        self.masks: dict[str, Tensor] = {}
+        self.events: list[PruningEvent] = []
+        self.last_event_step = -1
+        self._masked_at_step = -1
+        self._eval_mode_checked = False
+
+    @property
+    def frequency(self) -> int | str | None:
+        """Deprecated (removed in 0.2.0): :attr:`every_n_steps`, or ``"epoch"`` for ``every_n_epochs=1``."""
+        warn_deprecated(f"`{type(self).__name__}.frequency`", "`every_n_steps` / `every_n_epochs`")
+        return legacy_frequency(self.every_n_steps, self.every_n_epochs)
+
+    def upgrade_settings(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """Settings of checkpoints written with ``frequency`` compare as ``every_n_steps``/``every_n_epochs``."""
+        return upgrade_cadence_settings(super().upgrade_settings(saved))
+
+    def schedule_settings(self) -> dict[str, Any]:
+        """The settings of :attr:`schedule_setting_names`, for ``checkpoint_settings``."""
+        return {name: getattr(self, name) for name in self.schedule_setting_names}
+
+    def _compute_events(self, trainer: Trainer) -> list[PruningEvent]:
+        """The events of this run: the settings placed on its optimizer steps (:func:`schedule_steps`)."""
+        start, end, frequency, _ = schedule_steps(
+            trainer, type(self).__name__, self.start, self.end, self.every_n_steps, self.every_n_epochs
+        )
+        return pruning_events(
+            self.schedule,
+            start_step=start,
+            end_step=end,
+            frequency=frequency,
+            final_sparsity=self.final_sparsity,
+            initial_sparsity=self.initial_sparsity,
+            step_fraction=self.step_fraction,
+        )
+
+    def _prune(self, trainer: Trainer, pl_module: LightningModule, index: int, event: PruningEvent) -> None:
+        """Carry out event ``index`` of :attr:`events`: new masks from the scores, applied to the model."""
+        raise NotImplementedError
+
+    def _apply_masks(self, pl_module: LightningModule) -> None:
+        """Set the weights of the pruned units back to exactly zero (the current :attr:`masks`)."""
+        raise NotImplementedError
+
+    def _check_gradient_schedule(self, reads_gradients: bool, criterion: str) -> None:
+        """A criterion that reads the gradients summed since the last event cannot score an event at step 0."""
+        if reads_gradients and self.events and self.events[0].step == 0:
+            raise ValueError(
+                f"{type(self).__name__}(criterion={criterion!r}) scores gradients summed over the optimizer steps "
+                "before each event, but the first event is at step 0: start the schedule at step >= 1 (e.g. "
+                "`start=1` or a fraction > 0)."
+            )
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        """Warn once when the model trains with dropout off, then fire the events of this optimizer step."""
+        if not self._eval_mode_checked:
+            warn_if_training_in_eval_mode(pl_module, type(self).__name__)
+            self._eval_mode_checked = True
+        step = trainer.global_step
+        if step <= self.last_event_step:
+            return
+        for index, event in enumerate(self.events):
+            if event.step == step:
+                self._prune(trainer, pl_module, index, event)
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        """Set the pruned weights back to exactly zero after the optimizer step (once per step), then go on."""
+        if self.masks and trainer.global_step != self._masked_at_step:
+            self._apply_masks(pl_module)
+            self._masked_at_step = trainer.global_step
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def _event_state(self) -> dict[str, Any]:
+        """The masks (on CPU) and the step of the last event, for ``state_dict``."""
+        return {
+            "masks": {name: mask.cpu() for name, mask in self.masks.items()},
+            "last_event_step": self.last_event_step,
+        }
+
+    def _load_event_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`_event_state` saved (absent entries: no event yet)."""
+        self.masks = {name: mask.bool() for name, mask in state.get("masks", {}).items()}
+        self.last_event_step = int(state.get("last_event_step", -1))

@@ -9,28 +9,24 @@ from typing import Any, Literal
 import torch
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
-from torch import Tensor, nn
+from torch import Tensor
 
-from lightning_compress.callbacks._cadence import (
-    legacy_frequency,
-    resolve_cadence,
-    schedule_steps,
-    upgrade_cadence_settings,
-)
-from lightning_compress.callbacks._common import named_parameters, warn_if_training_in_eval_mode
+from lightning_compress.callbacks._cadence import SCHEDULE_SETTINGS, PruningSchedule, resolve_cadence
+from lightning_compress.callbacks._common import named_parameters
 from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.callbacks.loss_terms import LossTermCallback
-from lightning_compress.deprecation import warn_deprecated
 from lightning_compress.pruning.criteria import (
-    CRITERIA,
-    GradStats,
     PruningCriterion,
     ScoreInputs,
+    accumulate_gradients_,
+    check_criterion,
     compute_scores,
     event_generator,
+    gradient_stats,
     needs_gradients,
+    sparsity_penalty,
 )
-from lightning_compress.pruning.l0 import INIT_NOISE_STD, L0Gates
+from lightning_compress.pruning.l0 import L0Gates, gated_linears, untrained_gates_warning
 from lightning_compress.pruning.masks import (
     apply_masks_,
     global_masks,
@@ -38,27 +34,15 @@ from lightning_compress.pruning.masks import (
     mask_sparsity,
     sparsity_report,
 )
-from lightning_compress.pruning.nm import check_nm_shape, nm_eligible_scores
-from lightning_compress.pruning.schedules import PruningEvent, pruning_events
+from lightning_compress.pruning.nm import check_nm_arguments, check_nm_shape, nm_eligible_scores
+from lightning_compress.pruning.schedules import PruningEvent, check_schedule_arguments
 from lightning_compress.targeting import resolve_targets
-from lightning_compress.validation import (
-    check_choice,
-    check_float,
-    check_int,
-    check_patterns,
-    check_step_or_fraction,
-    format_value,
-)
+from lightning_compress.validation import check_float, check_int, check_patterns
 
-_SCHEDULES = ("cubic", "iterative", "one_shot")
 _SCOPES = {"layer": layerwise_masks, "global": global_masks}
-_PATTERNS = ("unstructured", "n:m")
-#: docs/methods.md#pruning-criteria defaults of the loss terms: λ1 on Σ|W|, and λ0 = 5e-4 / N_targeted on Σ P(z != 0)
-_DEFAULT_L1_PENALTY = 5e-4
-_DEFAULT_L0_PENALTY_ON_MEAN = 5e-4
 
 
-class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
+class GradualMagnitudePruning(PruningSchedule, StatefulCallback, LossTermCallback):
     r"""Prune the target weights gradually while the model is fine-tuned.
 
     At each pruning event of the schedule the target weights are scored (``criterion``) and the lowest
@@ -143,40 +127,32 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
         frequency: int | Literal["epoch"] | None = None,
     ) -> None:
         super().__init__()
-        every_n_steps, every_n_epochs = resolve_cadence(
-            "GradualMagnitudePruning", every_n_steps, every_n_epochs, frequency
-        )
-        self._validate_init_arguments(
-            final_sparsity=final_sparsity,
-            initial_sparsity=initial_sparsity,
-            schedule=schedule,
-            start=start,
-            end=end,
-            step_fraction=step_fraction,
-            scope=scope,
-            criterion=criterion,
-            targets=targets,
-            exclude=exclude,
-            pattern=pattern,
-            n=n,
-            m=m,
-            seed=seed,
-            penalty=penalty,
-            gate_lr=gate_lr,
-        )
-        self.final_sparsity = float(final_sparsity)
+        name = "GradualMagnitudePruning"
+        every_n_steps, every_n_epochs = resolve_cadence(name, every_n_steps, every_n_epochs, frequency)
+        for arg, value in (("final_sparsity", final_sparsity), ("initial_sparsity", initial_sparsity)):
+            note = "the fraction of target weights set to zero; 1.0 would remove every weight"
+            check_float(name, arg, value, 0.0, 1.0, high_inclusive=False, note=note)
+        if initial_sparsity > final_sparsity:
+            raise ValueError(
+                f"`{name}(initial_sparsity={initial_sparsity}, final_sparsity={final_sparsity})` is invalid: "
+                "initial_sparsity must not exceed final_sparsity."
+            )
+        check_schedule_arguments(name, schedule, start, end, step_fraction)
+        self.scope = check_criterion(name, criterion, scope)
+        self.targets = check_patterns(name, "targets", targets)
+        self.exclude = check_patterns(name, "exclude", exclude)
+        check_nm_arguments(name, pattern, n, m, final_sparsity)
+        check_int(name, "seed", seed)
+        check_float(name, "penalty", penalty, 0.0, allow_none=True)
+        if penalty is not None and criterion not in ("l0", "l1"):
+            raise ValueError(
+                f"`{name}(criterion={criterion!r}, penalty={penalty!r})` is invalid: `penalty` is the strength "
+                "of the loss term of criterion='l0' or 'l1'."
+            )
+        check_float(name, "gate_lr", gate_lr, 0.0, low_inclusive=False)
+        self._init_schedule(final_sparsity, schedule, start, end, every_n_steps, every_n_epochs, step_fraction)
         self.initial_sparsity = float(initial_sparsity)
-        self.schedule = schedule
-        self.start = start
-        self.end = end
-        self.every_n_steps = every_n_steps
-        self.every_n_epochs = every_n_epochs
-        self.step_fraction = float(step_fraction)
         self.criterion = criterion
-        implied = CRITERIA[criterion].scope if isinstance(criterion, str) else None
-        self.scope = scope or implied or "layer"
-        self.targets = check_patterns("GradualMagnitudePruning", "targets", targets)
-        self.exclude = check_patterns("GradualMagnitudePruning", "exclude", exclude)
         self.pattern = pattern
         self.n, self.m = n, m
         self.seed = seed
@@ -184,9 +160,6 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
         self.gate_lr = float(gate_lr)
 
         self.target_names: list[str] = []
-        self.masks: dict[str, Tensor] = {}
-        self.events: list[PruningEvent] = []
-        self.last_event_step = -1
         self.metrics_before_pruning: dict[str, float] = {}
         # gradient criteria: sum of the gradients since the last event, per target
         self.grad_sums: dict[str, Tensor] = {}
@@ -194,104 +167,16 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
         #: criterion="l0": the gates of the targets, with their optimizer and noise generator
         self.gates: L0Gates | None = None
         self._restored_gate_state: dict[str, Any] = {}
-        self._masked_at_step = -1
-        self._eval_mode_checked = False
-
-    @staticmethod
-    def _validate_init_arguments(**arguments: Any) -> None:
-        name = "GradualMagnitudePruning"
-        final_sparsity, initial_sparsity = arguments["final_sparsity"], arguments["initial_sparsity"]
-        for arg in ("final_sparsity", "initial_sparsity"):
-            check_float(
-                name,
-                arg,
-                arguments[arg],
-                0.0,
-                1.0,
-                high_inclusive=False,
-                note="the fraction of target weights set to zero; 1.0 would remove every weight",
-            )
-        if initial_sparsity > final_sparsity:
-            raise ValueError(
-                f"`{name}(initial_sparsity={initial_sparsity}, final_sparsity={final_sparsity})` is invalid: "
-                "initial_sparsity must not exceed final_sparsity."
-            )
-        check_choice(name, "schedule", arguments["schedule"], _SCHEDULES)
-        start, end = arguments["start"], arguments["end"]
-        check_step_or_fraction(name, "start", start)
-        check_step_or_fraction(name, "end", end)
-        if type(start) is type(end) and end < start:
-            raise ValueError(f"`{name}(start={start!r}, end={end!r})` is invalid: end must not come before start.")
-        step_fraction = arguments["step_fraction"]
-        check_float(name, "step_fraction", step_fraction, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
-
-        criterion, scope = arguments["criterion"], arguments["scope"]
-        if isinstance(criterion, str):
-            check_choice(name, "criterion", criterion, sorted(CRITERIA))
-        elif not callable(getattr(criterion, "score", None)):
-            raise TypeError(
-                f"`{name}(criterion={format_value(criterion)})` is invalid: expected a criterion name or an object "
-                f"with a `score(name, weight, grad_stats)` method, got {type(criterion).__name__}."
-            )
-        check_choice(name, "scope", scope, _SCOPES, allow_none=True)
-        implied = CRITERIA[criterion].scope if isinstance(criterion, str) else None
-        if scope is not None and implied is not None and scope != implied:
-            raise ValueError(
-                f"`{name}(criterion={criterion!r}, scope={scope!r})` is invalid: {criterion!r} is a {implied} "
-                f"criterion; leave `scope` unset or use scope={implied!r}."
-            )
-        check_patterns(name, "targets", arguments["targets"])
-        check_patterns(name, "exclude", arguments["exclude"])
-
-        pattern, n, m = arguments["pattern"], arguments["n"], arguments["m"]
-        check_choice(name, "pattern", pattern, _PATTERNS)
-        check_int(name, "n", n)
-        check_int(name, "m", m)
-        if not 1 <= n < m:
-            raise ValueError(f"`{name}(n={n}, m={m})` is invalid: expected 1 <= n < m (keep n of every m weights).")
-        if pattern == "n:m" and abs(final_sparsity - (1 - n / m)) > 1e-6:
-            raise ValueError(
-                f"`{name}(pattern='n:m', n={n}, m={m}, final_sparsity={final_sparsity})` is invalid: the last event "
-                f"reaches exactly {n}:{m}, so final_sparsity must be 1 - n/m = {1 - n / m:g}."
-            )
-        check_int(name, "seed", arguments["seed"])
-        penalty = arguments["penalty"]
-        check_float(name, "penalty", penalty, 0.0, allow_none=True)
-        if penalty is not None and criterion not in ("l0", "l1"):
-            raise ValueError(
-                f"`{name}(criterion={criterion!r}, penalty={penalty!r})` is invalid: `penalty` is the strength "
-                "of the loss term of criterion='l0' or 'l1'."
-            )
-        check_float(name, "gate_lr", arguments["gate_lr"], 0.0, low_inclusive=False)
-
-    @property
-    def frequency(self) -> int | str | None:
-        """Deprecated (removed in 0.2.0): :attr:`every_n_steps`, or ``"epoch"`` for ``every_n_epochs=1``."""
-        warn_deprecated("`GradualMagnitudePruning.frequency`", "`every_n_steps` / `every_n_epochs`")
-        return legacy_frequency(self.every_n_steps, self.every_n_epochs)
-
-    def upgrade_settings(self, saved: dict[str, Any]) -> dict[str, Any]:
-        """Settings of checkpoints written with ``frequency`` compare as ``every_n_steps``/``every_n_epochs``."""
-        return upgrade_cadence_settings(super().upgrade_settings(saved))
 
     @property
     def criterion_name(self) -> str:
         """The criterion's name, or the class name of a custom criterion object."""
         return self.criterion if isinstance(self.criterion, str) else type(self.criterion).__qualname__
 
+    #: The schedule settings, with ``initial_sparsity`` after ``final_sparsity`` (their saved order).
+    schedule_setting_names = (SCHEDULE_SETTINGS[0], "initial_sparsity", *SCHEDULE_SETTINGS[1:])
     #: Resuming with other schedule settings keeps the saved masks; see ``resume_rule``.
-    resumable_settings = (
-        "final_sparsity",
-        "initial_sparsity",
-        "schedule",
-        "start",
-        "end",
-        "every_n_steps",
-        "every_n_epochs",
-        "step_fraction",
-        "penalty",
-        "gate_lr",
-    )
+    resumable_settings = (*schedule_setting_names, "penalty", "gate_lr")
     resume_rule = (
         "The saved masks are kept and the schedule is recomputed with the new settings: only its events after the "
         "last saved event still prune, and masks never shrink, so the sparsity already reached is kept even when the "
@@ -309,14 +194,7 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
             "n": self.n,
             "m": self.m,
             "seed": self.seed,
-            "final_sparsity": self.final_sparsity,
-            "initial_sparsity": self.initial_sparsity,
-            "schedule": self.schedule,
-            "start": self.start,
-            "end": self.end,
-            "every_n_steps": self.every_n_steps,
-            "every_n_epochs": self.every_n_epochs,
-            "step_fraction": self.step_fraction,
+            **self.schedule_settings(),
             "penalty": self.penalty,
             "gate_lr": self.gate_lr,
         }
@@ -358,13 +236,12 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
                     "`end`), or start a new run."
                 )
         if self.criterion == "l0" and self.events and self.last_event_step < 0:
-            self._warn_if_gates_untrained(self.events[0].step)
-        if needs_gradients(self.criterion) and self.events and self.events[0].step == 0:
-            raise ValueError(
-                f"GradualMagnitudePruning(criterion={self.criterion_name!r}) scores "
-                "gradients summed over the optimizer steps before each event, but the first event is at step 0: "
-                "start the schedule at step >= 1 (e.g. `start=1` or a fraction > 0)."
+            warning = untrained_gates_warning(
+                self.gate_lr, self.events[0].step, "GradualMagnitudePruning(criterion='l0')"
             )
+            if warning is not None:
+                rank_zero_warn(warning)
+        self._check_gradient_schedule(needs_gradients(self.criterion), self.criterion_name)
         params = named_parameters(pl_module)
         missing = [name for name in {**self.masks, **self.grad_sums} if name not in params]
         if missing:
@@ -375,17 +252,6 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
         self.grad_sums = {name: total.to(params[name].device) for name, total in self.grad_sums.items()}
         apply_masks_(params, self.masks)
 
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
-        if not self._eval_mode_checked:
-            warn_if_training_in_eval_mode(pl_module, type(self).__name__)
-            self._eval_mode_checked = True
-        step = trainer.global_step
-        if step <= self.last_event_step:
-            return
-        for index, event in enumerate(self.events):
-            if event.step == step:
-                self._prune(trainer, pl_module, index, event)
-
     @property
     def adds_loss_terms(self) -> bool:
         return self.criterion in ("l0", "l1")
@@ -393,28 +259,26 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
     def loss_terms(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Tensor]:
         """The ``l1`` or ``l0`` penalty of those criteria (added before the single backward, logged as
         ``train/l1`` / ``train/l0``); nothing for the other criteria."""
-        return {self.criterion: self._penalty_term(pl_module)} if self.adds_loss_terms else {}
+        if not self.adds_loss_terms:
+            return {}
+        params = named_parameters(pl_module)
+        expected_l0 = self.gates.expected_l0(self.masks or None) if self.criterion == "l0" else None
+        weights = [params[name] for name in self.target_names]
+        return {self.criterion: sparsity_penalty(self.criterion, weights, self.penalty, expected_l0)}
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
         params = named_parameters(pl_module)
         if self.masks:
             apply_masks_(params, self.masks, grads=True)
         if needs_gradients(self.criterion) and any(event.step > trainer.global_step for event in self.events):
-            self._accumulate_gradients(params)
+            accumulate_gradients_(self.grad_sums, params, self.target_names)
+            self.grad_steps += 1
         if self.gates is not None and self.gates.optimizer is not None:
             scaler = getattr(trainer.precision_plugin, "scaler", None)  # AMP: Lightning unscales only the user's
             self.gates.step_(
                 partial(trainer.strategy.reduce, reduce_op="mean") if trainer.world_size > 1 else None,
                 scaler.get_scale() if scaler is not None else None,
             )
-
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if self.masks and trainer.global_step != self._masked_at_step:
-            apply_masks_(named_parameters(pl_module), self.masks)
-            self._masked_at_step = trainer.global_step
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.gates is not None and self.gates.attached:  # make the masks hard: W ← W ⊙ ẑ, ẑ = 0 joins the mask
@@ -433,9 +297,8 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
 
     # ------------------------------------------------------------------ logic
     def _compute_events(self, trainer: Trainer) -> list[PruningEvent]:
-        start, end, frequency, total = schedule_steps(
-            trainer, type(self).__name__, self.start, self.end, self.every_n_steps, self.every_n_epochs
-        )
+        events = super()._compute_events(trainer)
+        total = int(trainer.estimated_stepping_batches)
         if isinstance(self.start, int) and self.start > total - 1:
             raise ValueError(
                 f"`GradualMagnitudePruning(start={self.start})` is invalid for this run: expected a step before its "
@@ -444,15 +307,10 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
                 "never prune. HINT: lower `start`, give it as a fraction of the run (e.g. start=0.3), or raise "
                 "`max_steps`/`max_epochs`."
             )
-        return pruning_events(
-            self.schedule,
-            start_step=start,
-            end_step=end,
-            frequency=frequency,
-            final_sparsity=self.final_sparsity,
-            initial_sparsity=self.initial_sparsity,
-            step_fraction=self.step_fraction,
-        )
+        return events
+
+    def _apply_masks(self, pl_module: LightningModule) -> None:
+        apply_masks_(named_parameters(pl_module), self.masks)
 
     @torch.no_grad()
     def _prune(self, trainer: Trainer, pl_module: LightningModule, index: int, event: PruningEvent) -> None:
@@ -461,9 +319,12 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
                 key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val")
             }
         params = named_parameters(pl_module)
+        grad_stats = None
+        if needs_gradients(self.criterion):
+            grad_stats = gradient_stats(self.grad_sums, self.grad_steps, params, self.target_names)
         inputs = ScoreInputs(
             weights={name: params[name] for name in self.target_names},
-            grad_stats=self._grad_stats(params) if needs_gradients(self.criterion) else None,
+            grad_stats=grad_stats,
             generator=event_generator(self.seed, index),
             log_alphas=self.log_alphas or None,
         )
@@ -493,69 +354,9 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
             f"GradualMagnitudePruning: step {event.step}, target sparsity {event.sparsity:.4f}, measured {sparsity:.4f}"
         )
 
-    # gradient statistics ------------------------------------------------
-    @torch.no_grad()
-    def _accumulate_gradients(self, params: dict[str, Tensor]) -> None:
-        for name in self.target_names:
-            grad = params[name].grad
-            if grad is None:
-                continue
-            if name not in self.grad_sums:
-                self.grad_sums[name] = torch.zeros_like(grad, dtype=torch.float32)
-            self.grad_sums[name].add_(grad)
-        self.grad_steps += 1
-
-    def _grad_stats(self, params: dict[str, Tensor]) -> dict[str, GradStats]:
-        return {
-            name: GradStats(
-                self.grad_sums.get(name, torch.zeros_like(params[name], dtype=torch.float32)), self.grad_steps
-            )
-            for name in self.target_names
-        }
-
-    # loss terms and L0 gates ---------------------------------------------
-    def _warn_if_gates_untrained(self, first_event_step: int) -> None:
-        """Warn when the gates cannot learn a ranking before the first event.
-
-        Adam moves a gate's ``log α`` by at most about ``gate_lr`` per step, so before the first event the learned
-        part of ``log α`` is at most ``gate_lr · first_event_step``. When that is below 3 standard deviations of the
-        initial noise, the keep probabilities rank the weights by that noise: the events prune at random (measured
-        on SST-2 / MiniLM-L6 with a first event at step 25: Spearman correlation 0.000 between keep probability
-        and |w|, and a 90 % run that ends at the majority class like ``criterion="random"``).
-        """
-        reach = self.gate_lr * first_event_step
-        if reach < 3 * INIT_NOISE_STD:
-            rank_zero_warn(
-                f"GradualMagnitudePruning(criterion='l0'): the gates can move their log α by at most "
-                f"gate_lr × steps = {self.gate_lr:g} × {first_event_step} = {reach:.4f} before the first pruning "
-                f"event, less than 3σ of their initial noise ({3 * INIT_NOISE_STD:g}): the keep probabilities will "
-                "rank the weights at random. Start pruning later (`start`), train longer, or raise `gate_lr` "
-                "(with care: large gate learning rates destabilise fine-tuning)."
-            )
-
-    def _penalty_term(self, pl_module: LightningModule) -> Tensor:
-        """The loss term of ``criterion="l1"`` (``λ1 Σ_l ‖M_l ⊙ W_l‖₁``) or ``"l0"`` (``λ0 Σ_l Σ M_l ⊙ P(z ≠ 0)``)."""
-        params = named_parameters(pl_module)
-        if self.criterion == "l1":
-            strength = _DEFAULT_L1_PENALTY if self.penalty is None else self.penalty
-            return strength * sum(params[name].abs().sum() for name in self.target_names)
-        numel = sum(params[name].numel() for name in self.target_names)
-        strength = _DEFAULT_L0_PENALTY_ON_MEAN / numel if self.penalty is None else self.penalty
-        return strength * self.gates.expected_l0(self.masks or None)
-
-    def _linear_modules(self, pl_module: LightningModule) -> dict[str, nn.Linear]:
-        modules = dict(pl_module.named_modules())
-        linears = {}
-        for name in self.target_names:
-            owner, _, attribute = name.rpartition(".")
-            module = modules.get(owner)
-            if attribute != "weight" or not isinstance(module, nn.Linear):
-                raise ValueError(
-                    f"`GradualMagnitudePruning(criterion='l0')` gates the weights of nn.Linear modules, but the target "
-                    f"`{name}` is not one. HINT: restrict `targets` to nn.Linear weights."
-                )
-            linears[name] = module
-        return linears
+    # L0 gates ------------------------------------------------------------
+    def _linear_modules(self, pl_module: LightningModule) -> dict:
+        return gated_linears(pl_module, self.target_names, "GradualMagnitudePruning(criterion='l0')")
 
     def _start_gates(self, pl_module: LightningModule) -> None:
         restored, self._restored_gate_state = self._restored_gate_state, {}
@@ -581,8 +382,7 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
     def state_dict(self) -> dict[str, Any]:
         state = {
             "settings": self.checkpoint_settings(),
-            "masks": {name: mask.cpu() for name, mask in self.masks.items()},
-            "last_event_step": self.last_event_step,
+            **self._event_state(),
             "metrics_before_pruning": dict(self.metrics_before_pruning),
             "grad_sums": {name: total.cpu() for name, total in self.grad_sums.items()},
             "grad_steps": self.grad_steps,
@@ -593,8 +393,7 @@ class GradualMagnitudePruning(StatefulCallback, LossTermCallback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.check_resumed_settings(state_dict)
-        self.masks = {name: mask.bool() for name, mask in state_dict.get("masks", {}).items()}
-        self.last_event_step = int(state_dict.get("last_event_step", -1))
+        self._load_event_state(state_dict)
         self.metrics_before_pruning = dict(state_dict.get("metrics_before_pruning", {}))
         self.grad_sums = {name: total.float() for name, total in state_dict.get("grad_sums", {}).items()}
         self.grad_steps = int(state_dict.get("grad_steps", 0))

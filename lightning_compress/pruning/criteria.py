@@ -15,8 +15,11 @@ import torch
 from torch import Tensor
 
 from lightning_compress.pruning.l0 import keep_probability
+from lightning_compress.validation import check_choice, format_value
 
 Scope = Literal["layer", "global"]
+#: How far a threshold reaches: per matrix, or one over all targets.
+SCOPES = ("layer", "global")
 
 
 class GradStats(NamedTuple):
@@ -299,11 +302,102 @@ CRITERIA: dict[str, Criterion] = {
 }
 
 
+#: Default strengths of the loss terms (docs/methods.md#pruning-criteria): λ1 on ``Σ|W|`` for ``l1``
+#: (docs/methods.md#l2-and-l1-penalties), and ``λ0 = 5e-4 / N_targeted`` on ``Σ P(z ≠ 0)`` for ``l0``
+#: (docs/methods.md#hard-concrete-l0-gates).
+DEFAULT_L1_PENALTY = 5e-4
+DEFAULT_L0_PENALTY_ON_MEAN = 5e-4
+
+
+def sparsity_penalty(
+    criterion: str, weights: Sequence[Tensor], strength: float | None = None, expected_l0: Tensor | None = None
+) -> Tensor:
+    """The loss term of ``criterion="l1"``, ``λ1 Σ_l ‖W_l‖₁`` (pruned weights are zero), or of ``"l0"``,
+    ``λ0 Σ_l Σ M_l ⊙ P(z ≠ 0)`` given as ``expected_l0`` (:meth:`~lightning_compress.pruning.l0.L0Gates.expected_l0`).
+
+    Args:
+        criterion: ``"l1"`` or ``"l0"``.
+        weights: The targeted weights.
+        strength: λ; ``None``: :data:`DEFAULT_L1_PENALTY`, or :data:`DEFAULT_L0_PENALTY_ON_MEAN` divided by the
+            number of targeted weights.
+        expected_l0: The expected number of kept weights (``"l0"`` only).
+
+    Example:
+        >>> sparsity_penalty("l1", [torch.tensor([1.0, -3.0])], strength=0.5)
+        tensor(2.)
+    """
+    if criterion == "l1":
+        strength = DEFAULT_L1_PENALTY if strength is None else strength
+        return strength * sum(weight.abs().sum() for weight in weights)
+    numel = sum(weight.numel() for weight in weights)
+    strength = DEFAULT_L0_PENALTY_ON_MEAN / numel if strength is None else strength
+    return strength * expected_l0
+
+
 def needs_gradients(criterion: str | PruningCriterion) -> bool:
     """Whether ``criterion`` reads :class:`GradStats` (custom objects do, unless ``needs_gradients = False``)."""
     if isinstance(criterion, str):
         return CRITERIA[criterion].needs_gradients
     return bool(getattr(criterion, "needs_gradients", True))
+
+
+def check_criterion(owner: str, criterion: Any, scope: Any) -> Scope:
+    """Check a ``criterion`` argument (a name of :data:`CRITERIA` or a :class:`PruningCriterion` object) and the
+    ``scope`` beside it, and return the scope to prune with: ``scope``, else the criterion's, else ``"layer"``.
+
+    Raises:
+        TypeError: ``criterion`` neither a name nor an object with a ``score`` method, or a ``scope`` of wrong type.
+        ValueError: an unknown name or scope, or a scope that contradicts the one the criterion implies.
+
+    Example:
+        >>> check_criterion("GradualMagnitudePruning", "lamp", None)
+        'global'
+    """
+    if isinstance(criterion, str):
+        check_choice(owner, "criterion", criterion, sorted(CRITERIA))
+    elif not callable(getattr(criterion, "score", None)):
+        raise TypeError(
+            f"`{owner}(criterion={format_value(criterion)})` is invalid: expected a criterion name or an object "
+            f"with a `score(name, weight, grad_stats)` method, got {type(criterion).__name__}."
+        )
+    check_choice(owner, "scope", scope, SCOPES, allow_none=True)
+    implied = CRITERIA[criterion].scope if isinstance(criterion, str) else None
+    if scope is not None and implied is not None and scope != implied:
+        raise ValueError(
+            f"`{owner}(criterion={criterion!r}, scope={scope!r})` is invalid: {criterion!r} is a {implied} "
+            f"criterion; leave `scope` unset or use scope={implied!r}."
+        )
+    return scope or implied or "layer"
+
+
+@torch.no_grad()
+def accumulate_gradients_(sums: dict[str, Tensor], parameters: Mapping[str, Tensor], names: Sequence[str]) -> None:
+    """Add the current gradient of each parameter ``names`` to its float32 running sum in ``sums`` (created at the
+    first gradient; parameters without a gradient are skipped): the ``G`` of :class:`GradStats`.
+
+    Example:
+        >>> w = torch.ones(2, requires_grad=True); w.grad = torch.tensor([1.0, -2.0]); sums = {}
+        >>> accumulate_gradients_(sums, {"w": w}, ["w"]); accumulate_gradients_(sums, {"w": w}, ["w"]); sums["w"]
+        tensor([ 2., -4.])
+    """
+    for name in names:
+        grad = parameters[name].grad
+        if grad is None:
+            continue
+        if name not in sums:
+            sums[name] = torch.zeros_like(grad, dtype=torch.float32)
+        sums[name].add_(grad)
+
+
+def gradient_stats(
+    sums: Mapping[str, Tensor], steps: int, parameters: Mapping[str, Tensor], names: Sequence[str]
+) -> dict[str, GradStats]:
+    """The :class:`GradStats` of each parameter ``names`` from the sums of :func:`accumulate_gradients_` over
+    ``steps`` optimizer steps (a zero sum for a parameter that never had a gradient)."""
+    return {
+        name: GradStats(sums.get(name, torch.zeros_like(parameters[name], dtype=torch.float32)), steps)
+        for name in names
+    }
 
 
 def compute_scores(criterion: str | PruningCriterion, inputs: ScoreInputs) -> dict[str, Tensor]:
@@ -330,15 +424,21 @@ def compute_scores(criterion: str | PruningCriterion, inputs: ScoreInputs) -> di
 
 __all__ = [
     "CRITERIA",
+    "DEFAULT_L0_PENALTY_ON_MEAN",
+    "DEFAULT_L1_PENALTY",
+    "SCOPES",
     "Criterion",
     "GradStats",
     "Neighbours",
     "PruningCriterion",
     "Scope",
     "ScoreInputs",
+    "accumulate_gradients_",
+    "check_criterion",
     "compute_scores",
     "event_generator",
     "gradient_score",
+    "gradient_stats",
     "lamp_score",
     "lookahead_neighbours",
     "lookahead_score",
@@ -346,5 +446,6 @@ __all__ = [
     "magnitude_score",
     "needs_gradients",
     "random_score",
+    "sparsity_penalty",
     "taylor_score",
 ]

@@ -7,9 +7,15 @@ NVIDIA's sparse tensor cores; 2:4 is what :func:`torch.sparse.to_sparse_semi_str
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from lightning_compress.validation import check_choice, check_int
+
+#: The sparsity patterns of the pruning callback: free, or N:M.
+PATTERNS = ("unstructured", "n:m")
 
 
 class SemiStructuredUnsupportedError(RuntimeError):
@@ -20,6 +26,27 @@ class SemiStructuredUnsupportedError(RuntimeError):
 SEMI_STRUCTURED_DTYPES = (torch.float16, torch.bfloat16)
 #: the strictest (rows, columns) multiples over both backends for fp16/bf16
 SEMI_STRUCTURED_MIN_SHAPE = (32, 64)
+
+
+def check_nm_arguments(owner: str, pattern: Any, n: Any, m: Any, final_sparsity: float) -> None:
+    """Check the ``pattern``, ``n`` and ``m`` arguments of ``owner``: ``1 <= n < m``, and with ``pattern="n:m"`` a
+    ``final_sparsity`` of exactly ``1 - n/m`` (the last event reaches the pattern).
+
+    Example:
+        >>> check_nm_arguments("GradualMagnitudePruning", "n:m", 4, 2, 0.5)
+        Traceback (most recent call last):
+        ValueError: `GradualMagnitudePruning(n=4, m=2)` is invalid: expected 1 <= n < m (keep n of every m weights).
+    """
+    check_choice(owner, "pattern", pattern, PATTERNS)
+    check_int(owner, "n", n)
+    check_int(owner, "m", m)
+    if not 1 <= n < m:
+        raise ValueError(f"`{owner}(n={n}, m={m})` is invalid: expected 1 <= n < m (keep n of every m weights).")
+    if pattern == "n:m" and abs(final_sparsity - (1 - n / m)) > 1e-6:
+        raise ValueError(
+            f"`{owner}(pattern='n:m', n={n}, m={m}, final_sparsity={final_sparsity})` is invalid: the last event "
+            f"reaches exactly {n}:{m}, so final_sparsity must be 1 - n/m = {1 - n / m:g}."
+        )
 
 
 def check_nm_shape(name: str, shape: torch.Size | tuple[int, ...], m: int) -> None:
@@ -149,7 +176,9 @@ def to_semi_structured_(module: nn.Module, names: Iterable[str] | None = None) -
 
 __all__ = [
     "SEMI_STRUCTURED_DTYPES",
+    "PATTERNS",
     "SemiStructuredUnsupportedError",
+    "check_nm_arguments",
     "check_nm_shape",
     "is_nm_sparse",
     "nm_eligible_scores",

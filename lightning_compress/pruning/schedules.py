@@ -8,9 +8,13 @@ sparsity level is measured after its recovery interval, docs/methods.md#the-fine
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
+
+from lightning_compress.validation import check_choice, check_float, check_step_or_fraction
 
 ScheduleName = Literal["cubic", "iterative", "one_shot"]
+#: The schedule names of :func:`pruning_events`.
+SCHEDULES = ("cubic", "iterative", "one_shot")
 
 
 class PruningEvent(NamedTuple):
@@ -99,3 +103,27 @@ def pruning_events(
     else:
         raise ValueError(f"Unknown schedule {schedule!r}: expected one of ['cubic', 'iterative', 'one_shot'].")
     return [event for event in events if event.sparsity > 0.0]
+
+
+def check_schedule_arguments(owner: str, schedule: Any, start: Any, end: Any, step_fraction: Any) -> None:
+    """Check the schedule arguments of the pruning callback ``owner``, with the messages of
+    :mod:`lightning_compress.validation`.
+
+    ``schedule`` is one of :data:`SCHEDULES`; ``start`` and ``end`` are optimizer steps (int) or fractions of the run
+    (float), ``end`` not before ``start`` when both are of one kind; ``step_fraction`` lies in ``(0, 1)``.
+
+    Raises:
+        TypeError: an argument of the wrong type.
+        ValueError: a value outside the allowed range.
+
+    Example:
+        >>> check_schedule_arguments("StructuredPruning", "cubic", 0.5, 0.25, 0.1)
+        Traceback (most recent call last):
+        ValueError: `StructuredPruning(start=0.5, end=0.25)` is invalid: end must not come before start.
+    """
+    check_choice(owner, "schedule", schedule, SCHEDULES)
+    check_step_or_fraction(owner, "start", start)
+    check_step_or_fraction(owner, "end", end)
+    if type(start) is type(end) and end < start:
+        raise ValueError(f"`{owner}(start={start!r}, end={end!r})` is invalid: end must not come before start.")
+    check_float(owner, "step_fraction", step_fraction, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
