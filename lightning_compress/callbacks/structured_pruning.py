@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 import torch
@@ -11,50 +10,38 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from lightning_compress.callbacks._cadence import (
-    legacy_frequency,
-    resolve_cadence,
-    schedule_steps,
-    upgrade_cadence_settings,
-)
-from lightning_compress.callbacks._common import named_parameters, warn_if_training_in_eval_mode
+from lightning_compress.callbacks._cadence import SCHEDULE_SETTINGS, PruningSchedule, resolve_cadence
+from lightning_compress.callbacks._common import named_parameters
 from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.callbacks._weights import find_hf_model
 from lightning_compress.callbacks.finite_guard import GuardedCallback
-from lightning_compress.deprecation import warn_deprecated
-from lightning_compress.pruning.schedules import PruningEvent, pruning_events
+from lightning_compress.pruning.schedules import PruningEvent, check_schedule_arguments
 from lightning_compress.pruning.structured import (
+    ffn_parameters,
+    find_unit_blocks,
     kept_layers_from_masks,
     kept_neurons_from_masks,
     layer_magnitude_scores,
     layer_taylor_contributions,
-    mask_neurons_,
+    mask_ffn_blocks_,
     neuron_magnitude_scores,
     neuron_taylor_contributions,
     random_unit_scores,
+    removed_unit_fraction,
     select_units,
     skip_layer_,
     slice_layers_,
     units_to_remove,
 )
-from lightning_compress.validation import (
-    check_choice,
-    check_float,
-    check_int,
-    check_patterns,
-    check_step_or_fraction,
-)
+from lightning_compress.validation import check_choice, check_float, check_int, check_patterns
 
 #: ``unit`` name -> what one unit is (dispatch in the hooks; the keys are the allowed values).
 _UNITS = {"ffn_neurons": "feed-forward neuron", "layers": "encoder layer"}
 #: ``criterion`` name -> whether it reads gradients accumulated between events.
 _CRITERIA = {"magnitude": False, "taylor": True, "random": False}
-_SCHEDULES = ("cubic", "iterative", "one_shot")
-#: The block lists searched for units (``bert.encoder.layer``, also ``encoder.layers``).
-_BLOCK_LIST_PATTERN = r"(^|\.)encoder\.layers?$"
 
 
-class StructuredPruning(StatefulCallback, GuardedCallback):
+class StructuredPruning(PruningSchedule, StatefulCallback, GuardedCallback):
     r"""Remove whole feed-forward neurons or whole encoder layers while the model is fine-tuned.
 
     At each event of the schedule the units are scored (``criterion``) and the lowest-scored ones are removed until
@@ -118,89 +105,32 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
         frequency: int | Literal["epoch"] | None = None,
     ) -> None:
         super().__init__()
-        every_n_steps, every_n_epochs = resolve_cadence("StructuredPruning", every_n_steps, every_n_epochs, frequency)
-        self._validate_init_arguments(
-            final_sparsity=final_sparsity,
-            unit=unit,
-            criterion=criterion,
-            schedule=schedule,
-            start=start,
-            end=end,
-            targets=targets,
-            step_fraction=step_fraction,
-            seed=seed,
-        )
-        self.final_sparsity = float(final_sparsity)
+        name = "StructuredPruning"
+        every_n_steps, every_n_epochs = resolve_cadence(name, every_n_steps, every_n_epochs, frequency)
+        note = "the fraction of units removed; 1.0 would remove every unit"
+        check_float(name, "final_sparsity", final_sparsity, 0.0, 1.0, high_inclusive=False, note=note)
+        check_choice(name, "unit", unit, _UNITS)
+        check_choice(name, "criterion", criterion, _CRITERIA)
+        check_schedule_arguments(name, schedule, start, end, step_fraction)
+        self.targets = check_patterns(name, "targets", targets)
+        check_int(name, "seed", seed)
+        self._init_schedule(final_sparsity, schedule, start, end, every_n_steps, every_n_epochs, step_fraction)
         self.unit = unit
         self.criterion = criterion
-        self.schedule = schedule
-        self.start = start
-        self.end = end
-        self.every_n_steps = every_n_steps
-        self.every_n_epochs = every_n_epochs
-        self.targets = check_patterns("StructuredPruning", "targets", targets)
-        self.step_fraction = float(step_fraction)
         self.seed = seed
 
         self.block_names: list[str] = []  # every block of the encoder list, in order
         self.candidate_names: list[str] = []  # the blocks whose units may be removed
-        #: block FQN -> bool keep mask: `d_ff` for neurons, 0-dim for a layer (True = kept)
-        self.masks: dict[str, Tensor] = {}
-        self.events: list[PruningEvent] = []
-        self.last_event_step = -1
+        # `self.masks` (PruningSchedule): block FQN -> bool keep mask, `d_ff` for neurons, 0-dim for a layer
         self.history: list[tuple[int, float]] = []  # (step, measured removed fraction) per event
         #: block FQN -> Σ_t |z_t| since the last event (criterion="taylor")
         self.taylor_scores: dict[str, Tensor] = {}
         self.taylor_steps = 0
         self.generator = torch.Generator().manual_seed(seed)
         self._skip_handles: dict[str, RemovableHandle] = {}
-        self._masked_at_step = -1
-        self._eval_mode_checked = False
-
-    @staticmethod
-    def _validate_init_arguments(**arguments: Any) -> None:
-        name = "StructuredPruning"
-        check_float(
-            name,
-            "final_sparsity",
-            arguments["final_sparsity"],
-            0.0,
-            1.0,
-            high_inclusive=False,
-            note="the fraction of units removed; 1.0 would remove every unit",
-        )
-        for arg, allowed in (("unit", _UNITS), ("criterion", _CRITERIA), ("schedule", _SCHEDULES)):
-            check_choice(name, arg, arguments[arg], allowed)
-        start, end = arguments["start"], arguments["end"]
-        check_step_or_fraction(name, "start", start)
-        check_step_or_fraction(name, "end", end)
-        if type(start) is type(end) and end < start:
-            raise ValueError(f"`{name}(start={start!r}, end={end!r})` is invalid: end must not come before start.")
-        check_patterns(name, "targets", arguments["targets"])
-        step_fraction = arguments["step_fraction"]
-        check_float(name, "step_fraction", step_fraction, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
-        check_int(name, "seed", arguments["seed"])
-
-    @property
-    def frequency(self) -> int | str | None:
-        """Deprecated (removed in 0.2.0): :attr:`every_n_steps`, or ``"epoch"`` for ``every_n_epochs=1``."""
-        warn_deprecated("`StructuredPruning.frequency`", "`every_n_steps` / `every_n_epochs`")
-        return legacy_frequency(self.every_n_steps, self.every_n_epochs)
-
-    def upgrade_settings(self, saved: dict[str, Any]) -> dict[str, Any]:
-        """Settings of checkpoints written with ``frequency`` compare as ``every_n_steps``/``every_n_epochs``."""
-        return upgrade_cadence_settings(super().upgrade_settings(saved))
 
     #: Resuming with other schedule settings keeps the removed units; see ``resume_rule``.
-    resumable_settings = (
-        "final_sparsity",
-        "schedule",
-        "start",
-        "end",
-        "every_n_steps",
-        "every_n_epochs",
-        "step_fraction",
-    )
+    resumable_settings = SCHEDULE_SETTINGS
     resume_rule = (
         "The removed units are kept and the schedule is recomputed with the new settings: only its events after the "
         "last saved event still remove units, and removed units never come back."
@@ -213,19 +143,13 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
             "criterion": self.criterion,
             "targets": None if self.targets is None else list(self.targets),
             "seed": self.seed,
-            "final_sparsity": self.final_sparsity,
-            "schedule": self.schedule,
-            "start": self.start,
-            "end": self.end,
-            "every_n_steps": self.every_n_steps,
-            "every_n_epochs": self.every_n_epochs,
-            "step_fraction": self.step_fraction,
+            **self.schedule_settings(),
         }
 
     # ------------------------------------------------------------------ hooks
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        self.block_names, self.candidate_names = self._find_blocks(pl_module)
+        self.block_names, self.candidate_names = find_unit_blocks(pl_module, self.unit, self.targets)
         n_units = self._units_per_group(pl_module)
         n_removed = units_to_remove(self.final_sparsity, n_units)
         if n_removed >= n_units:
@@ -242,12 +166,7 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         self.events = self._compute_events(trainer)
-        if _CRITERIA[self.criterion] and self.events and self.events[0].step == 0:
-            raise ValueError(
-                "StructuredPruning(criterion='taylor') scores gradients accumulated over the optimizer steps before "
-                "each event, but the first event is at step 0: start the schedule at step >= 1 (e.g. `start=1` or a "
-                "fraction > 0)."
-            )
+        self._check_gradient_schedule(_CRITERIA[self.criterion], self.criterion)
         missing = [name for name in {**self.masks, **self.taylor_scores} if name not in self.block_names]
         if missing:
             raise RuntimeError(
@@ -260,30 +179,11 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
         self._apply_masks(pl_module)
         self._sync_layer_skips(pl_module)
 
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
-        if not self._eval_mode_checked:
-            warn_if_training_in_eval_mode(pl_module, type(self).__name__)
-            self._eval_mode_checked = True
-        step = trainer.global_step
-        if step <= self.last_event_step:
-            return
-        for event in self.events:
-            if event.step == step:
-                self._prune(pl_module, event)
-
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
         if self.masks and self.unit == "ffn_neurons":
             self._apply_masks(pl_module, grads=True)
         if _CRITERIA[self.criterion] and any(event.step > trainer.global_step for event in self.events):
             self._accumulate_taylor(pl_module)
-
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if self.masks and trainer.global_step != self._masked_at_step:
-            self._apply_masks(pl_module)
-            self._masked_at_step = trainer.global_step
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Slice removed layers out of the model, so that after ``fit`` it computes what was trained without hooks
@@ -303,82 +203,13 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
         self._remove_layer_skips()
 
     # ------------------------------------------------------------------ logic
-    def _find_blocks(self, pl_module: LightningModule) -> tuple[list[str], list[str]]:
-        stacks = [
-            name
-            for name, module in pl_module.named_modules()
-            if isinstance(module, nn.ModuleList) and len(module) > 0 and re.search(_BLOCK_LIST_PATTERN, name)
-        ]
-        if not stacks:
-            raise ValueError(
-                f"StructuredPruning found no encoder block list (`encoder.layer` / `encoder.layers`) in "
-                f"{type(pl_module).__name__}; it supports BERT-family Hugging Face models (BERT, MiniLM, RoBERTa, "
-                "XLM-RoBERTa) held as a submodule of the LightningModule."
-            )
-        modules = dict(pl_module.named_modules())
-        if self.targets:
-            for pattern in self.targets:
-                if not any(re.search(pattern, f"{stack}.{i}") for stack in stacks for i in range(len(modules[stack]))):
-                    first = [f"{stacks[0]}.{i}" for i in range(min(3, len(modules[stacks[0]])))]
-                    raise ValueError(
-                        f"`StructuredPruning(targets=...)` pattern {pattern!r} matched no encoder block; block names "
-                        f"are like {first}."
-                    )
-            chosen = [
-                stack
-                for stack in stacks
-                if any(re.search(p, f"{stack}.{i}") for p in self.targets for i in range(len(modules[stack])))
-            ]
-        else:
-            chosen = stacks
-        if len(chosen) != 1:
-            raise ValueError(
-                f"StructuredPruning found several encoder block lists {chosen}; pass `targets=[...]` regexes naming "
-                "the blocks of one of them."
-            )
-        stack = chosen[0]
-        blocks = [f"{stack}.{i}" for i in range(len(modules[stack]))]
-        candidates = [b for b in blocks if not self.targets or any(re.search(p, b) for p in self.targets)]
-        if self.unit == "ffn_neurons":
-            if len(candidates) != len(blocks):
-                raise ValueError(
-                    f"`StructuredPruning(unit='ffn_neurons', targets={self.targets})` selects {len(candidates)} of the "
-                    f"{len(blocks)} blocks of {stack!r}; every block loses the same number of neurons (one "
-                    "`intermediate_size`), so `targets` must select all of them or be left unset."
-                )
-            for block in blocks:
-                up, down = modules.get(f"{block}.intermediate.dense"), modules.get(f"{block}.output.dense")
-                if not isinstance(up, nn.Linear) or not isinstance(down, nn.Linear):
-                    raise ValueError(
-                        "StructuredPruning(unit='ffn_neurons') needs nn.Linear `intermediate.dense` and "
-                        f"`output.dense` in every encoder block (BERT, MiniLM, RoBERTa, XLM-RoBERTa); {block!r} "
-                        f"({type(modules[block]).__name__}) has none."
-                    )
-            widths = {modules[f"{block}.intermediate.dense"].out_features for block in blocks}
-            if len(widths) != 1:
-                raise ValueError(f"StructuredPruning(unit='ffn_neurons') needs one intermediate size; found {widths}.")
-        return blocks, candidates
-
     def _units_per_group(self, pl_module: LightningModule) -> int:
         if self.unit == "layers":
             return len(self.candidate_names)
         return dict(pl_module.named_modules())[f"{self.block_names[0]}.intermediate.dense"].out_features
 
-    def _compute_events(self, trainer: Trainer) -> list[PruningEvent]:
-        start, end, frequency, _ = schedule_steps(
-            trainer, type(self).__name__, self.start, self.end, self.every_n_steps, self.every_n_epochs
-        )
-        return pruning_events(
-            self.schedule,
-            start_step=start,
-            end_step=end,
-            frequency=frequency,
-            final_sparsity=self.final_sparsity,
-            step_fraction=self.step_fraction,
-        )
-
     @torch.no_grad()
-    def _prune(self, pl_module: LightningModule, event: PruningEvent) -> None:
+    def _prune(self, trainer: Trainer, pl_module: LightningModule, index: int, event: PruningEvent) -> None:
         n_units = self._units_per_group(pl_module)
         n_remove = units_to_remove(event.sparsity, n_units)
         names = self.block_names if self.unit == "ffn_neurons" else self.candidate_names
@@ -415,7 +246,7 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
             return torch.stack([self.taylor_scores.get(name, missing).float().cpu() for name in names])
         params = named_parameters(pl_module)
         if self.unit == "ffn_neurons":
-            return torch.stack([neuron_magnitude_scores(*self._ffn_parameters(params, name)).cpu() for name in names])
+            return torch.stack([neuron_magnitude_scores(*ffn_parameters(params, name)).cpu() for name in names])
         modules = dict(pl_module.named_modules())
         return layer_magnitude_scores(
             [[sub.weight for sub in modules[name].modules() if isinstance(sub, nn.Linear)] for name in names]
@@ -426,7 +257,7 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
         params = named_parameters(pl_module)
         if self.unit == "ffn_neurons":
             for name in self.block_names:
-                up, bias, down = self._ffn_parameters(params, name)
+                up, bias, down = ffn_parameters(params, name)
                 z = neuron_taylor_contributions(up, up.grad, bias, None if bias is None else bias.grad, down, down.grad)
                 self._add_taylor(name, z.abs())
         else:
@@ -443,25 +274,9 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
         else:
             self.taylor_scores[name] = value.clone()
 
-    def _ffn_parameters(self, params: dict[str, Tensor], block: str) -> tuple[Tensor, Tensor | None, Tensor]:
-        return (
-            params[f"{block}.intermediate.dense.weight"],
-            params.get(f"{block}.intermediate.dense.bias"),
-            params[f"{block}.output.dense.weight"],
-        )
-
-    @torch.no_grad()
     def _apply_masks(self, pl_module: LightningModule, grads: bool = False) -> None:
-        if self.unit != "ffn_neurons" or not self.masks:
-            return
-        params = named_parameters(pl_module)
-        for name, keep in self.masks.items():
-            up, bias, down = self._ffn_parameters(params, name)
-            if grads:
-                if up.grad is None or down.grad is None:
-                    continue
-                up, bias, down = up.grad, None if bias is None else bias.grad, down.grad
-            mask_neurons_(up, bias, down, keep)
+        if self.unit == "ffn_neurons" and self.masks:
+            mask_ffn_blocks_(named_parameters(pl_module), self.masks, grads)
 
     def _sync_layer_skips(self, pl_module: LightningModule) -> None:
         """Register :func:`skip_layer_` on every removed block that lacks it (idempotent)."""
@@ -485,13 +300,7 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
     @property
     def removed_fraction(self) -> float:
         """Measured fraction of removed units (neurons over all blocks, or layers over the candidate layers)."""
-        if not self.masks:
-            return 0.0
-        if self.unit == "ffn_neurons":
-            masks = list(self.masks.values())
-            return 1.0 - sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)
-        removed = sum(not bool(self.masks[name]) for name in self.candidate_names if name in self.masks)
-        return removed / max(len(self.candidate_names), 1)
+        return removed_unit_fraction(self.masks, self.unit, self.candidate_names)
 
     @property
     def kept_neurons(self) -> dict[int, Tensor] | None:
@@ -507,8 +316,7 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
         return {
             "settings": self.checkpoint_settings(),
             "unit": self.unit,
-            "masks": {name: mask.cpu() for name, mask in self.masks.items()},
-            "last_event_step": self.last_event_step,
+            **self._event_state(),
             "history": list(self.history),
             "taylor_scores": {name: score.cpu() for name, score in self.taylor_scores.items()},
             "taylor_steps": self.taylor_steps,
@@ -520,8 +328,7 @@ class StructuredPruning(StatefulCallback, GuardedCallback):
         unit = state_dict.get("unit", self.unit)
         if unit != self.unit:
             raise RuntimeError(f"StructuredPruning(unit={self.unit!r}) cannot resume a unit={unit!r} state.")
-        self.masks = {name: mask.bool() for name, mask in state_dict.get("masks", {}).items()}
-        self.last_event_step = int(state_dict.get("last_event_step", -1))
+        self._load_event_state(state_dict)
         self.history = [tuple(item) for item in state_dict.get("history", [])]
         self.taylor_scores = {name: score.float() for name, score in state_dict.get("taylor_scores", {}).items()}
         self.taylor_steps = int(state_dict.get("taylor_steps", 0))

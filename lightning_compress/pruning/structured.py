@@ -18,6 +18,7 @@ model with a smaller ``config.intermediate_size`` / ``config.num_hidden_layers``
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,15 +30,20 @@ from lightning_compress.deprecation import deprecated_alias
 from lightning_compress.targeting import encoder_layer_index
 
 __all__ = [
+    "BLOCK_LIST_PATTERN",
     "encoder_blocks",
+    "ffn_parameters",
+    "find_unit_blocks",
     "kept_layers_from_masks",
     "kept_neurons_from_masks",
     "layer_magnitude_scores",
     "layer_taylor_contributions",
+    "mask_ffn_blocks_",
     "mask_neurons_",
     "neuron_magnitude_scores",
     "neuron_taylor_contributions",
     "random_unit_scores",
+    "removed_unit_fraction",
     "select_units",
     "skip_layer",
     "skip_layer_",
@@ -323,6 +329,144 @@ def _layer_index(name: str) -> int:
     if index is None:
         raise ValueError(f"{name!r} is not the FQN of an encoder block (`...encoder.layer.<i>`).")
     return index
+
+
+# ------------------------------------------------------------------------------------------- units of a model by FQN
+#: The block lists searched for units (``bert.encoder.layer``, also ``encoder.layers``).
+BLOCK_LIST_PATTERN = r"(^|\.)encoder\.layers?$"
+
+
+def find_unit_blocks(
+    model: nn.Module, unit: str, targets: Sequence[str] | None, owner: str = "StructuredPruning"
+) -> tuple[list[str], list[str]]:
+    """The FQNs of the encoder blocks of ``model`` and of those whose units may be removed.
+
+    The blocks are those of the one ``nn.ModuleList`` named like :data:`BLOCK_LIST_PATTERN` that ``targets``
+    (regexes over block FQNs, ``None``/empty: every block list) selects; the candidates are the blocks a pattern of
+    ``targets`` matches (all without ``targets``). ``unit="ffn_neurons"`` needs every block as a candidate, with
+    ``nn.Linear`` ``intermediate.dense`` and ``output.dense`` of one width.
+
+    Args:
+        model: The module searched (e.g. the LightningModule holding a Hugging Face BERT-family model).
+        unit: ``"ffn_neurons"`` or ``"layers"``.
+        targets: Regexes over block FQNs, or ``None``.
+        owner: The call errors name.
+
+    Returns:
+        ``(blocks, candidates)``, both in block order.
+
+    Raises:
+        ValueError: no block list, several of them, a pattern that matches no block, or a neuron layout that does not
+            fit (naming ``owner``).
+
+    Example:
+        >>> from transformers import BertConfig, BertModel
+        >>> config = BertConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16)
+        >>> find_unit_blocks(BertModel(config), "layers", ["layer.1$"])
+        (['encoder.layer.0', 'encoder.layer.1'], ['encoder.layer.1'])
+    """
+    modules = dict(model.named_modules())
+    stacks = [
+        name
+        for name, module in modules.items()
+        if isinstance(module, nn.ModuleList) and len(module) > 0 and re.search(BLOCK_LIST_PATTERN, name)
+    ]
+    if not stacks:
+        raise ValueError(
+            f"{owner} found no encoder block list (`encoder.layer` / `encoder.layers`) in {type(model).__name__}; it "
+            "supports BERT-family Hugging Face models (BERT, MiniLM, RoBERTa, XLM-RoBERTa) held as a submodule of the "
+            "LightningModule."
+        )
+    if targets:
+        for pattern in targets:
+            if not any(re.search(pattern, f"{stack}.{i}") for stack in stacks for i in range(len(modules[stack]))):
+                first = [f"{stacks[0]}.{i}" for i in range(min(3, len(modules[stacks[0]])))]
+                raise ValueError(
+                    f"`{owner}(targets=...)` pattern {pattern!r} matched no encoder block; block names are like "
+                    f"{first}."
+                )
+        chosen = [
+            stack
+            for stack in stacks
+            if any(re.search(p, f"{stack}.{i}") for p in targets for i in range(len(modules[stack])))
+        ]
+    else:
+        chosen = stacks
+    if len(chosen) != 1:
+        raise ValueError(
+            f"{owner} found several encoder block lists {chosen}; pass `targets=[...]` regexes naming the blocks of "
+            "one of them."
+        )
+    stack = chosen[0]
+    blocks = [f"{stack}.{i}" for i in range(len(modules[stack]))]
+    candidates = [b for b in blocks if not targets or any(re.search(p, b) for p in targets)]
+    if unit == "ffn_neurons":
+        _check_ffn_blocks(modules, stack, blocks, candidates, targets, owner)
+    return blocks, candidates
+
+
+def _check_ffn_blocks(
+    modules: Mapping[str, nn.Module],
+    stack: str,
+    blocks: list[str],
+    candidates: list[str],
+    targets: Sequence[str] | None,
+    owner: str,
+) -> None:
+    if len(candidates) != len(blocks):
+        raise ValueError(
+            f"`{owner}(unit='ffn_neurons', targets={targets})` selects {len(candidates)} of the {len(blocks)} blocks "
+            f"of {stack!r}; every block loses the same number of neurons (one `intermediate_size`), so `targets` must "
+            "select all of them or be left unset."
+        )
+    for block in blocks:
+        up, down = modules.get(f"{block}.intermediate.dense"), modules.get(f"{block}.output.dense")
+        if not isinstance(up, nn.Linear) or not isinstance(down, nn.Linear):
+            raise ValueError(
+                f"{owner}(unit='ffn_neurons') needs nn.Linear `intermediate.dense` and `output.dense` in every encoder "
+                f"block (BERT, MiniLM, RoBERTa, XLM-RoBERTa); {block!r} ({type(modules[block]).__name__}) has none."
+            )
+    widths = {modules[f"{block}.intermediate.dense"].out_features for block in blocks}
+    if len(widths) != 1:
+        raise ValueError(f"{owner}(unit='ffn_neurons') needs one intermediate size; found {widths}.")
+
+
+def ffn_parameters(parameters: Mapping[str, Tensor], block: str) -> tuple[Tensor, Tensor | None, Tensor]:
+    """``(W₁, b₁ or None, W₂)`` of the feed-forward neurons of ``block`` from a ``name -> parameter`` mapping."""
+    return (
+        parameters[f"{block}.intermediate.dense.weight"],
+        parameters.get(f"{block}.intermediate.dense.bias"),
+        parameters[f"{block}.output.dense.weight"],
+    )
+
+
+@torch.no_grad()
+def mask_ffn_blocks_(parameters: Mapping[str, Tensor], masks: Mapping[str, Tensor], grads: bool = False) -> None:
+    """:func:`mask_neurons_` on the neurons of every block of ``masks`` (block FQN -> `d_ff` keep mask); with
+    ``grads`` on their gradients instead (blocks whose gradients are not all there are left alone)."""
+    for name, keep in masks.items():
+        up, bias, down = ffn_parameters(parameters, name)
+        if grads:
+            if up.grad is None or down.grad is None:
+                continue
+            up, bias, down = up.grad, None if bias is None else bias.grad, down.grad
+        mask_neurons_(up, bias, down, keep)
+
+
+def removed_unit_fraction(masks: Mapping[str, Tensor], unit: str, candidates: Sequence[str]) -> float:
+    """Fraction of removed units: neurons over all blocks (``unit="ffn_neurons"``), or layers over ``candidates``.
+
+    Example:
+        >>> removed_unit_fraction({"encoder.layer.0": torch.tensor([True, False])}, "ffn_neurons", [])
+        0.5
+    """
+    if not masks:
+        return 0.0
+    if unit == "ffn_neurons":
+        values = list(masks.values())
+        return 1.0 - sum(int(m.sum()) for m in values) / sum(m.numel() for m in values)
+    removed = sum(not bool(masks[name]) for name in candidates if name in masks)
+    return removed / max(len(candidates), 1)
 
 
 # ---------------------------------------------------------------------------------------------------------- slicing
