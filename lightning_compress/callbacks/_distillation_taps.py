@@ -1,4 +1,5 @@
-"""Forward hooks that record what BinaryBERT's distillation compares, on the student and on a frozen teacher."""
+"""Forward hooks that record what the distillation callbacks compare: :class:`DistillationTaps` (BinaryBERT's, on the
+student and on a frozen teacher) and :class:`OutputCapture` (the logits and [CLS] vector of self-distilled pruning)."""
 
 from __future__ import annotations
 
@@ -91,6 +92,62 @@ class DistillationTaps:
                 self.teacher_logits = output_logits(self.teacher(*args, **kwargs), "TernaryWeightSplitting")
         finally:
             self._teacher_running = False
+
+
+class OutputCapture:
+    """Forward hooks that keep the inputs, logits and last-hidden [CLS] vector of a model's latest call while active.
+
+    Args:
+        model: A Hugging Face model with a task head (its ``base_model`` is another module).
+        inputs: Also keep the call's ``args`` and ``kwargs`` (without ``labels``), to run a teacher on them.
+        owner: The callback errors name.
+    """
+
+    def __init__(self, model: nn.Module, inputs: bool, owner: str = "SelfDistilledPruning") -> None:
+        self.active = False
+        self.owner = owner
+        self.args: tuple = ()
+        self.kwargs: dict[str, Any] = {}
+        self.logits: Tensor | None = None
+        self.features: Tensor | None = None
+        base = getattr(model, "base_model", None)
+        if base is None or base is model:
+            raise ValueError(
+                f"`{owner}` needs a Hugging Face model with a task head (logits), got {type(model).__name__}."
+            )
+        self.handles: list[RemovableHandle] = [
+            model.register_forward_hook(self._output_hook),
+            base.register_forward_hook(self._base_hook),
+        ]
+        if inputs:
+            self.handles.append(model.register_forward_pre_hook(self._input_hook, with_kwargs=True))
+
+    def _input_hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+        if self.active:
+            self.args, self.kwargs = args, {key: value for key, value in kwargs.items() if key != "labels"}
+
+    def _output_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
+        if self.active:
+            logits = getattr(output, "logits", None)
+            if logits is None:
+                raise ValueError(
+                    f"`{self.owner}` reads `logits` from the output of {type(module).__name__}, which has none."
+                )
+            self.logits = logits
+
+    def _base_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
+        if self.active:
+            hidden = output[0]  # last_hidden_state of ModelOutput or tuple outputs
+            # [CLS] / first token (docs/methods.md#sdp-hyperparameters, docs/methods.md#representation-for-token-tasks)
+            self.features = hidden[:, 0]
+
+    def clear(self) -> None:
+        self.args, self.kwargs, self.logits, self.features = (), {}, None, None
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
 
 
 def distilled_modules(model: nn.Module) -> dict[str, nn.Module]:

@@ -143,6 +143,39 @@ def teacher_state(
     return module_state_from_path(os.fspath(teacher), pl_module, owner, argument, trust_checkpoint)
 
 
+def submodel_teacher_state(
+    teacher: nn.Module | str | os.PathLike,
+    pl_module: LightningModule,
+    prefix: str,
+    expected: dict[str, Tensor],
+    owner: str,
+    trust_checkpoint: bool = False,
+) -> dict[str, Tensor]:
+    """The weights a ``teacher`` argument holds for the submodule of ``pl_module`` at FQN ``prefix`` (``""``: all),
+    with that prefix taken off the keys (:func:`teacher_state`).
+
+    Raises:
+        ValueError: no weights under ``prefix``, or weights that do not fit ``expected``, the submodule's state
+            (:func:`check_compatible_state`).
+    """
+    state = teacher_state(teacher, pl_module, owner, "teacher", trust_checkpoint)
+    start = f"{prefix}." if prefix else ""
+    weights = {key[len(start) :]: value for key, value in state.items() if key.startswith(start)}
+    shown = os.fspath(teacher) if isinstance(teacher, os.PathLike) else teacher
+    if not weights:
+        raise ValueError(
+            invalid(
+                owner,
+                "teacher",
+                shown,
+                f"weights under {start!r}, but it holds none there",
+                "use a checkpoint or module of the same LightningModule class",
+            )
+        )
+    check_compatible_state(weights, expected, owner, "teacher", shown)
+    return weights
+
+
 def check_compatible_state(
     state: dict[str, Tensor], expected: dict[str, Tensor], owner: str, argument: str, value: Any
 ) -> None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -12,19 +11,18 @@ import torch.nn.functional as F
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
-from torch.utils.hooks import RemovableHandle
 
+from lightning_compress.callbacks._distillation_taps import OutputCapture
 from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.callbacks._weights import (
-    check_compatible_state,
     check_teacher,
     find_hf_model,
     frozen_copy,
+    submodel_teacher_state,
     teacher_settings,
-    teacher_state,
 )
 from lightning_compress.callbacks.loss_terms import LossTermCallback
-from lightning_compress.distillation.fingerprints import input_fingerprints
+from lightning_compress.distillation.fingerprints import call_input_fingerprints
 from lightning_compress.distillation.losses import (
     DEFAULT_OFFDIAG_WEIGHT,
     KD_WEIGHTINGS,
@@ -39,56 +37,6 @@ from lightning_compress.validation import check_bool, check_choice, check_float
 #: docs/methods.md#sdp-hyperparameters (O'Neill §11.4): β of the feature term per ``feature_loss``.
 DEFAULT_BETAS = {"cc": 2e-5, "cos": 0.05}
 _FEATURE_LOSSES = {"cc": cross_correlation_loss, "cos": cosine_feature_loss}
-
-
-class _Capture:
-    """Forward hooks that keep the inputs, logits and last-hidden [CLS] vector of the latest call while active."""
-
-    def __init__(self, model: nn.Module, inputs: bool) -> None:
-        self.active = False
-        self.args: tuple = ()
-        self.kwargs: dict[str, Any] = {}
-        self.logits: Tensor | None = None
-        self.features: Tensor | None = None
-        base = getattr(model, "base_model", None)
-        if base is None or base is model:
-            raise ValueError(
-                "`SelfDistilledPruning` needs a Hugging Face model with a task head (logits), "
-                f"got {type(model).__name__}."
-            )
-        self.handles: list[RemovableHandle] = [
-            model.register_forward_hook(self._output_hook),
-            base.register_forward_hook(self._base_hook),
-        ]
-        if inputs:
-            self.handles.append(model.register_forward_pre_hook(self._input_hook, with_kwargs=True))
-
-    def _input_hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
-        if self.active:
-            self.args, self.kwargs = args, {key: value for key, value in kwargs.items() if key != "labels"}
-
-    def _output_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
-        if self.active:
-            logits = getattr(output, "logits", None)
-            if logits is None:
-                raise ValueError(
-                    f"`SelfDistilledPruning` reads `logits` from the output of {type(module).__name__}, which has none."
-                )
-            self.logits = logits
-
-    def _base_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
-        if self.active:
-            hidden = output[0]  # last_hidden_state of ModelOutput or tuple outputs
-            # [CLS] / first token (docs/methods.md#sdp-hyperparameters, docs/methods.md#representation-for-token-tasks)
-            self.features = hidden[:, 0]
-
-    def clear(self) -> None:
-        self.args, self.kwargs, self.logits, self.features = (), {}, None, None
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-        self.handles = []
 
 
 class SelfDistilledPruning(StatefulCallback, LossTermCallback):
@@ -156,18 +104,31 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         trust_checkpoint: bool = False,
     ) -> None:
         super().__init__()
-        self._validate_init_arguments(
-            alpha=alpha,
-            temperature=temperature,
-            feature_loss=feature_loss,
-            beta=beta,
-            offdiag_weight=offdiag_weight,
-            kd_weighting=kd_weighting,
-            teacher=teacher,
-            teacher_cache=teacher_cache,
-            student_from_teacher=student_from_teacher,
-            trust_checkpoint=trust_checkpoint,
-        )
+        name = "SelfDistilledPruning"
+        check_float(name, "alpha", alpha, 0.0, 1.0, note="the share of the distillation term; O'Neill 2022, §11.4: 0.5")
+        note = "logits are divided by it; O'Neill 2022, §11.4: 0.9"
+        check_float(name, "temperature", temperature, 0.0, low_inclusive=False, note=note)
+        check_choice(name, "feature_loss", feature_loss, _FEATURE_LOSSES, allow_none=True)
+        check_float(name, "beta", beta, 0.0, allow_none=True)
+        if beta not in (None, 0, 0.0) and feature_loss is None:
+            raise ValueError(
+                f"`{name}(beta={beta!r}, feature_loss=None)` is invalid: `beta` weighs the feature loss; "
+                "set feature_loss='cc' or 'cos'."
+            )
+        check_float(name, "offdiag_weight", offdiag_weight, 0.0)
+        check_choice(name, "kd_weighting", kd_weighting, KD_WEIGHTINGS)
+        check_teacher(name, "teacher", teacher)
+        for arg, value in (
+            ("teacher_cache", teacher_cache),
+            ("student_from_teacher", student_from_teacher),
+            ("trust_checkpoint", trust_checkpoint),
+        ):
+            check_bool(name, arg, value)
+        if student_from_teacher and teacher is None:
+            raise ValueError(
+                f"`{name}(student_from_teacher=True)` needs `teacher=<module, checkpoint or folder>`: without it the "
+                "teacher is a copy of the module's own model."
+            )
         self.alpha = float(alpha)
         self.temperature = float(temperature)
         self.feature_loss = feature_loss
@@ -183,8 +144,8 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
 
         self.teacher: nn.Module | None = None
         self._hf_prefix = ""
-        self._student: _Capture | None = None
-        self._teacher_capture: _Capture | None = None
+        self._student: OutputCapture | None = None
+        self._teacher_capture: OutputCapture | None = None
         self._batch_idx: Tensor | None = None
         self._restored_teacher: dict[str, Tensor] | None = None
         self.student_initialized = False
@@ -192,40 +153,6 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         self.cache = TeacherCache("SelfDistilledPruning(teacher_cache=True)")
         self.cache_complete = False
         self._expected_examples: int | None = None
-
-    @staticmethod
-    def _validate_init_arguments(**arguments: Any) -> None:
-        name = "SelfDistilledPruning"
-        alpha_note = "the share of the distillation term; O'Neill 2022, §11.4: 0.5"
-        check_float(name, "alpha", arguments["alpha"], 0.0, 1.0, note=alpha_note)
-        check_float(
-            name,
-            "temperature",
-            arguments["temperature"],
-            0.0,
-            low_inclusive=False,
-            note="logits are divided by it; O'Neill 2022, §11.4: 0.9",
-        )
-        feature_loss = arguments["feature_loss"]
-        check_choice(name, "feature_loss", feature_loss, _FEATURE_LOSSES, allow_none=True)
-        beta = arguments["beta"]
-        check_float(name, "beta", beta, 0.0, allow_none=True)
-        if beta not in (None, 0, 0.0) and feature_loss is None:
-            raise ValueError(
-                f"`{name}(beta={beta!r}, feature_loss=None)` is invalid: `beta` weighs the feature loss; "
-                "set feature_loss='cc' or 'cos'."
-            )
-        check_float(name, "offdiag_weight", arguments["offdiag_weight"], 0.0)
-        check_choice(name, "kd_weighting", arguments["kd_weighting"], KD_WEIGHTINGS)
-        teacher = arguments["teacher"]
-        check_teacher(name, "teacher", teacher)
-        for arg in ("teacher_cache", "student_from_teacher", "trust_checkpoint"):
-            check_bool(name, arg, arguments[arg])
-        if arguments["student_from_teacher"] and teacher is None:
-            raise ValueError(
-                f"`{name}(student_from_teacher=True)` needs `teacher=<module, checkpoint or folder>`: without it the "
-                "teacher is a copy of the module's own model."
-            )
 
     resumable_settings = ("alpha", "temperature", "beta", "offdiag_weight", "kd_weighting")
     resume_rule = (
@@ -269,8 +196,8 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
             if self.student_from_teacher and not self.student_initialized:
                 hf_model.load_state_dict(self.teacher.state_dict())
                 self.student_initialized = True
-            self._teacher_capture = _Capture(self.teacher, inputs=False)
-        self._student = _Capture(hf_model, inputs=True)
+            self._teacher_capture = OutputCapture(self.teacher, inputs=False)
+        self._student = OutputCapture(hf_model, inputs=True)
         self.cache.to(pl_module.device)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -359,7 +286,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         return terms
 
     @torch.no_grad()
-    def _run_teacher(self, student: _Capture) -> tuple[Tensor, Tensor]:
+    def _run_teacher(self, student: OutputCapture) -> tuple[Tensor, Tensor]:
         if self.teacher is None or self._teacher_capture is None:
             raise RuntimeError(
                 "SelfDistilledPruning: a training example has no cached teacher output and the teacher was freed "
@@ -376,7 +303,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         capture.clear()
         return logits.float(), features.float()
 
-    def _teacher_outputs(self, student: _Capture) -> tuple[Tensor, Tensor]:
+    def _teacher_outputs(self, student: OutputCapture) -> tuple[Tensor, Tensor]:
         if not self.teacher_cache:
             return self._run_teacher(student)
         idx = self._batch_idx.to(student.logits.device)
@@ -389,7 +316,7 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         if self.cache.size < needed:
             size = max(needed, self._expected_examples or 0)
             self.cache.reserve_(size, student.logits.shape[-1], student.features.shape[-1], student.logits.device)
-        fingerprints = _student_input_fingerprints(student)
+        fingerprints = call_input_fingerprints(student.args, student.kwargs)
         missing = self.cache.missing(idx, fingerprints)
         if missing is not None:
             logits, features = self._run_teacher(student)
@@ -404,12 +331,9 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         if self._restored_teacher is not None:
             state, self._restored_teacher = self._restored_teacher, None
         elif self.teacher_source is not None:
-            source = self.teacher_source
-            full = teacher_state(source, pl_module, "SelfDistilledPruning", "teacher", self.trust_checkpoint)
-            prefix = f"{self._hf_prefix}." if self._hf_prefix else ""
-            state = {key[len(prefix) :]: value for key, value in full.items() if key.startswith(prefix)}
-            shown = os.fspath(source) if isinstance(source, os.PathLike) else source
-            check_compatible_state(state, expected, "SelfDistilledPruning", "teacher", shown)
+            state = submodel_teacher_state(
+                self.teacher_source, pl_module, self._hf_prefix, expected, "SelfDistilledPruning", self.trust_checkpoint
+            )
         else:
             return teacher  # the dense model at the start of fit
         teacher.load_state_dict(state)
@@ -462,17 +386,6 @@ class SelfDistilledPruning(StatefulCallback, LossTermCallback):
         if cache is not None:  # checkpoints written before fingerprints were kept load with unknown ones
             self.cache.load_state_dict(cache)
         self._restored_teacher = state_dict.get("teacher")
-
-
-def _student_input_fingerprints(student: _Capture) -> Tensor | None:
-    """:func:`input_fingerprints` of the ``input_ids`` the model was called with (``None`` when it got none)."""
-    input_ids = student.kwargs.get("input_ids")
-    if input_ids is None and student.args and isinstance(student.args[0], Tensor):
-        input_ids = student.args[0]
-    if not isinstance(input_ids, Tensor):
-        return None
-    attention_mask = student.kwargs.get("attention_mask")
-    return input_fingerprints(input_ids, attention_mask if isinstance(attention_mask, Tensor) else None)
 
 
 __all__ = ["DEFAULT_BETAS", "SelfDistilledPruning"]

@@ -6,10 +6,13 @@ ids live on, with integer arithmetic that gives the same value on every device a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import Tensor
 
-__all__ = ["FINGERPRINT_BASES", "FINGERPRINT_PRIMES", "input_fingerprints"]
+__all__ = ["FINGERPRINT_BASES", "FINGERPRINT_PRIMES", "call_input_fingerprints", "input_fingerprints"]
 
 #: The two Mersenne-sized primes ``p_1, p_2 < 2^31`` of the double polynomial hash.
 FINGERPRINT_PRIMES = (2_147_483_647, 2_147_483_629)
@@ -66,3 +69,20 @@ def input_fingerprints(input_ids: Tensor, attention_mask: Tensor | None = None) 
         terms = ((ids + 1) % prime) * powers % prime * keep
         fingerprint += (terms.sum(-1) % prime) << shift
     return fingerprint
+
+
+def call_input_fingerprints(args: tuple, kwargs: Mapping[str, Any]) -> Tensor | None:
+    """:func:`input_fingerprints` of the ``input_ids`` a model was called with: the keyword argument, else the first
+    positional one, masked by an ``attention_mask`` keyword argument; ``None`` when the call had no ``input_ids``.
+
+    Example:
+        >>> call_input_fingerprints((), {"inputs_embeds": torch.zeros(1, 2, 4)}) is None
+        True
+    """
+    input_ids = kwargs.get("input_ids")
+    if input_ids is None and args and isinstance(args[0], Tensor):
+        input_ids = args[0]
+    if not isinstance(input_ids, Tensor):
+        return None
+    attention_mask = kwargs.get("attention_mask")
+    return input_fingerprints(input_ids, attention_mask if isinstance(attention_mask, Tensor) else None)
