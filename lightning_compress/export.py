@@ -60,7 +60,7 @@ class ExportSummary:
     #: full-width model built from the config (0 when nothing is quantized).
     quantized_bytes: int = 0
     quantized_reference_bytes: int = 0
-    #: ``"compact"`` or ``"hf"`` (plain transformers folder).
+    #: ``"compact"``, ``"hf"`` (plain transformers folder) or ``"hf-int8"`` / ``"hf-int4"`` (transformers + torchao).
     format: str = "compact"
     #: Bytes of parameters and buffers of the exported model once loaded, and of the dense fp32 model (0: not measured).
     memory_bytes: int = 0

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from lightning_compress.pruning.masks import plain_values
 from lightning_compress.pruning.structured import encoder_blocks, slim_model_
 
 HF_WEIGHTS = "model.safetensors"
@@ -47,7 +48,7 @@ def zero_neuron_plan(model: nn.Module) -> dict[int, Tensor] | None:
     live: list[Tensor] = []
     for block in blocks:
         up, down = block.intermediate.dense, block.output.dense
-        used = (up.weight != 0).any(dim=1) | (down.weight != 0).any(dim=0)
+        used = (plain_values(up.weight) != 0).any(dim=1) | (plain_values(down.weight) != 0).any(dim=0)
         if up.bias is not None:
             used |= up.bias != 0
         live.append(used)
@@ -78,7 +79,7 @@ def slim_copy(model: nn.Module) -> nn.Module:
     """
     plan = zero_neuron_plan(model)
     if plan is None:
-        weights = [block.intermediate.dense.weight for block in encoder_blocks(model)]
+        weights = [plain_values(block.intermediate.dense.weight) for block in encoder_blocks(model)]
         zeros = sum(int((w == 0).sum()) for w in weights)
         if zeros:
             total = sum(w.numel() for w in weights)
@@ -91,7 +92,15 @@ def slim_copy(model: nn.Module) -> nn.Module:
                 "StructuredPruning to make the model itself smaller."
             )
         return model
+    if _holds_quantized_weights(model):
+        from lightning_compress.quantization.slicing import slim_quantized_copy
+
+        return slim_quantized_copy(model, plan)
     return slim_model_(copy.deepcopy(model), kept_neurons=plan)
+
+
+def _holds_quantized_weights(model: nn.Module) -> bool:
+    return any(type(p) is not nn.Parameter and hasattr(p, "dequantize") for p in model.parameters())
 
 
 def write_hf_folder(model: nn.Module, folder: Path, dtype: str, tokenizer: object | None) -> None:

@@ -244,3 +244,43 @@ def test_quantize_arguments_are_checked(tmp_path):
     with pytest.raises(ValueError, match="quantize='int8'.*format='compact'.*Hugging Face folders"):
         save_compressed(model, tmp_path / "x", format="compact", quantize="int8")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_converted_int8_model_exports_slim_with_its_codes_sliced_not_requantized(tmp_path):
+    from lightning_compress.quantization.qat import qat_convert_, qat_prepare_
+    from lightning_compress.targeting import resolve_targets
+
+    torch.manual_seed(0)
+    model = _masked_half(BertForSequenceClassification(tiny_bert_config())).eval()
+    names = [name.removesuffix(".weight") for name in resolve_targets(model)]
+    qat_prepare_(model, names, "int8", "int8")
+    qat_convert_(model)
+    up = encoder_blocks(model)[0].intermediate.dense.weight
+    kept = (up.qdata != 0).any(dim=1).nonzero().flatten()
+    summary = save_compressed(model, tmp_path / "int8", slim=True, quantize="int8")
+    assert summary.format == "hf-int8"
+    loaded = load_in_plain_transformers(tmp_path / "int8", _ids(), tmp_path)
+    assert loaded["width"] == 32
+    expected = _logits(model, _ids())
+    assert (loaded["logits"] - expected).abs().max() <= 1e-4  # same int8 codes and scales, only zero neurons gone
+
+    from lightning_compress.hf_folder import slim_copy
+
+    sliced = encoder_blocks(slim_copy(model))[0]
+    assert torch.equal(sliced.intermediate.dense.weight.qdata, up.qdata[kept])
+    assert torch.equal(sliced.intermediate.dense.weight.scale, up.scale[kept])
+    down = encoder_blocks(model)[0].output.dense.weight
+    assert torch.equal(sliced.output.dense.weight.qdata, down.qdata[:, kept])
+
+
+def test_a_converted_int4_model_cannot_be_sliced_exactly(tmp_path):
+    from lightning_compress.quantization.qat import qat_convert_, qat_prepare_
+
+    torch.manual_seed(0)
+    model = _masked_half(BertForSequenceClassification(tiny_bert_config())).eval()
+    block = encoder_blocks(model)[0]
+    qat_prepare_(model, ["bert.encoder.layer.0.output.dense"], "int4", None, group_size=16)
+    qat_convert_(model)
+    with pytest.raises(ValueError, match=r"only int8 weights with one scale per output row can be sliced exactly"):
+        save_compressed(model, tmp_path / "int4", slim=True, quantize="int4")
+    assert block is encoder_blocks(model)[0] and not (tmp_path / "int4").exists()

@@ -128,7 +128,7 @@ def save_quantized_hf(
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    return ExportSummary(outdir / WEIGHTS_FILE, *summary)
+    return ExportSummary(outdir / WEIGHTS_FILE, *summary, format=f"hf-{quantize}")
 
 
 def _quantize_copy_(model: nn.Module, quantize: str, activations: str | None, group_size: int) -> list[str]:

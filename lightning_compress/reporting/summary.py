@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from pytorch_lightning import LightningModule, Trainer
 from rich.console import Console
 from rich.table import Table
@@ -46,7 +47,8 @@ def summarize_fit(
     fine-tuned model); the pruned metric is the last validation of the run. With ``export_dir``, the model is exported
     with :func:`~lightning_compress.export.save_compressed` and the measured sizes are included: the compact format
     for unstructured sparsity, a slim plain transformers folder (``format="hf", slim=True``) when a
-    :class:`StructuredPruning` callback removed neurons or layers.
+    :class:`StructuredPruning` callback removed neurons or layers, and an int8/int4 transformers + torchao folder
+    (``quantize=...``, slim as well after structured pruning) when ``QuantizationAwareTraining`` converted the model.
 
     Raises:
         FloatingPointError: A weight of ``pl_module`` is NaN or infinite (the run diverged); nothing is exported.
@@ -68,8 +70,13 @@ def summarize_fit(
     if export_dir is not None and hasattr(hf_model, "config"):
         prunable = [name.removeprefix("model.") for name in target_names]
         tokenizer = getattr(trainer.datamodule, "hf_tokenizer", None)
+        quantize = _quantized_format(hf_model)  # converted at the end of fit by QuantizationAwareTraining
         if structured is not None and structured.history:
-            export = save_compressed(hf_model, export_dir, format="hf", slim=True, tokenizer=tokenizer)
+            export = save_compressed(
+                hf_model, export_dir, format="hf", slim=True, quantize=quantize, tokenizer=tokenizer
+            )
+        elif quantize is not None:
+            export = save_compressed(hf_model, export_dir, quantize=quantize, tokenizer=tokenizer)
         else:
             export = save_compressed(hf_model, export_dir, tokenizer=tokenizer, prunable=prunable)
     return FitSummary(
@@ -83,6 +90,16 @@ def summarize_fit(
         if structured is None or not structured.history
         else (structured.unit, structured.history[-1][1]),
     )
+
+
+def _quantized_format(model: object) -> str | None:
+    """``"int8"`` / ``"int4"`` when ``model`` holds torchao-quantized Linear weights, else ``None``."""
+    from lightning_compress.quantization.qat import torchao_quantized_linears
+
+    bits = {module.weight.target_dtype for module in torchao_quantized_linears(model).values()}
+    if not bits:
+        return None
+    return "int4" if torch.int4 in bits else "int8"
 
 
 def print_fit_summary(summary: FitSummary, console: Console | None = None) -> None:
@@ -113,6 +130,11 @@ def print_fit_summary(summary: FitSummary, console: Console | None = None) -> No
                 "export in memory (loaded)",
                 f"{export.memory_bytes / mib:.1f} MiB ({export.memory_bytes / export.dense_memory_bytes:.3f}x dense)",
             )
+        elif export.format.startswith("hf-"):
+            bits = export.format.removeprefix("hf-")
+            table.add_row("export format", f"hf {bits} (transformers + torchao folder)")
+            table.add_row("export on disk", f"{export.compressed_bytes / mib:.1f} MiB ({export.ratio:.3f}x dense)")
+            table.add_row(f"{bits} Linear weights / their fp32", f"{1 / export.quantized_compression:.3f}x")
         else:
             table.add_row("export format", "compact")
             table.add_row("compressed export", f"{export.compressed_bytes / mib:.1f} MiB ({export.ratio:.3f}x dense)")
