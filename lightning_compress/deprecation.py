@@ -10,7 +10,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["DEPRECATED_SINCE", "REMOVED_IN", "deprecated_alias", "warn_deprecated"]
+__all__ = ["DEPRECATED_SINCE", "REMOVED_IN", "deprecated_alias", "renamed_argument", "warn_deprecated"]
 
 #: The release that renamed the names, and the one that removes the old ones.
 DEPRECATED_SINCE = "0.1.0"
@@ -36,6 +36,33 @@ def warn_deprecated(old: str, new: str, stacklevel: int = 2) -> None:
         f"use {new} instead.",
         stacklevel=stacklevel + 4,
     )
+
+
+def renamed_argument(owner: str, name: str, value: Any, old_name: str, old_value: Any, default: Any = None) -> Any:
+    """The value of argument ``name`` of ``owner(...)``, which may also come under its deprecated ``old_name``.
+
+    ``old_value`` (with a deprecation warning pointing at the caller's caller) when the old name was given (not
+    ``None``), else ``value``; ``default`` is the default of ``name``, which ``value`` must keep when ``old_name`` is
+    given.
+
+    Raises:
+        ValueError: both names given.
+
+    Example:
+        >>> renamed_argument("AlignReg", "teacher", "pretrained", "reference", None, default="pretrained")
+        'pretrained'
+    """
+    if old_value is None:
+        return value
+    warn_deprecated(f"`{owner}({old_name}={old_value!r})`", f"`{owner}({name}={old_value!r})`", stacklevel=3)
+    if not (value is default or (isinstance(value, str) and value == default)):
+        from lightning_compress.validation import format_value
+
+        raise ValueError(
+            f"`{owner}({name}={format_value(value)}, {old_name}={old_value!r})` is invalid: expected only `{name}` "
+            f"(`{old_name}` is its deprecated name)."
+        )
+    return old_value
 
 
 def deprecated_alias(function: _F, old_name: str) -> _F:

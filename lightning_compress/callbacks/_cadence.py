@@ -82,6 +82,19 @@ def upgrade_cadence_settings(saved: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
+def bounded_steps(trainer: Trainer, owner: str, purpose: str = "") -> int:
+    """The run's number of optimizer steps (``trainer.estimated_stepping_batches``).
+
+    Raises:
+        ValueError: the run is unbounded (``"{owner} needs a bounded run[ to {purpose}]: set ..."``).
+    """
+    total = trainer.estimated_stepping_batches
+    if not math.isfinite(total):
+        reason = f" to {purpose}" if purpose else ""
+        raise ValueError(f"{owner} needs a bounded run{reason}: set `max_epochs` or `max_steps`.")
+    return int(total)
+
+
 def schedule_steps(
     trainer: Trainer,
     owner: str,
@@ -98,10 +111,7 @@ def schedule_steps(
     Raises:
         ValueError: the run has no bounded number of optimizer steps.
     """
-    total = trainer.estimated_stepping_batches
-    if not math.isfinite(total):
-        raise ValueError(f"{owner} needs a bounded run to place its schedule: set `max_epochs` or `max_steps`.")
-    total = int(total)
+    total = bounded_steps(trainer, owner, "place its schedule")
     start_step, end_step = (round(x * total) if isinstance(x, float) else x for x in (start, end))
     end_step = min(end_step, total - 1)
     return min(start_step, end_step), end_step, event_interval(trainer, every_n_steps, every_n_epochs), total

@@ -13,7 +13,7 @@ from lightning_compress.callbacks._common import named_parameters
 from lightning_compress.callbacks._resume import StatefulCallback
 from lightning_compress.callbacks._weights import check_teacher, teacher_settings, teacher_state
 from lightning_compress.callbacks.loss_terms import LossTermCallback
-from lightning_compress.deprecation import warn_deprecated
+from lightning_compress.deprecation import renamed_argument, warn_deprecated
 from lightning_compress.pruning.regularizers import ALIGNMENTS, align_reg_penalty
 from lightning_compress.targeting import resolve_targets
 from lightning_compress.validation import check_bool, check_choice, check_float, check_patterns, format_value
@@ -69,14 +69,7 @@ class AlignReg(StatefulCallback, LossTermCallback):
         reference: str | None = None,
     ) -> None:
         super().__init__()
-        if reference is not None:
-            warn_deprecated(f"`AlignReg(reference={reference!r})`", f"`AlignReg(teacher={reference!r})`")
-            if not (isinstance(teacher, str) and teacher == "pretrained"):
-                raise ValueError(
-                    f"`AlignReg(teacher={format_value(teacher)}, reference={reference!r})` is invalid: expected only "
-                    "`teacher` (`reference` is its deprecated name)."
-                )
-            teacher = reference
+        teacher = renamed_argument("AlignReg", "teacher", teacher, "reference", reference, default="pretrained")
         self._validate_init_arguments(
             kind=kind, lam=lam, teacher=teacher, targets=targets, exclude=exclude, trust_checkpoint=trust_checkpoint
         )

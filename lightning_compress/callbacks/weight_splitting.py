@@ -3,57 +3,41 @@
 from __future__ import annotations
 
 import copy
-import math
 from collections import deque
+from functools import partial
 from typing import Any, Literal
 
-import torch
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from lightning_compress.callbacks._cadence import bounded_steps
 from lightning_compress.callbacks._common import warn_if_training_in_eval_mode
 from lightning_compress.callbacks._distillation_taps import DistillationTaps
 from lightning_compress.callbacks._optimizers import rebuild_optimizers, time_compress_schedules
 from lightning_compress.callbacks._resume import StatefulCallback
-from lightning_compress.callbacks._weights import (
-    check_compatible_state,
-    check_teacher,
-    find_hf_model,
-    teacher_settings,
-    teacher_state,
-)
+from lightning_compress.callbacks._weights import check_teacher, find_hf_model, submodel_teacher_state, teacher_settings
 from lightning_compress.callbacks.loss_terms import LossTermCallback
-from lightning_compress.deprecation import warn_deprecated
+from lightning_compress.deprecation import renamed_argument, warn_deprecated
 from lightning_compress.distillation.losses import intermediate_distillation_loss, prediction_distillation_loss
 from lightning_compress.quantization.modules import (
     WEIGHT_KINDS,
-    QuantEmbedding,
-    QuantLinear,
     check_act_arguments,
     quantize_model_,
     require_linear,
     split_model_,
-    split_to_match_state_dict_,
+    split_on_load_,
+    ternary_modules,
 )
 from lightning_compress.quantization.splitting import (
-    adaptive_split_plan,
-    group_sensitivity,
-    measure_split_gains,
-    split_groups,
-    split_probes,
+    check_adaptive_budget,
+    check_split_at,
+    plan_adaptive_split,
+    split_step,
 )
 from lightning_compress.quantization.width import half_width_
-from lightning_compress.validation import (
-    check_bool,
-    check_choice,
-    check_float,
-    check_int,
-    check_type,
-    format_value,
-    invalid,
-)
+from lightning_compress.validation import check_bool, check_choice, check_float, check_int
 
 _DISTILL = ("two_stage", "prediction", "none")
 _REST = ("binary", "ternary")
@@ -156,35 +140,27 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         teacher_checkpoint: str | None = None,
     ) -> None:
         super().__init__()
-        if teacher_checkpoint is not None:
-            warn_deprecated(
-                f"`TernaryWeightSplitting(teacher_checkpoint={teacher_checkpoint!r})`",
-                f"`TernaryWeightSplitting(teacher={teacher_checkpoint!r})`",
+        name = "TernaryWeightSplitting"
+        teacher = renamed_argument(name, "teacher", teacher, "teacher_checkpoint", teacher_checkpoint)
+        check_split_at(name, split_at)
+        check_choice(name, "weights", weights, WEIGHT_KINDS)
+        if weights == "binary" and split_at is not None:
+            raise ValueError(
+                f"`{name}(weights='binary', split_at={split_at!r})` is invalid: only ternary weights are split. "
+                "HINT: the BWN baseline is `weights='binary', split_at=None`."
             )
-            if teacher is not None:
-                raise ValueError(
-                    f"`TernaryWeightSplitting(teacher={format_value(teacher)}, teacher_checkpoint="
-                    f"{teacher_checkpoint!r})` is invalid: expected only `teacher` (`teacher_checkpoint` is its "
-                    "deprecated name)."
-                )
-            teacher = teacher_checkpoint
-        self._validate_init_arguments(
-            split_at=split_at,
-            weights=weights,
-            act_bits=act_bits,
-            act_quantizer=act_quantizer,
-            distill=distill,
-            intermediate_until=intermediate_until,
-            task_loss_weight=task_loss_weight,
-            temperature=temperature,
-            width=width,
-            adaptive_budget=adaptive_budget,
-            adaptive_rest=adaptive_rest,
-            adaptive_batches=adaptive_batches,
-            teacher=teacher,
-            restart_schedule=restart_schedule,
-            trust_checkpoint=trust_checkpoint,
-        )
+        check_act_arguments(name, act_bits, act_quantizer)
+        check_choice(name, "distill", distill, _DISTILL)
+        check_float(name, "intermediate_until", intermediate_until, 0.0, 1.0)
+        check_float(name, "task_loss_weight", task_loss_weight, 0.0, allow_none=True)
+        check_float(name, "temperature", temperature, 0.0, low_inclusive=False)
+        check_float(name, "width", width, 0.0, 1.0, low_inclusive=False, allow_none=True, note="0.5 or 1.0")
+        check_adaptive_budget(name, adaptive_budget, split_at, weights)
+        check_choice(name, "adaptive_rest", adaptive_rest, _REST)
+        check_int(name, "adaptive_batches", adaptive_batches, 1)
+        check_teacher(name, "teacher", teacher)
+        check_bool(name, "restart_schedule", restart_schedule)
+        check_bool(name, "trust_checkpoint", trust_checkpoint)
         self.split_at = split_at
         self.weights = weights
         self.act_bits = act_bits
@@ -220,55 +196,6 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         self._taps: DistillationTaps | None = None
         self._eval_mode_checked = False
 
-    @staticmethod
-    def _validate_init_arguments(**arguments: Any) -> None:
-        name = "TernaryWeightSplitting"
-        split_at = arguments["split_at"]
-        check_type(name, "split_at", split_at, (int, float), "an int step >= 1, a float in (0, 1) or None", True)
-        if isinstance(split_at, float) and not 0.0 < split_at < 1.0:
-            raise ValueError(
-                f"`{name}(split_at={split_at!r})` is invalid: a float is a fraction of the run and must lie in "
-                "(0, 1); the split needs a trained ternary model before it and binary steps after it."
-            )
-        if isinstance(split_at, int) and not isinstance(split_at, bool) and split_at < 1:
-            raise ValueError(
-                f"`{name}(split_at={split_at!r})` is invalid: splitting at step {split_at} comes before any "
-                "ternary training; use an int step >= 1 (or None for no split)."
-            )
-        weights = arguments["weights"]
-        check_choice(name, "weights", weights, WEIGHT_KINDS)
-        if weights == "binary" and split_at is not None:
-            raise ValueError(
-                f"`{name}(weights='binary', split_at={split_at!r})` is invalid: only ternary weights are split. "
-                "HINT: the BWN baseline is `weights='binary', split_at=None`."
-            )
-        check_act_arguments(name, arguments["act_bits"], arguments["act_quantizer"])
-        check_choice(name, "distill", arguments["distill"], _DISTILL)
-        check_float(name, "intermediate_until", arguments["intermediate_until"], 0.0, 1.0)
-        check_float(name, "task_loss_weight", arguments["task_loss_weight"], 0.0, allow_none=True)
-        check_float(name, "temperature", arguments["temperature"], 0.0, low_inclusive=False)
-        check_float(
-            name, "width", arguments["width"], 0.0, 1.0, low_inclusive=False, allow_none=True, note="0.5 or 1.0"
-        )
-        budget = arguments["adaptive_budget"]
-        budget_kinds = (
-            "a float in [0, 1] (fraction of the extra cost of splitting everything), an int >= 0 (extra parameters) "
-            "or None"
-        )
-        check_type(name, "adaptive_budget", budget, (int, float), budget_kinds, allow_none=True)
-        if budget is not None:
-            if (isinstance(budget, float) and not 0.0 <= budget <= 1.0) or (isinstance(budget, int) and budget < 0):
-                raise ValueError(invalid(name, "adaptive_budget", budget, budget_kinds))
-            if split_at is None or weights != "ternary":
-                raise ValueError(
-                    f"`{name}(adaptive_budget={budget!r})` needs a split: use `weights='ternary'` and a `split_at`."
-                )
-        check_choice(name, "adaptive_rest", arguments["adaptive_rest"], _REST)
-        check_int(name, "adaptive_batches", arguments["adaptive_batches"], 1)
-        check_teacher(name, "teacher", arguments["teacher"])
-        check_bool(name, "restart_schedule", arguments["restart_schedule"])
-        check_bool(name, "trust_checkpoint", arguments["trust_checkpoint"])
-
     resumable_settings = ("temperature", "task_loss_weight")
     resume_rule = "The saved phase and split plan are kept; the new loss weights apply from the resumed step on."
 
@@ -299,10 +226,14 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         if self._student is not None:  # a later fit: `teardown` of the previous one removed the forward hooks
             self._taps.attach()
             return
-        self._model_name, student = find_hf_model(pl_module, "TernaryWeightSplitting", required=False)
+        name = "TernaryWeightSplitting"
+        self._model_name, student = find_hf_model(pl_module, name, required=False)
         require_linear(student)
-        if self.teacher_source is not None:
-            self._load_teacher(pl_module, student)
+        if self.teacher_source is not None:  # teacher and student start from the fine-tuned model
+            weights = submodel_teacher_state(
+                self.teacher_source, pl_module, self._model_name, student.state_dict(), name, self.trust_checkpoint
+            )
+            student.load_state_dict(weights, strict=True)
         if self.distill != "none":
             if not hasattr(student, "config"):
                 raise ValueError(
@@ -314,13 +245,8 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
             self.kept = half_width_(student, "magnitude", self.width)
         quantize_model_(student, self.weights, self.act_bits, self.act_quantizer)
         self._student = student
-        prefix = f"{self._model_name}." if self._model_name else ""
-
-        def conform(module: nn.Module, state_dict: dict, load_prefix: str, *args: Any) -> None:
-            split_to_match_state_dict_(student, state_dict, load_prefix + prefix)
-
         # kept after fit: a checkpoint of the split model loads into this module (validate/test with `ckpt_path`)
-        self._load_hook = pl_module.register_load_state_dict_pre_hook(conform)
+        self._load_hook = split_on_load_(pl_module, student, self._model_name)
         self._taps = DistillationTaps(student, self.teacher, self._recorded_inputs)
         self._taps.attach()
 
@@ -333,48 +259,15 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
     #: Settings saved under an older name: ``teacher_checkpoint`` became ``teacher``.
     renamed_settings = {"teacher_checkpoint": "teacher"}
 
-    def _load_teacher(self, pl_module: LightningModule, student: nn.Module) -> None:
-        """Start teacher and student from the weights of ``teacher`` (the fine-tuned model)."""
-        source = self.teacher_source
-        shown = str(source) if not isinstance(source, (str, nn.Module)) else source
-        state = teacher_state(source, pl_module, "TernaryWeightSplitting", "teacher", self.trust_checkpoint)
-        prefix = f"{self._model_name}." if self._model_name else ""
-        weights = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
-        if not weights:
-            raise ValueError(
-                invalid(
-                    "TernaryWeightSplitting",
-                    "teacher",
-                    shown,
-                    f"weights under {prefix!r}, but it holds none there",
-                    "use a checkpoint or module of the same LightningModule class",
-                )
-            )
-        check_compatible_state(weights, student.state_dict(), "TernaryWeightSplitting", "teacher", shown)
-        student.load_state_dict(weights, strict=True)
-
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.teacher is not None:
             self.teacher.to(pl_module.device)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
-        total = trainer.estimated_stepping_batches
-        if not math.isfinite(total):
-            raise ValueError("TernaryWeightSplitting needs a bounded run: set `max_epochs` or `max_steps`.")
-        total = int(total)
+        total = bounded_steps(trainer, "TernaryWeightSplitting")
         if self.split_at is not None:
-            step = round(self.split_at * total) if isinstance(self.split_at, float) else int(self.split_at)
-            if step < 1:
-                raise ValueError(
-                    f"TernaryWeightSplitting(split_at={self.split_at!r}) splits at step {step} of {total}, before any "
-                    "ternary training: use a later split."
-                )
-            if step >= total:
-                raise ValueError(
-                    f"TernaryWeightSplitting(split_at={self.split_at!r}) splits at step {step}, but the run has only "
-                    f"{total} optimizer steps: nothing would train the binary model."
-                )
+            step = split_step(self.split_at, total)
             if self.split_step is None or self.phase == "ternary":
                 self.split_step = step
         ternary_steps = self.split_step if self.split_step is not None else total
@@ -480,13 +373,6 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
         )
 
     # ------------------------------------------------------------------ adaptive splitting
-    def _ternary_modules(self) -> dict[str, nn.Module]:
-        return {
-            name: module
-            for name, module in self._student.named_modules()
-            if isinstance(module, (QuantLinear, QuantEmbedding)) and module.weights == "ternary"
-        }
-
     def _plan_adaptive_split(self, trainer: Trainer) -> None:
         """Measure the sensitivities at the split point, solve the knapsack and record the plan
         (docs/methods.md#adaptive-splitting)."""
@@ -497,39 +383,27 @@ class TernaryWeightSplitting(StatefulCallback, LossTermCallback):
                 "TernaryWeightSplitting(adaptive_budget=...) recorded no training forward of the Hugging Face model "
                 "before the split, so it cannot measure the sensitivities."
             )
-        modules = self._ternary_modules()
-        split = split_groups(list(modules))
-        sizes = {name: module.weight.numel() for name, module in modules.items()}
-        probes = split_probes(split)
-        values = measure_split_gains(self._student, modules, inputs, probes, self.teacher, self.temperature)
-        reduced = trainer.strategy.reduce(torch.tensor(values, dtype=torch.float64), reduce_op="mean")
-        gains = dict(zip(probes, (float(v) for v in torch.as_tensor(reduced).cpu())))
-        sensitivity = group_sensitivity(split, sizes, gains)
-        costs = {item: sum(sizes[n] for n in names) for item, names in split.groups.items()}
-        total = sum(costs.values())
-        budget = self.adaptive_budget
-        if isinstance(budget, float):
-            budget = round(budget * total)
-        # in item (model) order: the knapsack breaks ties towards earlier items
-        selected = adaptive_split_plan({item: sensitivity[item] for item in split.groups}, costs, int(budget))
-        self.plan = [name for name in modules if any(name in split.groups[item] for item in selected)]
-        self.adaptive = {
-            "groups": split.groups,
-            "sensitivity": sensitivity,
-            "costs": costs,
-            "budget": int(budget),
-            "selected": selected,
-        }
+        self.plan, self.adaptive = plan_adaptive_split(
+            self._student,
+            ternary_modules(self._student),
+            inputs,
+            self.adaptive_budget,
+            self.teacher,
+            self.temperature,
+            partial(trainer.strategy.reduce, reduce_op="mean"),
+        )
+        costs, selected = self.adaptive["costs"], self.adaptive["selected"]
         rank_zero_info(
             f"TernaryWeightSplitting: adaptive splitting chose {len(selected)} of {len(costs)} groups "
-            f"({sum(costs[i] for i in selected)} of {total} extra parameters, budget {int(budget)})."
+            f"({sum(costs[i] for i in selected)} of {sum(costs.values())} extra parameters, budget "
+            f"{self.adaptive['budget']})."
         )
 
     def _apply_adaptive_rest(self) -> list[str]:
         """Binarize the ternary modules left out of the plan (``adaptive_rest="binary"``)."""
         if self.adaptive_rest != "binary" or self.plan is None or self._student is None:
             return []
-        modules = self._ternary_modules()
+        modules = ternary_modules(self._student)
         for module in modules.values():
             module.weights = "binary"
         return list(modules)

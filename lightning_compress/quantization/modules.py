@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 from lightning_compress.deprecation import deprecated_alias
 from lightning_compress.quantization.quantizers import (
@@ -59,6 +60,17 @@ def _quantize_rows(rows: Tensor, kind: str, threshold_factor: float) -> Tensor:
     return _quantize_weight(flat, kind, 0, threshold_factor).reshape(rows.shape)
 
 
+def _init_quantized(module: nn.Module, owner: str, weights: WeightKind, threshold_factor: float) -> None:
+    """Set the quantization state of a new ``QuantLinear``/``QuantEmbedding`` (``owner``: its class, for errors)."""
+    _check_weights(owner, weights)
+    module.weights = weights
+    module.threshold_factor = threshold_factor
+    # ``False`` runs the full-precision latent weights (used to measure the sensitivity of a module).
+    module.quantize_weights = True
+    # ``True`` once ``freeze_`` replaced the latent weight by its quantized values.
+    module.frozen = False
+
+
 class QuantLinear(nn.Linear):
     r"""``y = Q_out(Q_w(W) · Q_a(x) + b)``: a Linear with quantized weights and activations
     (docs/methods.md#weight-quantizers, §4.3).
@@ -85,15 +97,9 @@ class QuantLinear(nn.Linear):
         threshold_factor: float = TWN_THRESHOLD_FACTOR,
     ) -> None:
         super().__init__(in_features, out_features, bias=bias)
-        _check_weights("QuantLinear", weights)
-        self.weights = weights
+        _init_quantized(self, "QuantLinear", weights, threshold_factor)
         self.act_quantizer = act_quantizer
         self.output_quantizer = output_quantizer
-        self.threshold_factor = threshold_factor
-        #: ``False`` runs the full-precision latent weights (used to measure the sensitivity of a module).
-        self.quantize_weights = True
-        #: ``True`` once :meth:`freeze_` replaced the latent weight by its quantized values.
-        self.frozen = False
 
     @classmethod
     def from_linear(
@@ -110,13 +116,9 @@ class QuantLinear(nn.Linear):
         module.in_features, module.out_features = linear.in_features, linear.out_features
         module.weight = linear.weight
         module.bias = linear.bias
-        _check_weights("QuantLinear", weights)
-        module.weights = weights
+        _init_quantized(module, "QuantLinear", weights, threshold_factor)
         module.act_quantizer = act_quantizer
         module.output_quantizer = output_quantizer
-        module.threshold_factor = threshold_factor
-        module.quantize_weights = True
-        module.frozen = False
         module.train(linear.training)
         return module
 
@@ -261,11 +263,7 @@ class QuantEmbedding(nn.Embedding):
             setattr(module, attribute, getattr(embedding, attribute))
         module.scale_grad_by_freq, module.sparse = embedding.scale_grad_by_freq, embedding.sparse
         module.weight = embedding.weight
-        _check_weights("QuantEmbedding", weights)
-        module.weights = weights
-        module.threshold_factor = threshold_factor
-        module.quantize_weights = True
-        module.frozen = False
+        _init_quantized(module, "QuantEmbedding", weights, threshold_factor)
         module.train(embedding.training)
         return module
 
@@ -554,11 +552,7 @@ def split_model_(model: nn.Module, plan: Sequence[str] | None = None) -> list[st
     Raises:
         ValueError: ``model`` has no ternary module (e.g. it was never quantized), or ``plan`` names one it lacks.
     """
-    ternary = {
-        name: module
-        for name, module in model.named_modules()
-        if isinstance(module, (QuantLinear, QuantEmbedding)) and module.weights == "ternary"
-    }
+    ternary = ternary_modules(model)
     if not ternary:
         raise ValueError(
             f"split_model_ found no ternary QuantLinear/QuantEmbedding in {type(model).__name__}: splitting needs a "
@@ -573,6 +567,15 @@ def split_model_(model: nn.Module, plan: Sequence[str] | None = None) -> list[st
     return names
 
 
+def ternary_modules(model: nn.Module) -> dict[str, QuantLinear | QuantEmbedding]:
+    """Name -> module of every ternary (not yet split) ``QuantLinear``/``QuantEmbedding`` of ``model``."""
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, (QuantLinear, QuantEmbedding)) and module.weights == "ternary"
+    }
+
+
 def quantized_modules(model: nn.Module) -> dict[str, nn.Module]:
     """Name -> module of every quantized module of ``model``."""
     return {name: module for name, module in model.named_modules() if isinstance(module, QUANT_MODULES)}
@@ -580,16 +583,22 @@ def quantized_modules(model: nn.Module) -> dict[str, nn.Module]:
 
 def split_to_match_state_dict_(model: nn.Module, state_dict: dict[str, Tensor], prefix: str = "") -> list[str]:
     """Split the ternary modules whose ``weight1`` the ``state_dict`` holds, so that it loads (resume after a split)."""
-    plan = [
-        name
-        for name, module in model.named_modules()
-        if isinstance(module, (QuantLinear, QuantEmbedding))
-        and module.weights == "ternary"
-        and f"{prefix}{name}.weight1" in state_dict
-    ]
+    plan = [name for name in ternary_modules(model) if f"{prefix}{name}.weight1" in state_dict]
     if plan:
         split_model_(model, plan)
     return plan
+
+
+def split_on_load_(root: nn.Module, model: nn.Module, prefix: str = "") -> RemovableHandle:
+    """Make ``root.load_state_dict`` first split the ternary modules of ``model`` (the submodule of ``root`` at FQN
+    ``prefix``) that the loaded state holds split (:func:`split_to_match_state_dict_`), so that a checkpoint written
+    after the split loads into a model that has not split yet. Returns the hook's handle."""
+    start = f"{prefix}." if prefix else ""
+
+    def conform(module: nn.Module, state_dict: dict, load_prefix: str, *args: Any) -> None:
+        split_to_match_state_dict_(model, state_dict, load_prefix + start)
+
+    return root.register_load_state_dict_pre_hook(conform)
 
 
 # Deprecated names (removed in 0.2.0): the trailing `_` marks functions that change their argument in place.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from lightning_compress.distillation.losses import output_logits, prediction_distillation_loss
 from lightning_compress.quantization.quantizers import TWN_THRESHOLD_FACTOR, _groups, _ungroup, twn_scales
+from lightning_compress.validation import check_type, invalid
 
 #: Transformer parts of adaptive splitting (Bai §5.3.2): module-name suffix inside a block -> part (Q and K grouped).
 SPLIT_PARTS = {
@@ -400,3 +401,119 @@ def measure_split_gains(
         for module, mode in training.items():
             module.training = mode
     return values
+
+
+def plan_adaptive_split(
+    student: nn.Module,
+    modules: Mapping[str, nn.Module],
+    inputs: Sequence[tuple[tuple, dict[str, Any]]],
+    budget: float | int,
+    teacher: nn.Module | None = None,
+    temperature: float = 1.0,
+    reduce: Callable[[Tensor], Tensor] | None = None,
+) -> tuple[list[str], dict[str, Any]]:
+    """Which ternary modules adaptive splitting splits (Bai §5.3.2, docs/methods.md#adaptive-splitting).
+
+    The items of :func:`split_groups` get their per-parameter sensitivity from the gains :func:`measure_split_gains`
+    measures on ``inputs`` (:func:`group_sensitivity`); the 0/1 knapsack over the items, with their numbers of weights
+    as costs, is solved exactly under ``budget`` (:func:`adaptive_split_plan`, ties towards earlier items).
+
+    Args:
+        student: The quantized model.
+        modules: Name -> its ternary modules, in model order.
+        inputs: ``(args, kwargs)`` of recorded forwards of ``student``.
+        budget: A float in [0, 1] is a fraction of the extra cost of splitting everything; an int the extra cost in
+            parameters.
+        teacher, temperature: As for :func:`measure_split_gains`.
+        reduce: Averages the gains over DDP ranks (each rank measures on its own inputs); ``None``: one process.
+
+    Returns:
+        ``(plan, record)``: the module names to split, in model order, and ``{"groups", "sensitivity", "costs",
+        "budget", "selected"}`` (the items, their ``u`` and costs, the budget in parameters, the chosen items).
+    """
+    split = split_groups(list(modules))
+    sizes = {name: module.weight.numel() for name, module in modules.items()}
+    probes = split_probes(split)
+    values = torch.tensor(
+        measure_split_gains(student, modules, inputs, probes, teacher, temperature), dtype=torch.float64
+    )
+    reduced = reduce(values) if reduce is not None else values
+    gains = dict(zip(probes, (float(v) for v in torch.as_tensor(reduced).cpu())))
+    sensitivity = group_sensitivity(split, sizes, gains)
+    costs = {item: sum(sizes[n] for n in names) for item, names in split.groups.items()}
+    if isinstance(budget, float):
+        budget = round(budget * sum(costs.values()))
+    # in item (model) order: the knapsack breaks ties towards earlier items
+    selected = adaptive_split_plan({item: sensitivity[item] for item in split.groups}, costs, int(budget))
+    plan = [name for name in modules if any(name in split.groups[item] for item in selected)]
+    record = {
+        "groups": split.groups,
+        "sensitivity": sensitivity,
+        "costs": costs,
+        "budget": int(budget),
+        "selected": selected,
+    }
+    return plan, record
+
+
+def check_split_at(owner: str, split_at: Any) -> None:
+    """Require ``split_at`` to be an int step >= 1, a float fraction of the run in (0, 1), or ``None`` (no split).
+
+    Example:
+        >>> check_split_at("TernaryWeightSplitting", 0)
+        Traceback (most recent call last):
+        ValueError: `TernaryWeightSplitting(split_at=0)` is invalid: splitting at step 0 comes before any ternary \
+training; use an int step >= 1 (or None for no split).
+    """
+    check_type(owner, "split_at", split_at, (int, float), "an int step >= 1, a float in (0, 1) or None", True)
+    if isinstance(split_at, float) and not 0.0 < split_at < 1.0:
+        raise ValueError(
+            f"`{owner}(split_at={split_at!r})` is invalid: a float is a fraction of the run and must lie in "
+            "(0, 1); the split needs a trained ternary model before it and binary steps after it."
+        )
+    if isinstance(split_at, int) and not isinstance(split_at, bool) and split_at < 1:
+        raise ValueError(
+            f"`{owner}(split_at={split_at!r})` is invalid: splitting at step {split_at} comes before any "
+            "ternary training; use an int step >= 1 (or None for no split)."
+        )
+
+
+def check_adaptive_budget(owner: str, budget: Any, split_at: Any, weights: str) -> None:
+    """Require an adaptive-splitting ``budget`` of a float in [0, 1], an int >= 0 or ``None``; one that is not
+    ``None`` needs a split (``split_at``) of ternary ``weights``."""
+    kinds = (
+        "a float in [0, 1] (fraction of the extra cost of splitting everything), an int >= 0 (extra parameters) or None"
+    )
+    check_type(owner, "adaptive_budget", budget, (int, float), kinds, allow_none=True)
+    if budget is None:
+        return
+    if (isinstance(budget, float) and not 0.0 <= budget <= 1.0) or (isinstance(budget, int) and budget < 0):
+        raise ValueError(invalid(owner, "adaptive_budget", budget, kinds))
+    if split_at is None or weights != "ternary":
+        raise ValueError(
+            f"`{owner}(adaptive_budget={budget!r})` needs a split: use `weights='ternary'` and a `split_at`."
+        )
+
+
+def split_step(split_at: int | float, total: int, owner: str = "TernaryWeightSplitting") -> int:
+    """The optimizer step of a split at ``split_at`` (int step, or float fraction) in a run of ``total`` steps.
+
+    Raises:
+        ValueError: a step before 1 (no ternary training) or at or after ``total`` (no binary training).
+
+    Example:
+        >>> split_step(2 / 3, 300)
+        200
+    """
+    step = round(split_at * total) if isinstance(split_at, float) else int(split_at)
+    if step < 1:
+        raise ValueError(
+            f"{owner}(split_at={split_at!r}) splits at step {step} of {total}, before any ternary training: use a "
+            "later split."
+        )
+    if step >= total:
+        raise ValueError(
+            f"{owner}(split_at={split_at!r}) splits at step {step}, but the run has only {total} optimizer steps: "
+            "nothing would train the binary model."
+        )
+    return step

@@ -7,9 +7,9 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from transformers import get_linear_schedule_with_warmup
 
 from lightning_compress.callbacks import TernaryWeightSplitting
-from lightning_compress.callbacks.weight_splitting import split_groups
 from lightning_compress.export import load_compressed, save_compressed
 from lightning_compress.quantization import QuantEmbedding, QuantLinear, SplitBinaryEmbedding, SplitBinaryLinear
+from lightning_compress.quantization.splitting import split_groups
 from tests.tiny import UserModule, assert_resume_exact, loader, make_trainer, run_ddp_script
 
 # Lightning 2.6 leaves the train loader's mid-epoch state pending when `configure_optimizers` reads
