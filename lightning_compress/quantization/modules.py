@@ -71,6 +71,17 @@ def _init_quantized(module: nn.Module, owner: str, weights: WeightKind, threshol
     module.frozen = False
 
 
+def _quantized_linear(module: nn.Module, x: Tensor, weight: Tensor) -> Tensor:
+    """``Q_out(weight · Q_a(x) + b)`` with the ``act_quantizer`` and ``output_quantizer`` of ``module`` (each may be
+    ``None``: no quantization there) and its ``bias``."""
+    if module.act_quantizer is not None:
+        x = module.act_quantizer(x)
+    out = F.linear(x, weight, module.bias)
+    if module.output_quantizer is not None:
+        out = module.output_quantizer(out)
+    return out
+
+
 class QuantLinear(nn.Linear):
     r"""``y = Q_out(Q_w(W) · Q_a(x) + b)``: a Linear with quantized weights and activations
     (docs/methods.md#weight-quantizers, §4.3).
@@ -142,19 +153,68 @@ class QuantLinear(nn.Linear):
         return self
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.act_quantizer is not None:
-            x = self.act_quantizer(x)
         weight = self.quantized_weight() if self.quantize_weights or getattr(self, "frozen", False) else self.weight
-        out = F.linear(x, weight, self.bias)
-        if self.output_quantizer is not None:
-            out = self.output_quantizer(out)
-        return out
+        return _quantized_linear(self, x, weight)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, weights={self.weights}"
 
 
-class SplitBinaryLinear(nn.Module):
+class _SplitBranches(nn.Module):
+    """Two latent binary branches ``weight1`` / ``weight2`` with float64 scale offsets ``scale_offset1`` /
+    ``scale_offset2`` (the state shared by :class:`SplitBinaryLinear` and :class:`SplitBinaryEmbedding`)."""
+
+    #: The BWN scale groups: ``None``, one per matrix (Linear); ``0``, one per row (Embedding).
+    _scale_dim: int | None = None
+
+    def _init_branches(self, weight1: Tensor, weight2: Tensor, offsets: int) -> None:
+        self.weight1 = nn.Parameter(weight1.detach().clone())
+        self.weight2 = nn.Parameter(weight2.detach().clone())
+        self.quantize_weights = True
+        self.frozen = False
+        self.register_buffer("scale_offset1", torch.zeros(offsets, dtype=torch.float64, device=weight1.device))
+        self.register_buffer("scale_offset2", torch.zeros(offsets, dtype=torch.float64, device=weight1.device))
+
+    @property
+    def weights(self) -> str:
+        return "split"
+
+    def branch_scales(self) -> tuple[Tensor, Tensor]:
+        """The scales ``mean|W_k| + c_k`` of the two binary branches (float64: one per matrix, or one per row)."""
+        _require_unfrozen(self, "branch_scales")
+        return (
+            bwn_scales(self.weight1, self._scale_dim) + self.scale_offset1,
+            bwn_scales(self.weight2, self._scale_dim) + self.scale_offset2,
+        )
+
+    def quantized_weight(self) -> Tensor:
+        """``BWN(W₁) + BWN(W₂)`` (the whole matrix or table) with the scale offsets, with STEs to both latent
+        weights; the stored sum once frozen."""
+        if getattr(self, "frozen", False):
+            return self.weight
+        offsets = (self.scale_offset1, self.scale_offset2)
+        return split_binary_quantize(self.weight1, self.weight2, self._scale_dim, offsets)
+
+    @torch.no_grad()
+    def freeze_(self) -> _SplitBranches:
+        """Replace the two latent branches by their quantized sum ``BWN(W₁) + BWN(W₂)``, computed once (inference).
+
+        The module then holds one fp32 ``weight`` (no gradient; for a Linear, and its bias): the bytes of a dense
+        module, half those of the two latent branches; the scale offsets, folded into that sum, are dropped. Its
+        outputs are those before freezing, bit for bit. A frozen split module cannot be bit-packed again (the sum
+        does not keep the two sign bits apart): export before freezing.
+        """
+        if self.frozen:
+            return self
+        weight = self.quantized_weight().detach().clone()
+        for name in ("weight1", "weight2", "scale_offset1", "scale_offset2"):
+            delattr(self, name)
+        self.weight = nn.Parameter(weight, requires_grad=False)
+        self.frozen = True
+        return self
+
+
+class SplitBinaryLinear(_SplitBranches):
     r"""``y = Q_out((BWN(W₁) + BWN(W₂)) · Q_a(x) + b)``: two binary branches with one bias
     (docs/methods.md#the-splitting-operator).
 
@@ -181,66 +241,17 @@ class SplitBinaryLinear(nn.Module):
         if weight1.shape != weight2.shape or weight1.dim() != 2:
             raise ValueError(f"SplitBinaryLinear needs two `out x in` weights, got {weight1.shape}, {weight2.shape}.")
         self.out_features, self.in_features = weight1.shape
-        self.weight1 = nn.Parameter(weight1.detach().clone())
-        self.weight2 = nn.Parameter(weight2.detach().clone())
+        self._init_branches(weight1, weight2, 1)
         self.bias = bias
         self.act_quantizer = act_quantizer
         self.output_quantizer = output_quantizer
-        self.quantize_weights = True
-        self.frozen = False
-        self.register_buffer("scale_offset1", torch.zeros(1, dtype=torch.float64, device=weight1.device))
-        self.register_buffer("scale_offset2", torch.zeros(1, dtype=torch.float64, device=weight1.device))
-
-    @property
-    def weights(self) -> str:
-        return "split"
-
-    def branch_scales(self) -> tuple[Tensor, Tensor]:
-        """The scales ``mean|W_k| + c_k`` of the two binary branches (float64, one per matrix)."""
-        _require_unfrozen(self, "branch_scales")
-        return (
-            bwn_scales(self.weight1) + self.scale_offset1,
-            bwn_scales(self.weight2) + self.scale_offset2,
-        )
-
-    def quantized_weight(self) -> Tensor:
-        """``BWN(W₁) + BWN(W₂)`` (an ``out x in`` tensor) with the scale offsets, with STEs to both latent weights;
-        the stored sum once frozen."""
-        if getattr(self, "frozen", False):
-            return self.weight
-        return split_binary_quantize(self.weight1, self.weight2, None, (self.scale_offset1, self.scale_offset2))
-
-    @torch.no_grad()
-    def freeze_(self) -> SplitBinaryLinear:
-        """Replace the two latent branches by their quantized sum ``BWN(W₁) + BWN(W₂)``, computed once (inference).
-
-        The module then holds one fp32 ``weight`` (``out x in``, no gradient) and its bias: the bytes of a dense
-        Linear, half those of the two latent branches; the scale offsets, folded into that sum, are dropped. Its
-        outputs are those before freezing, bit for bit. A frozen split module cannot be bit-packed again (the sum
-        does not keep the two sign bits apart): export before freezing.
-        """
-        if self.frozen:
-            return self
-        weight = self.quantized_weight().detach().clone()
-        for name in ("weight1", "weight2"):
-            delattr(self, name)
-        for name in ("scale_offset1", "scale_offset2"):
-            delattr(self, name)
-        self.weight = nn.Parameter(weight, requires_grad=False)
-        self.frozen = True
-        return self
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.act_quantizer is not None:
-            x = self.act_quantizer(x)
         if getattr(self, "frozen", False):
             weight = self.weight
         else:
             weight = self.quantized_weight() if self.quantize_weights else self.weight1 + self.weight2
-        out = F.linear(x, weight, self.bias)
-        if self.output_quantizer is not None:
-            out = self.output_quantizer(out)
-        return out
+        return _quantized_linear(self, x, weight)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -291,53 +302,20 @@ class QuantEmbedding(nn.Embedding):
         return f"{super().extra_repr()}, weights={self.weights}"
 
 
-class SplitBinaryEmbedding(nn.Module):
+class SplitBinaryEmbedding(_SplitBranches):
     """Two row-wise binary tables summed, ``BWN_row(E₁)[ids] + BWN_row(E₂)[ids]``, split from a ternary embedding.
 
     Like :class:`SplitBinaryLinear`, it holds per-row float64 scale offsets ``scale_offset1`` / ``scale_offset2``
     (``α_t/2 - mean|E_k[row]|`` from the split), gathered with the looked-up rows.
     """
 
+    _scale_dim = 0
+
     def __init__(self, weight1: Tensor, weight2: Tensor, padding_idx: int | None = None) -> None:
         super().__init__()
         self.num_embeddings, self.embedding_dim = weight1.shape
         self.padding_idx = padding_idx
-        self.weight1 = nn.Parameter(weight1.detach().clone())
-        self.weight2 = nn.Parameter(weight2.detach().clone())
-        self.quantize_weights = True
-        self.frozen = False
-        rows = self.num_embeddings
-        self.register_buffer("scale_offset1", torch.zeros(rows, dtype=torch.float64, device=weight1.device))
-        self.register_buffer("scale_offset2", torch.zeros(rows, dtype=torch.float64, device=weight1.device))
-
-    @property
-    def weights(self) -> str:
-        return "split"
-
-    def branch_scales(self) -> tuple[Tensor, Tensor]:
-        """The per-row scales ``mean|E_k[row]| + c_k[row]`` of the two binary tables (float64)."""
-        _require_unfrozen(self, "branch_scales")
-        return (
-            bwn_scales(self.weight1, 0) + self.scale_offset1,
-            bwn_scales(self.weight2, 0) + self.scale_offset2,
-        )
-
-    def quantized_weight(self) -> Tensor:
-        if getattr(self, "frozen", False):
-            return self.weight
-        return split_binary_quantize(self.weight1, self.weight2, 0, (self.scale_offset1, self.scale_offset2))
-
-    @torch.no_grad()
-    def freeze_(self) -> SplitBinaryEmbedding:
-        """Replace the two latent tables by their quantized sum, once (as :meth:`SplitBinaryLinear.freeze_`)."""
-        if self.frozen:
-            return self
-        weight = self.quantized_weight().detach().clone()
-        for name in ("weight1", "weight2", "scale_offset1", "scale_offset2"):
-            delattr(self, name)
-        self.weight = nn.Parameter(weight, requires_grad=False)
-        self.frozen = True
-        return self
+        self._init_branches(weight1, weight2, self.num_embeddings)
 
     def forward(self, input_ids: Tensor) -> Tensor:
         if getattr(self, "frozen", False):
