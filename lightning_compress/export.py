@@ -26,9 +26,11 @@ import math
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import transformers
@@ -190,6 +192,25 @@ def is_export_dir(folder: str | os.PathLike) -> bool:
         return False
 
 
+@contextmanager
+def staged_export(outdir: Path, marker: dict[str, Any]) -> Iterator[Path]:
+    """A new hidden folder beside ``outdir`` to write an export into; when the ``with`` block succeeds, it gets the
+    :data:`MARKER_FILE` (``marker`` as JSON) and replaces ``outdir`` whole, else it is deleted and ``outdir`` is left
+    as it was."""
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = outdir.parent / f".{outdir.name}.partial-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    try:
+        yield staging
+        (staging / MARKER_FILE).write_text(json.dumps(marker) + "\n")
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        staging.rename(outdir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
 def save_compressed(
     model: nn.Module,
     outdir: str | os.PathLike,
@@ -258,21 +279,11 @@ def save_compressed(
             from lightning_compress.quantization.hf_export import save_quantized_hf
 
             return save_quantized_hf(exported, outdir, quantize, tokenizer, overwrite=overwrite)
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    staging = outdir.parent / f".{outdir.name}.partial-{uuid.uuid4().hex[:12]}"
-    staging.mkdir()
-    try:
+    with staged_export(outdir, {"format": FORMAT if format == "compact" else HF_FORMAT}) as staging:
         if format == "hf":
             summary = _write_hf(model, exported, staging, dtype, tokenizer)
         else:
             summary = _write_compressed(model, staging, dtype, tokenizer, prunable)
-        (staging / MARKER_FILE).write_text(json.dumps({"format": FORMAT if format == "compact" else HF_FORMAT}) + "\n")
-        if outdir.exists():
-            shutil.rmtree(outdir)
-        staging.rename(outdir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return replace(summary, path=outdir / summary.path.name)
 
 

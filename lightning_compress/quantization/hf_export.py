@@ -19,10 +19,7 @@ one (its per-group scales even add ~1/8 byte per weight); int4 saves accuracy-fo
 from __future__ import annotations
 
 import copy
-import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Literal
 
@@ -30,7 +27,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from lightning_compress.export import MARKER_FILE, ExportSummary, check_export_dir
+from lightning_compress.export import ExportSummary, check_export_dir, staged_export
 from lightning_compress.quantization.modules import quantized_modules
 from lightning_compress.quantization.qat import (
     DEFAULT_GROUP_SIZE,
@@ -116,18 +113,8 @@ def save_quantized_hf(
     quantized.config.architectures = [type(quantized).__name__]
 
     outdir = Path(outdir)
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    staging = outdir.parent / f".{outdir.name}.partial-{uuid.uuid4().hex[:12]}"
-    staging.mkdir()
-    try:
+    with staged_export(outdir, {"format": FORMAT, "quantize": quantize}) as staging:
         summary = _write(quantized, model, names, staging, tokenizer)
-        (staging / MARKER_FILE).write_text(json.dumps({"format": FORMAT, "quantize": quantize}) + "\n")
-        if outdir.exists():
-            shutil.rmtree(outdir)
-        staging.rename(outdir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return ExportSummary(outdir / WEIGHTS_FILE, *summary, format=f"hf-{quantize}")
 
 
