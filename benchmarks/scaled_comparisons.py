@@ -15,7 +15,7 @@ Each comparison is a set of configs that share data, schedule, optimiser and ste
 * ``quantized_sst2``: the same protocol: dense fp32 vs post-training dynamic int8 of that dense model (what a user does
   without this library: ``torch.ao.quantization.quantize_dynamic``, evaluated on the dev set) vs the library's fast
   path with int8 word embeddings on the same dense model (what int8 embeddings cost in accuracy) vs int8
-  quantization-aware training vs structured pruning + int8 QAT.
+  quantization-aware training vs structured pruning + int8 QAT, without and with SDP-KLD from the seed's dense run.
 
 Runs go to ``<root>/<run>/seed<S>`` (``final_metrics.json`` and ``layer_sparsity.json`` written by
 :class:`~lightning_compress.reporting.run_record.RunRecord`, the CSV log, ``result.json``), launched by
@@ -199,6 +199,12 @@ COMPARISONS = {
             ),
             Run("sst2s_qat_int8", "QAT int8", "configs/scaled/sst2_qat_int8.yaml"),
             Run("sst2s_ffn50_qat_int8", "FFN neurons 50 % + QAT int8", "configs/scaled/sst2_structured_qat_int8.yaml"),
+            Run(
+                "sst2s_ffn50_sdp_qat_int8",
+                "FFN neurons 50 % + SDP-KLD + QAT int8",
+                "configs/scaled/sst2_structured_sdp_qat_int8.yaml",
+                teacher="sst2s_dense",
+            ),
         ),
         published=None,
         task="sst2",
