@@ -51,7 +51,7 @@ from lightning_compress.deprecation import warn_deprecated
 from lightning_compress.tuner.acquisition import DomainRestrictedUCB, ProbabilityAboveLevel
 
 __all__ = [
-    "LEVEL_SET_METHODS",
+    "LEVEL_SET_STRATEGIES",
     "PopulationStandardize",
     "SearchResult",
     "constrained_search",
@@ -738,4 +738,4 @@ def constrained_search(
 
 
 #: Stage-1 methods by name (for validation and the CLI).
-LEVEL_SET_METHODS: tuple[str, ...] = ("level_set", "dr_ucb", "bisection")
+LEVEL_SET_STRATEGIES: tuple[str, ...] = ("level_set", "dr_ucb", "bisection")

@@ -41,7 +41,7 @@ from lightning_compress.tuner.executors import EXECUTORS, TrialOutcome, TrialSpe
 from lightning_compress.tuner.journal import Journal, Trial
 from lightning_compress.tuner.lock import SweepLock
 from lightning_compress.tuner.search import (
-    LEVEL_SET_METHODS,
+    LEVEL_SET_STRATEGIES,
     feasible_points,
     propose_constrained,
     propose_level_set,
@@ -228,8 +228,8 @@ class SparsityTuner:
             raise ValueError(f"`SparsityTuner(n_trials={n_trials!r})` is invalid: expected an int >= 1.")
         if mode not in _MODES or objective_mode not in _MODES:
             raise ValueError(f"`mode={mode!r}`/`objective_mode={objective_mode!r}`: expected one of {list(_MODES)}.")
-        if acquisition not in LEVEL_SET_METHODS:
-            raise ValueError(f"`acquisition={acquisition!r}` is invalid: expected one of {list(LEVEL_SET_METHODS)}.")
+        if acquisition not in LEVEL_SET_STRATEGIES:
+            raise ValueError(f"`acquisition={acquisition!r}` is invalid: expected one of {list(LEVEL_SET_STRATEGIES)}.")
         if objective_trials < 0:
             raise ValueError(f"`objective_trials={objective_trials!r}` is invalid: expected an int >= 0.")
         executor = dict(executor or {"kind": "local"})
