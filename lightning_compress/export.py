@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from lightning_compress.bits import pack_bits, unpack_bits
 from lightning_compress.checkpoints import open_safetensors
+from lightning_compress.pruning.masks import plain_values
 from lightning_compress.targeting import resolve_targets
 
 COMPRESSED_FILE = "model.compressed.safetensors"
@@ -135,8 +136,6 @@ def decode_tensor(bitmask: Tensor, values: Tensor, shape: list[int]) -> Tensor:
 def check_finite_weights(model: nn.Module, owner: str) -> None:
     """Raise a ``FloatingPointError`` naming the first floating-point tensor of ``model.state_dict()`` holding NaN or
     infinite values (``owner`` names the caller in the message)."""
-    from lightning_compress.pruning.masks import plain_values
-
     for name, value in model.state_dict().items():
         value = plain_values(value)
         if not value.is_floating_point():

@@ -92,15 +92,13 @@ def slim_copy(model: nn.Module) -> nn.Module:
                 "StructuredPruning to make the model itself smaller."
             )
         return model
-    if _holds_quantized_weights(model):
+    from lightning_compress.quantization.qat import torchao_quantized_linears
+
+    if torchao_quantized_linears(model):
         from lightning_compress.quantization.slicing import slim_quantized_copy
 
         return slim_quantized_copy(model, plan)
     return slim_model_(copy.deepcopy(model), kept_neurons=plan)
-
-
-def _holds_quantized_weights(model: nn.Module) -> bool:
-    return any(type(p) is not nn.Parameter and hasattr(p, "dequantize") for p in model.parameters())
 
 
 def write_hf_folder(model: nn.Module, folder: Path, dtype: str, tokenizer: object | None) -> None:

@@ -16,6 +16,7 @@ Training"), so the converted model computes what the fake-quantized one did. tor
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -228,7 +229,10 @@ def ptq_quantize_(
 
 
 def torchao_quantized_linears(model: nn.Module) -> dict[str, nn.Linear]:
-    """``name -> module`` of every ``nn.Linear`` whose weight is a torchao quantized tensor."""
+    """``name -> module`` of every ``nn.Linear`` whose weight is a torchao quantized tensor (none, without importing
+    torchao, when nothing has imported it yet)."""
+    if "torchao" not in sys.modules:
+        return {}
     from torchao.utils import TorchAOBaseTensor
 
     return {
