@@ -84,27 +84,16 @@ def test_bwn_baseline_is_binary_from_the_start_and_never_splits():
     assert isinstance(module.model.bert.embeddings.word_embeddings, QuantEmbedding)
 
 
-@pytest.mark.parametrize("stop_at_step", [8, 16])  # the ends of epochs 0 and 1, before and after the split (12)
-def test_resume_from_an_epoch_end_checkpoint_before_or_after_the_split_is_exact(tmp_path, stop_at_step):
+# 8 steps per epoch, split at step 12: the ends of epochs 0 and 1, and two steps inside epoch 1, before and after it
+@pytest.mark.parametrize("stop_at_step, mid_epoch", [(8, False), (16, False), (10, True), (13, True)])
+def test_resume_before_or_after_the_split_is_exact(tmp_path, stop_at_step, mid_epoch):
     runs = assert_resume_exact(
         lambda: [TernaryWeightSplitting(split_at=12, act_bits=4, act_quantizer="lsq", width=0.5)],
         stop_at_step=stop_at_step,
         tmp_path=tmp_path,
         make_module=lambda: ScheduledModule(dropout=0.0),
         max_epochs=3,
-        mid_epoch=False,
-    )
-    assert runs.resumed_callbacks[0].split_step == runs.full_callbacks[0].split_step == 12
-
-
-@pytest.mark.parametrize("stop_at_step", [10, 13])  # 8 steps per epoch: inside epoch 1, before and after the split
-def test_resume_from_a_mid_epoch_checkpoint_before_or_after_the_split_is_exact(tmp_path, stop_at_step):
-    runs = assert_resume_exact(
-        lambda: [TernaryWeightSplitting(split_at=12, act_bits=4, act_quantizer="lsq", width=0.5)],
-        stop_at_step=stop_at_step,
-        tmp_path=tmp_path,
-        make_module=lambda: ScheduledModule(dropout=0.0),
-        max_epochs=3,
+        mid_epoch=mid_epoch,
     )
     full, resumed = runs.full_callbacks[0], runs.resumed_callbacks[0]
     assert resumed.phase == full.phase == "binary"
