@@ -180,6 +180,13 @@ COMPARISONS = {
                 "configs/scaled/sst2_structured_sdp.yaml",
                 teacher="sst2s_dense",
             ),
+            Run(
+                "sst2s_ffn50_sdp_qat_int8_emb",
+                "FFN neurons 50 % + SDP-KLD + QAT int8, as shipped: + int8 word embeddings (`to_fast_int8_`)",
+                "",
+                ptq_of="sst2s_ffn50_sdp_qat_int8",
+                ptq="fast_int8_embeddings",
+            ),
         ),
         published=None,
         task="sst2",
@@ -204,6 +211,13 @@ COMPARISONS = {
                 "FFN neurons 50 % + SDP-KLD + QAT int8",
                 "configs/scaled/sst2_structured_sdp_qat_int8.yaml",
                 teacher="sst2s_dense",
+            ),
+            Run(
+                "sst2s_ffn50_sdp_qat_int8_emb",
+                "FFN neurons 50 % + SDP-KLD + QAT int8, as shipped: + int8 word embeddings (`to_fast_int8_`)",
+                "",
+                ptq_of="sst2s_ffn50_sdp_qat_int8",
+                ptq="fast_int8_embeddings",
             ),
         ),
         published=None,
@@ -240,7 +254,11 @@ def plan(name: str, run: Run, seed: int, root: Path, teacher_seed: int | None = 
 def evaluate_post_training_int8(root: Path, run: Run, seed: int) -> None:
     """Dev-set metrics of ``run.ptq_of``'s final model quantized after training, written as ``final_metrics.json``
     of ``run``: ``torch.ao.quantization.quantize_dynamic`` (int8 Linear, the two lines a user writes without this
-    library) or the library's ``to_fast_int8_(model, embeddings=True)`` (``run.ptq``)."""
+    library) or the library's ``to_fast_int8_(model, embeddings=True)`` (``run.ptq``).
+
+    The final model is the source run's ``final.ckpt`` when it saves one (a teacher), else its end-of-training
+    checkpoint in ``checkpoints/`` (written after the last step; a QAT run's trained fp32 weights, which
+    ``to_fast_int8_`` rounds to int8 as the end-of-fit conversion does)."""
     import torch
     import yaml
     from pytorch_lightning import Trainer
@@ -251,10 +269,11 @@ def evaluate_post_training_int8(root: Path, run: Run, seed: int) -> None:
 
     trained = next(r for c in COMPARISONS.values() for r in c.runs if r.name == run.ptq_of)
     source, out = run_dir(root, trained, seed), run_dir(root, run, seed)
-    if (out / "final_metrics.json").is_file() or not (source / "final.ckpt").is_file():
+    path = source / "final.ckpt" if trained.saves_checkpoint else _last_checkpoint(source)
+    if (out / "final_metrics.json").is_file() or path is None or not path.is_file():
         return
-    checkpoint = load_checkpoint(source / "final.ckpt", source="dynamic int8 evaluation")
-    module = _task_module_from_checkpoint(checkpoint, str(source / "final.ckpt")).eval()
+    checkpoint = load_checkpoint(path, source="post-training int8 evaluation")
+    module = _task_module_from_checkpoint(checkpoint, str(path)).eval()
     if run.ptq == "dynamic_int8":
         module.model = torch.ao.quantization.quantize_dynamic(module.model, {torch.nn.Linear}, dtype=torch.qint8)
     else:
@@ -266,6 +285,12 @@ def evaluate_post_training_int8(root: Path, run: Run, seed: int) -> None:
     metrics = trainer.validate(module, datamodule=data, verbose=False)[0]
     out.mkdir(parents=True, exist_ok=True)
     (out / "final_metrics.json").write_text(json.dumps({k: float(v) for k, v in metrics.items()}, indent=1))
+
+
+def _last_checkpoint(run_folder: Path) -> Path | None:
+    """The end-of-training checkpoint Lightning's ``ModelCheckpoint`` wrote in ``run_folder/checkpoints``."""
+    checkpoints = sorted((run_folder / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return checkpoints[-1] if checkpoints else None
 
 
 def _std(values: list[float]) -> float:
