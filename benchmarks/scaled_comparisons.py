@@ -180,13 +180,6 @@ COMPARISONS = {
                 "configs/scaled/sst2_structured_sdp.yaml",
                 teacher="sst2s_dense",
             ),
-            Run(
-                "sst2s_ffn50_sdp_qat_int8_emb",
-                "FFN neurons 50 % + SDP-KLD + QAT int8, as shipped: + int8 word embeddings (`to_fast_int8_`)",
-                "",
-                ptq_of="sst2s_ffn50_sdp_qat_int8",
-                ptq="fast_int8_embeddings",
-            ),
         ),
         published=None,
         task="sst2",
