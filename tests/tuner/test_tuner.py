@@ -255,14 +255,19 @@ def test_first_ctrl_c_stops_running_trials_requeues_them_and_the_sweep_resumes(t
     driver = tmp_path / "driver.py"
     driver.write_text(INTERRUPTIBLE.format(root=str(ROOT), script=slow, out=str(out)))
     process = subprocess.Popen([sys.executable, str(driver)], stderr=subprocess.PIPE, text=True)
+
+    def running_and_asleep() -> list:
+        """The running trials once every one of them is a sleeping (x > 0) trial that has written its pid, else []."""
+        trials = Journal(out / "journal.sqlite").trials() if (out / "journal.sqlite").exists() else []
+        running = [t for t in trials if t.status == "running"]
+        asleep = all(min(t.knobs.values()) > 0 and Path(t.run_dir, "result.json.pid").exists() for t in running)
+        return running if running and asleep else []
+
     deadline = time.time() + 120
-    while time.time() < deadline and not [
-        t
-        for t in (Journal(out / "journal.sqlite").trials() if (out / "journal.sqlite").exists() else [])
-        if t.stage == "level" and t.status == "running" and Path(t.run_dir, "result.json.pid").exists()
-    ]:
+    while time.time() < deadline and not running_and_asleep():
         time.sleep(0.2)
-    running = [t for t in Journal(out / "journal.sqlite").trials() if t.status == "running"]
+    running = running_and_asleep()
+    assert running, "no trial was left running asleep within 120 s"
     pids = [int(Path(t.run_dir, "result.json.pid").read_text()) for t in running]
     started = time.perf_counter()
     process.send_signal(signal.SIGINT)
