@@ -249,6 +249,11 @@ FakeTrials(CONFIG, out_dir={out!r}, n_trials=3, live=False, script=script, execu
 """
 
 
+def _text(path: Path) -> str:
+    """The stripped text of ``path``, or "" while it does not exist (yet)."""
+    return path.read_text().strip() if path.exists() else ""
+
+
 def test_first_ctrl_c_stops_running_trials_requeues_them_and_the_sweep_resumes(tmp_path):
     out = tmp_path / "sweep"
     slow = "open(out + '.pid', 'w').write(str(__import__('os').getpid()))\nif x > 0: time.sleep(120)\n" + GOOD
@@ -260,7 +265,7 @@ def test_first_ctrl_c_stops_running_trials_requeues_them_and_the_sweep_resumes(t
         """The running trials once every one of them is a sleeping (x > 0) trial that has written its pid, else []."""
         trials = Journal(out / "journal.sqlite").trials() if (out / "journal.sqlite").exists() else []
         running = [t for t in trials if t.status == "running"]
-        asleep = all(min(t.knobs.values()) > 0 and Path(t.run_dir, "result.json.pid").exists() for t in running)
+        asleep = all(min(t.knobs.values()) > 0 and _text(Path(t.run_dir, "result.json.pid")) for t in running)
         return running if running and asleep else []
 
     deadline = time.time() + 120
